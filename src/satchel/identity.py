@@ -1,0 +1,66 @@
+"""The authenticated principal that satchel puts on every request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Identity:
+    """Who is making the request, as established by a strategy.
+
+    ``session_id`` is the public handle of the server-side session (or the ``sid`` claim of a
+    token); it is not a credential on its own, but it is still kept out of ``repr``.
+    """
+
+    user_id: str
+    username: str
+    roles: frozenset[str]
+    strategy: str
+    auth_time: float
+    expires_at: float
+    session_id: str | None = None
+    transport: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+    def has_role(self, role: str) -> bool:
+        """True when the identity carries ``role``."""
+        return role in self.roles
+
+    def with_transport(self, transport: str) -> Identity:
+        """A copy naming the transport the credential came in on."""
+        if self.transport == transport:
+            return self
+        return Identity(
+            user_id=self.user_id,
+            username=self.username,
+            roles=self.roles,
+            strategy=self.strategy,
+            auth_time=self.auth_time,
+            expires_at=self.expires_at,
+            session_id=self.session_id,
+            transport=transport,
+            claims=self.claims,
+        )
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """A JSON-safe view for API responses (no secrets)."""
+        return {
+            "user_id": self.user_id,
+            "username": self.username,
+            "roles": sorted(self.roles),
+            "strategy": self.strategy,
+            "transport": self.transport,
+            "session_id": self.session_id,
+            "auth_time": int(self.auth_time),
+            "expires_at": int(self.expires_at),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Identity(user_id={self.user_id!r}, username={self.username!r}, "
+            f"roles={sorted(self.roles)!r}, strategy={self.strategy!r}, "
+            f"transport={self.transport!r})"
+        )

@@ -1,0 +1,83 @@
+"""What a credential is: the strategy interface."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from satchel.errors import NotSupported
+from satchel.identity import Identity
+from satchel.metrics import Counters
+from satchel.stores.base import SessionRecord, UserRecord
+from satchel.transports.base import IssuedCredentials
+
+
+@dataclass(frozen=True, slots=True)
+class LoginContext:
+    """Facts about the client at login, recorded on stateful sessions."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    remember: bool = False
+
+
+class Strategy(ABC):
+    """Issues and verifies credentials. Every method may raise a :class:`SatchelError`."""
+
+    #: ``"session"``, ``"jwt"`` or ``"hybrid"``.
+    name: ClassVar[str]
+    #: True when the server keeps a record per login (sessions can be listed).
+    stateful: ClassVar[bool]
+
+    counters: Counters
+
+    async def start(self) -> None:
+        """Load keys, subscribe to revocations. Called once before serving."""
+        return None
+
+    async def close(self) -> None:
+        """Stop background work."""
+        return None
+
+    @abstractmethod
+    async def issue(self, user: UserRecord, ctx: LoginContext) -> tuple[Identity, IssuedCredentials]:
+        """Create a credential for ``user`` (a brand-new session id every time)."""
+
+    @abstractmethod
+    async def authenticate(self, token: str) -> Identity:
+        """Verify an access credential; raise :class:`AuthenticationError` if it is not valid."""
+
+    async def refresh(
+        self, refresh_token: str, ctx: LoginContext
+    ) -> tuple[Identity, IssuedCredentials]:
+        """Exchange a refresh token for a new pair (hybrid only)."""
+        raise NotSupported("This strategy has no refresh tokens.")
+
+    @abstractmethod
+    async def logout(self, identity: Identity) -> None:
+        """End the credential behind ``identity``; idempotent."""
+
+    async def revoke_session(self, session_id: str, *, user_id: str | None = None) -> bool:
+        """End one session. With ``user_id``, only if it belongs to that user."""
+        raise NotSupported("This strategy keeps no server-side sessions.")
+
+    async def revoke_user_sessions(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        """End every session of ``user_id`` except ``keep``; returns the ended ids."""
+        raise NotSupported("This strategy keeps no server-side sessions.")
+
+    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
+        """The user's live sessions, oldest first."""
+        raise NotSupported("This strategy keeps no server-side sessions.")
+
+    async def list_all_sessions(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
+        """Every live session, newest first (administration)."""
+        raise NotSupported("This strategy keeps no server-side sessions.")
+
+    async def user_changed(self, user: UserRecord) -> None:
+        """React to a change of the account (disabled, roles, ``valid_after``).
+
+        Implementations end the credentials that the change invalidates and publish the
+        revocation so every process drops them.
+        """
+        return None
