@@ -1,0 +1,255 @@
+"""In-process store for tests, examples and single-process development servers.
+
+Everything lives in dictionaries of this process, so it is lost on restart and not shared
+between workers. Sessions are kept as encoded JSON (the same codec the other backends use),
+so records never alias the caller's objects and corrupt-record handling can be exercised.
+No method awaits between reading and writing, which makes each operation atomic on the
+event loop without locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from satchel.errors import CorruptRecord, NotFound, UserExists
+from satchel.stores import codec
+from satchel.stores.base import (
+    CreateResult,
+    OnExceed,
+    RotateOutcome,
+    SessionRecord,
+    StoredKey,
+    UserRecord,
+)
+
+_BACKEND = "memory"
+
+
+@dataclass(slots=True)
+class _Entry:
+    user_id: str
+    created_at: float
+    expires_at: float
+    blob: bytes
+
+
+class MemoryStore:
+    """Sessions, users and keys in this process's memory; implements all three protocols."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, _Entry] = {}
+        # user id -> that user's session ids (a dict used as an ordered set)
+        self._by_user: dict[str, dict[str, None]] = {}
+        self._users: dict[str, str] = {}
+        self._user_names: dict[str, str] = {}  # username_key -> user id
+        self._name_of: dict[str, str] = {}  # user id -> username_key
+        self._keys: dict[str, str] = {}
+        self._secrets: dict[str, bytes] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(sessions={len(self._sessions)}, users={len(self._users)})"
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _decode(self, session_id: str, entry: _Entry) -> SessionRecord | None:
+        try:
+            return codec.decode_session(session_id, entry.blob)
+        except CorruptRecord as exc:
+            codec.log_corrupt("session", _BACKEND, exc)
+            return None
+
+    def _put(self, rec: SessionRecord) -> None:
+        self._sessions[rec.id] = _Entry(
+            rec.user_id, rec.created_at, rec.expires_at(), codec.encode_session(rec)
+        )
+
+    def _remove(self, session_id: str) -> _Entry | None:
+        entry = self._sessions.pop(session_id, None)
+        if entry is not None:
+            index = self._by_user.get(entry.user_id)
+            if index is not None:
+                index.pop(session_id, None)
+                if not index:
+                    del self._by_user[entry.user_id]
+        return entry
+
+    # --- SessionStore ---------------------------------------------------------------------
+
+    async def create(
+        self,
+        record: SessionRecord,
+        *,
+        max_per_user: int | None = None,
+        on_exceed: OnExceed = OnExceed.EVICT_OLDEST,
+        now: float,
+    ) -> CreateResult:
+        """Persist a new session atomically with the per-user limit."""
+        codec.check_max_per_user(max_per_user)
+        if record.id in self._sessions:
+            raise ValueError("session id already exists")
+        live: list[tuple[float, str]] = []
+        expired: list[str] = []
+        for sid in self._by_user.get(record.user_id, {}):
+            entry = self._sessions[sid]
+            if entry.expires_at <= now:
+                expired.append(sid)
+            else:
+                live.append((entry.created_at, sid))
+        evict = codec.plan_limit(live, max_per_user=max_per_user, on_exceed=on_exceed)
+        for sid in (*expired, *evict):
+            self._remove(sid)
+        self._put(record)
+        self._by_user.setdefault(record.user_id, {})[record.id] = None
+        return CreateResult(evicted=evict)
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The session, or None (also for a corrupt record)."""
+        entry = self._sessions.get(session_id)
+        return None if entry is None else self._decode(session_id, entry)
+
+    async def touch(self, session_id: str, *, last_seen_at: float, idle_expires_at: float) -> bool:
+        """Record activity; False when the session is gone."""
+        entry = self._sessions.get(session_id)
+        if entry is None:
+            return False
+        rec = self._decode(session_id, entry)
+        if rec is None:
+            return False
+        rec.last_seen_at = last_seen_at
+        rec.idle_expires_at = idle_expires_at
+        self._put(rec)
+        return True
+
+    async def delete(self, session_id: str) -> SessionRecord | None:
+        """Remove a session; idempotent."""
+        entry = self._remove(session_id)
+        return None if entry is None else self._decode(session_id, entry)
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        """Remove every session of the user except ``keep``."""
+        removed = [sid for sid in self._by_user.get(user_id, {}) if sid != keep]
+        for sid in removed:
+            self._remove(sid)
+        return removed
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        """The user's sessions, oldest first."""
+        ids = sorted(
+            self._by_user.get(user_id, {}), key=lambda sid: (self._sessions[sid].created_at, sid)
+        )
+        return [r for sid in ids if (r := self._decode(sid, self._sessions[sid])) is not None]
+
+    async def list_all(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
+        """Every user's sessions, newest first."""
+        ids = sorted(
+            self._sessions,
+            key=lambda sid: (self._sessions[sid].created_at, sid),
+            reverse=True,
+        )[max(0, offset) : max(0, offset) + max(0, limit)]
+        return [r for sid in ids if (r := self._decode(sid, self._sessions[sid])) is not None]
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete sessions past their idle or absolute expiry."""
+        expired = [sid for sid, e in self._sessions.items() if e.expires_at <= now]
+        for sid in expired:
+            self._remove(sid)
+        return len(expired)
+
+    async def rotate_refresh(
+        self,
+        session_id: str,
+        *,
+        presented_hash: bytes,
+        successor_hash: bytes,
+        now: float,
+        grace: float,
+    ) -> RotateOutcome:
+        """Compare-and-set of the refresh token hash; an expired session is UNKNOWN."""
+        entry = self._sessions.get(session_id)
+        if entry is None or entry.expires_at <= now:
+            return RotateOutcome.UNKNOWN
+        rec = self._decode(session_id, entry)
+        if rec is None:
+            return RotateOutcome.UNKNOWN
+        outcome = codec.classify_rotation(
+            rec, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
+        )
+        if outcome is RotateOutcome.ROTATED:
+            codec.apply_rotation(rec, successor_hash=successor_hash, now=now)
+            self._put(rec)
+        return outcome
+
+    # --- UserStore ------------------------------------------------------------------------
+
+    async def create_user(self, user: UserRecord) -> None:
+        """Insert; UserExists on a duplicate username_key (or id)."""
+        if user.username_key in self._user_names or user.id in self._users:
+            raise UserExists()
+        self._users[user.id] = codec.encode_user(user)
+        self._user_names[user.username_key] = user.id
+        self._name_of[user.id] = user.username_key
+
+    def _user(self, raw: str | None) -> UserRecord | None:
+        if raw is None:
+            return None
+        try:
+            return codec.decode_user(raw)
+        except CorruptRecord as exc:
+            codec.log_corrupt("user", _BACKEND, exc)
+            return None
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        """By id."""
+        return self._user(self._users.get(user_id))
+
+    async def get_user_by_name(self, username_key: str) -> UserRecord | None:
+        """By normalised username."""
+        user_id = self._user_names.get(username_key)
+        return None if user_id is None else self._user(self._users.get(user_id))
+
+    async def update_user(self, user: UserRecord) -> None:
+        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
+        if user.id not in self._users:
+            raise NotFound("No such user.")
+        owner = self._user_names.get(user.username_key)
+        if owner is not None and owner != user.id:
+            raise UserExists()
+        old_key = self._name_of.get(user.id)
+        if old_key is not None and old_key != user.username_key:
+            del self._user_names[old_key]
+        self._user_names[user.username_key] = user.id
+        self._name_of[user.id] = user.username_key
+        self._users[user.id] = codec.encode_user(user)
+
+    async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
+        """Users ordered by username key."""
+        names = sorted(self._user_names)[max(0, offset) : max(0, offset) + max(0, limit)]
+        users = (self._user(self._users.get(self._user_names[n])) for n in names)
+        return [u for u in users if u is not None]
+
+    # --- KeyStore -------------------------------------------------------------------------
+
+    async def list_keys(self) -> list[StoredKey]:
+        """Every key, oldest first."""
+        keys: list[StoredKey] = []
+        for raw in self._keys.values():
+            try:
+                keys.append(codec.decode_key(raw))
+            except CorruptRecord as exc:
+                codec.log_corrupt("key", _BACKEND, exc)
+        return sorted(keys, key=lambda k: (k.created_at, k.kid))
+
+    async def save_key(self, key: StoredKey) -> None:
+        """Insert or replace by kid."""
+        self._keys[key.kid] = codec.encode_key(key)
+
+    async def get_secret(self, name: str) -> bytes | None:
+        """A named server secret."""
+        return self._secrets.get(name)
+
+    async def set_secret_if_absent(self, name: str, value: bytes) -> bytes:
+        """First writer wins."""
+        return self._secrets.setdefault(name, bytes(value))
+
+    async def close(self) -> None:
+        """Nothing to release."""
