@@ -1,0 +1,106 @@
+"""The bearer transport: ``Authorization: Bearer <token>`` (RFC 6750 §2.1 only).
+
+Tokens in the query string or a form body (RFC 6750 §2.2/2.3) are deliberately not
+supported: they leak into logs, history and Referer headers (S08).
+"""
+
+from __future__ import annotations
+
+import re
+
+from satchel.errors import (
+    AmbiguousCredentials,
+    AuthenticationError,
+    ConfigurationError,
+    ExpiredCredential,
+    InvalidCredential,
+    MissingCredential,
+)
+from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
+
+#: Longest token accepted (checked before any decoding; J22).
+MAX_TOKEN_LENGTH = 8192
+
+# token68 (RFC 9110 §11.2).
+_TOKEN68_RE = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+# Characters allowed inside a quoted realm / error_description (RFC 6750 §3).
+_QUOTABLE_RE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+_NOT_QUOTABLE_RE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+_MAX_DESCRIPTION = 200
+
+
+class BearerTransport(Transport):
+    """Credential in the ``Authorization`` header with the ``Bearer`` scheme."""
+
+    name = "bearer"
+
+    def __init__(self, realm: str = "satchel") -> None:
+        if not isinstance(realm, str) or not realm or not _QUOTABLE_RE.fullmatch(realm):
+            raise ConfigurationError("realm must be printable ASCII without quotes or '\\'.")
+        self.realm = realm
+        self._challenge = f'Bearer realm="{realm}"'
+
+    def __repr__(self) -> str:
+        return f"BearerTransport(realm={self.realm!r})"
+
+    def extract(self, headers: RawHeaders) -> str | None:
+        """The bearer token, or None when there is no ``Authorization: Bearer`` header.
+
+        Another scheme (``Basic``...) is not ours and reads as None. A ``Bearer`` header that
+        is malformed, oversized or repeated raises :class:`InvalidCredential`.
+        """
+        value: bytes | None = None
+        for key, raw in headers:
+            if key == b"authorization":
+                if value is not None:
+                    raise InvalidCredential("The request carries two Authorization headers.")
+                value = raw
+        if value is None:
+            return None
+        # The scheme is case-insensitive; it ends at the first space or tab.
+        end = len(value)
+        for sep in (b" ", b"\t"):
+            pos = value.find(sep)
+            if pos != -1 and pos < end:
+                end = pos
+        if value[:end].lower() != b"bearer":
+            return None
+        if len(value) - end - 1 > MAX_TOKEN_LENGTH:
+            raise InvalidCredential("The bearer token is too long.")
+        # Exactly one space, then a token68 and nothing else.
+        token = value[end + 1 :]
+        if value[end : end + 1] != b" " or not _TOKEN68_RE.fullmatch(token):
+            raise InvalidCredential("Malformed bearer token.")
+        return token.decode("ascii")
+
+    def login_headers(self, issued: IssuedCredentials) -> HeaderPairs:
+        """The token travels in the JSON body; the response must not be cached."""
+        return [("cache-control", "no-store")]
+
+    def logout_headers(self) -> HeaderPairs:
+        """Nothing to clear on the client side; still never cache the response."""
+        return [("cache-control", "no-store")]
+
+    def challenge_headers(self, error: AuthenticationError | None) -> HeaderPairs:
+        """``WWW-Authenticate`` per RFC 6750 §3.
+
+        Without a presented credential only the realm is sent; a rejected credential adds
+        ``error="invalid_token"`` and a short description.
+        """
+        if error is None or isinstance(error, MissingCredential):
+            return [("www-authenticate", self._challenge)]
+        code = "invalid_request" if isinstance(error, AmbiguousCredentials) else "invalid_token"
+        description = _describe(error)
+        return [
+            (
+                "www-authenticate",
+                f'{self._challenge}, error="{code}", error_description="{description}"',
+            )
+        ]
+
+
+def _describe(error: AuthenticationError) -> str:
+    text = "The access token expired" if isinstance(error, ExpiredCredential) else error.detail
+    # The detail never holds a credential (errors.py contract); still bound and quote-safe it.
+    text = _NOT_QUOTABLE_RE.sub("", text)[:_MAX_DESCRIPTION]
+    return text or "The access token is invalid"
