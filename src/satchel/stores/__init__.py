@@ -3,6 +3,7 @@
 Supported URLs:
 
 - ``memory://`` — in-process dictionaries (tests, single-process development).
+- ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` — one local file.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from satchel.stores.base import (
     UserStore,
 )
 from satchel.stores.memory import MemoryStore
+from satchel.stores.sqlite import SQLiteStore
 
 __all__ = [
     "CreateResult",
@@ -32,6 +34,7 @@ __all__ = [
     "MemoryStore",
     "OnExceed",
     "RotateOutcome",
+    "SQLiteStore",
     "SessionRecord",
     "SessionStore",
     "StoredKey",
@@ -40,6 +43,7 @@ __all__ = [
     "UserStore",
     "open_stores",
     "redact_url",
+    "sqlite_path",
 ]
 
 
@@ -56,12 +60,28 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-async def _open_one(url: str) -> MemoryStore:
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///`` URL (three slashes: relative, four: absolute)."""
+    if not url.lower().startswith("sqlite:///"):
+        raise ConfigurationError(
+            "A SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db."
+        )
+    path = url[len("sqlite:///") :]
+    if not path or "?" in path or "#" in path:
+        raise ConfigurationError(
+            "A SQLite URL needs a file path and takes no options, e.g. sqlite:///satchel.db."
+        )
+    return path
+
+
+async def _open_one(url: str) -> MemoryStore | SQLiteStore:
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "memory":
         if url.rstrip("/") not in ("memory:", "memory:/", "memory://"):
             raise ConfigurationError("A memory store URL is just 'memory://'.")
         return MemoryStore()
+    if scheme == "sqlite":
+        return SQLiteStore.open(sqlite_path(url))
     raise ConfigurationError(
         f"Unsupported store URL {redact_url(url)!r}: expected memory://, sqlite:///path, "
         "redis://host or postgresql://host."
