@@ -1,0 +1,154 @@
+"""Configuration of the reference server and of :func:`satchel.factory.build_auth`.
+
+Every field can be set through the environment with the ``SATCHEL_`` prefix
+(``SATCHEL_STORE=redis://...``, ``SATCHEL_TRANSPORTS=bearer``). A bad value
+raises :class:`satchel.errors.ConfigurationError` naming the setting, never echoing the value:
+store URLs may carry passwords.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from satchel.errors import ConfigurationError
+from satchel.stores import redact_url
+
+TransportName = Literal["cookie", "bearer"]
+KNOWN_TRANSPORTS: tuple[str, ...] = ("cookie", "bearer")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+
+
+def _split_list(value: Any) -> Any:
+    """Accept ``a,b`` and ``a b`` strings besides real lists (environment variables)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return value  # JSON form; pydantic parses and validates it
+        return [item for item in re.split(r"[,\s]+", text) if item]
+    return value
+
+
+def _default_transports() -> list[TransportName]:
+    return ["cookie", "bearer"]
+
+
+class Settings(BaseSettings):
+    """Everything that maps configuration to objects; see :func:`satchel.factory.build_auth`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SATCHEL_",
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+    )
+
+    # --- server ---------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    #: Honour X-Forwarded-For / -Proto only from these proxy addresses (none by default).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Requests bodies above this many bytes get 413 before any parsing.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    # --- strategy and stores --------------------------------------------------------------
+    strategy: Literal["session", "jwt", "hybrid"] = "session"
+    store: str = Field(default="sqlite:///satchel.db", min_length=1)
+    #: Put sessions on a different backend than users and keys (e.g. Redis next to SQL).
+    sessions_store: str | None = None
+    #: Revocation bus and throttling backend.
+    redis_url: str | None = None
+    key_prefix: str = Field(default="satchel", pattern=r"^[A-Za-z0-9_]{1,40}$")
+
+    # --- transports -----------------------------------------------------------------------
+    transports: Annotated[list[TransportName], NoDecode] = Field(
+        default_factory=_default_transports, min_length=1
+    )
+    cookie_secure: bool = True
+    cookie_samesite: Literal["lax", "strict"] = "lax"
+    #: Origins allowed to send state-changing cookie requests (besides our own).
+    trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- tokens ---------------------------------------------------------------------------
+    issuer: str = Field(default="satchel", min_length=1, max_length=200)
+    audience: str = Field(default="satchel", min_length=1, max_length=200)
+    jwt_alg: Literal["EdDSA", "ES256", "RS256", "HS256"] = "EdDSA"
+    #: Lifetime of a signed access token, seconds.
+    access_ttl: int = Field(default=900, ge=10, le=86_400)
+    #: Lifetime of a refresh token (hybrid), seconds.
+    refresh_ttl: int = Field(default=14 * 86_400, ge=60, le=400 * 86_400)
+    leeway: int = Field(default=30, ge=0, le=300)
+
+    # --- sessions -------------------------------------------------------------------------
+    idle_timeout: int = Field(default=1800, ge=30, le=400 * 86_400)
+    absolute_timeout: int = Field(default=43_200, ge=60, le=400 * 86_400)
+    remember_idle_timeout: int = Field(default=7 * 86_400, ge=60, le=400 * 86_400)
+    remember_absolute_timeout: int = Field(default=30 * 86_400, ge=60, le=400 * 86_400)
+    max_sessions_per_user: int | None = Field(default=None, ge=1, le=10_000)
+    on_exceed: Literal["evict_oldest", "deny"] = "evict_oldest"
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(describe_validation_error(exc)) from None
+
+    @field_validator("transports", "trusted_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if isinstance(value, list):
+            value = [v.strip().lower() if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("transports")
+    @classmethod
+    def _unique_transports(cls, value: list[TransportName]) -> list[TransportName]:
+        if len(set(value)) != len(value):
+            raise ValueError("each transport may be listed once")
+        return value
+
+    @field_validator("trusted_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not _ORIGIN.match(origin):
+                raise ValueError("each origin must look like https://host[:port], no path")
+        return [origin.rstrip("/") for origin in value]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.absolute_timeout < self.idle_timeout:
+            raise ValueError("absolute_timeout must be at least idle_timeout")
+        if self.remember_absolute_timeout < self.remember_idle_timeout:
+            raise ValueError("remember_absolute_timeout must be at least remember_idle_timeout")
+        if self.remember_absolute_timeout < self.absolute_timeout:
+            raise ValueError("remember_absolute_timeout must be at least absolute_timeout")
+        return self
+
+    @property
+    def transport_names(self) -> tuple[str, ...]:
+        """The configured transports, in precedence order."""
+        return tuple(self.transports)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in ("store", "sessions_store", "redis_url") and isinstance(value, str):
+                yield name, redact_url(value)
+            else:
+                yield name, value
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the setting and the rule; input values are left out."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in error.get("loc", ()) if not isinstance(part, int))
+        name = f"SATCHEL_{loc.upper()}" if loc else "settings"
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return "Invalid configuration: " + "; ".join(lines)
