@@ -1,0 +1,178 @@
+"""Pure ASGI middleware that authenticates every HTTP and WebSocket request.
+
+It needs no web framework: it reads ``scope["headers"]`` and writes its findings into the
+scope, where the framework glue (:mod:`satchel.integrations.fastapi`) or any handler can read
+them:
+
+``scope["satchel.auth"]``
+    the :class:`satchel.Auth` serving the request.
+``scope["satchel.identity"]``
+    the :class:`satchel.Identity`, or None for an anonymous request or a rejected credential.
+``scope["satchel.transport"]``
+    name of the transport the credential came on (``"cookie"``/``"bearer"``), or None.
+``scope["satchel.auth_error"]``
+    the :class:`satchel.errors.SatchelError` when a presented credential was rejected, else None.
+
+Authentication is eager (one strategy call per request that carries a credential) because
+almost every route behind an auth server wants the identity, and a lazy design would need
+a request object per request. A store outage while verifying answers 503 at once: the
+request must fail closed, and it must not look like a logout (no 401, no Set-Cookie).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from satchel.auth import Auth
+from satchel.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidCredential,
+    MissingCredential,
+    SatchelError,
+    StoreUnavailable,
+)
+from satchel.identity import Identity
+from satchel.transports.base import HeaderPairs, Transport
+
+logger = logging.getLogger("satchel.integrations")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SCOPE_AUTH = "satchel.auth"
+SCOPE_IDENTITY = "satchel.identity"
+SCOPE_TRANSPORT = "satchel.transport"
+SCOPE_ERROR = "satchel.auth_error"
+#: Attribute of a Starlette ``app.state`` that may hold the :class:`Auth`.
+STATE_KEY = "satchel_auth"
+
+# WebSocket close code 1013: "try again later".
+_WS_TRY_AGAIN = 1013
+_WS_POLICY_VIOLATION = 1008
+
+
+async def resolve_scope(auth: Auth, scope: Scope) -> None:
+    """Authenticate the request in ``scope`` and record the outcome in it.
+
+    Raises :class:`StoreUnavailable` (the caller answers 503); every other
+    :class:`SatchelError` becomes ``identity=None`` with the error recorded.
+    """
+    scope[SCOPE_AUTH] = auth
+    identity: Identity | None = None
+    transport: Transport | None = None
+    error: SatchelError | None = None
+    try:
+        transport, token = auth.extract(scope.get("headers") or ())
+        identity = await auth.strategy.authenticate(token)
+        identity = identity.with_transport(transport.name)
+    except MissingCredential:
+        pass
+    except StoreUnavailable:
+        raise
+    except SatchelError as exc:
+        error = exc
+        identity = None
+    scope[SCOPE_IDENTITY] = identity
+    scope[SCOPE_TRANSPORT] = transport.name if transport is not None else None
+    scope[SCOPE_ERROR] = error
+
+
+def as_auth_failure(error: SatchelError | None) -> AuthenticationError:
+    """The 401 to answer for a request whose credential was absent or rejected."""
+    if error is None:
+        return MissingCredential("Authentication required.")
+    if isinstance(error, AuthenticationError):
+        return error
+    # e.g. a corrupt stored record: the credential cannot be honoured, nothing more to say.
+    return InvalidCredential("The credential is not valid.")
+
+
+def challenge_headers(
+    auth: Auth, transport: str | None, error: AuthenticationError | None
+) -> HeaderPairs:
+    """Headers for a 401: those of the transport that carried the rejected credential, or of
+    every configured transport when none was presented."""
+    if transport is not None and transport in auth.transport_by_name:
+        return auth.transport_by_name[transport].challenge_headers(error)
+    headers: HeaderPairs = []
+    for candidate in auth.transports:
+        headers.extend(candidate.challenge_headers(error))
+    return headers
+
+
+def json_body(status: int, code: str, detail: str) -> bytes:
+    """The ``{"error": code, "detail": text}`` body every satchel error response uses."""
+    return json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode()
+
+
+async def send_json_error(
+    send: Send, status: int, code: str, detail: str, headers: Sequence[tuple[str, str]] = ()
+) -> None:
+    """Send a complete JSON error response without any framework."""
+    body = json_body(status, code, detail)
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    raw.extend((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AuthMiddleware:
+    """Authenticates every ``http``/``websocket`` request of the wrapped ASGI app.
+
+    With ``required=True`` requests without a valid identity get a 401 JSON error (with the
+    transports' challenge headers) instead of reaching the app; otherwise the app decides.
+    ``auth=None`` takes the :class:`Auth` from ``app.state.satchel_auth`` of the Starlette
+    app in the scope, for apps that build it in their lifespan.
+    """
+
+    def __init__(self, app: ASGIApp, auth: Auth | None, *, required: bool = False) -> None:
+        self.app = app
+        self.auth = auth
+        self.required = required
+
+    def _auth_for(self, scope: Scope) -> Auth:
+        if self.auth is not None:
+            return self.auth
+        state = getattr(scope.get("app"), "state", None)
+        auth = getattr(state, STATE_KEY, None)
+        if not isinstance(auth, Auth):
+            raise ConfigurationError("AuthMiddleware has no Auth (app.state.satchel_auth unset).")
+        return auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        auth = self._auth_for(scope)
+        try:
+            await resolve_scope(auth, scope)
+        except StoreUnavailable as exc:
+            logger.warning("store unavailable while verifying a credential: %s", exc.detail)
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": _WS_TRY_AGAIN})
+                return
+            await send_json_error(
+                send, exc.status, exc.code, exc.detail, [("retry-after", str(exc.retry_after))]
+            )
+            return
+        if self.required and scope[SCOPE_IDENTITY] is None:
+            error = as_auth_failure(scope[SCOPE_ERROR])
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": _WS_POLICY_VIOLATION})
+                return
+            headers = challenge_headers(auth, scope[SCOPE_TRANSPORT], error)
+            await send_json_error(send, error.status, error.code, error.detail, headers)
+            return
+        await self.app(scope, receive, send)
