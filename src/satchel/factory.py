@@ -1,0 +1,222 @@
+"""Settings -> objects: the one place that turns a :class:`Settings` into a working :class:`Auth`.
+
+The library itself never reads configuration; applications that do not want
+:class:`Settings` construct :class:`Auth` from its parts directly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from satchel.auth import Auth
+from satchel.clock import Clock, system_clock
+from satchel.errors import ConfigurationError
+from satchel.events import AuditLog
+from satchel.keys import KeyManager
+from satchel.passwords import PasswordHasher
+from satchel.policy import SessionPolicy
+from satchel.revocation import LocalBus, NullBus, RevocationBus
+from satchel.settings import Settings
+from satchel.stores import Stores, open_stores
+from satchel.stores.base import OnExceed
+from satchel.strategies.base import Strategy
+from satchel.transports.base import Transport
+from satchel.users import UserService
+
+logger = logging.getLogger("satchel.factory")
+
+#: Modules that implement the strategies; a missing one is a clear configuration error.
+STRATEGY_MODULES = {
+    "session": "satchel.strategies.session",
+    "jwt": "satchel.strategies.jwt",
+    "hybrid": "satchel.strategies.hybrid",
+}
+
+
+class ConfiguredAuth(Auth):
+    """An :class:`Auth` built from :class:`Settings`; owns its stores, bus and hasher.
+
+    ``settings`` is what it was built from; ``keys`` is the :class:`KeyManager` of the
+    signing keys (None when the strategy signs nothing and no key is stored); ``stores``
+    and ``bus`` are the backends it closes on :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        stores: Stores,
+        bus: RevocationBus,
+        keys: KeyManager | None,
+        strategy: Strategy,
+        transports: list[Transport],
+        users: UserService,
+        clock: Clock,
+        audit: AuditLog | None = None,
+        owns_hasher: bool = True,
+    ) -> None:
+        super().__init__(
+            strategy=strategy, transports=transports, users=users, audit=audit, clock=clock
+        )
+        self.settings = settings
+        self.stores = stores
+        self.bus = bus
+        self.keys = keys
+        self._owns_hasher = owns_hasher
+
+    async def start(self) -> None:
+        """Connect the revocation bus, then start the strategy."""
+        await self.bus.start()
+        await super().start()
+
+    async def close(self) -> None:
+        """Stop the strategy and the bus, close every store once, stop the hasher threads."""
+        try:
+            await self.strategy.close()
+            await self.bus.close()
+        finally:
+            await self.stores.close()
+            if self._owns_hasher:
+                self.users.hasher.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"ConfiguredAuth(strategy={self.strategy.name!r}, "
+            f"transports={[t.name for t in self.transports]!r})"
+        )
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise :class:`ConfigurationError` for settings this installation cannot serve.
+
+    Cheap and synchronous: run it before opening sockets or stores.
+    """
+    module = STRATEGY_MODULES[settings.strategy]
+    if importlib.util.find_spec(module) is None:
+        raise ConfigurationError(
+            f"The {settings.strategy!r} strategy is not available yet in this version of "
+            "satchel; use 'session' or 'jwt'."
+        )
+
+
+def build_transports(settings: Settings) -> list[Transport]:
+    """The transports named in ``settings.transports``, in that (precedence) order."""
+    from satchel.transports.bearer import BearerTransport
+    from satchel.transports.cookie import CookieTransport
+
+    out: list[Transport] = []
+    for name in settings.transports:
+        if name == "cookie":
+            out.append(
+                CookieTransport(secure=settings.cookie_secure, same_site=settings.cookie_samesite)
+            )
+        else:
+            out.append(BearerTransport(realm=settings.issuer))
+    return out
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    """The session time-outs and cap of ``settings``."""
+    return SessionPolicy(
+        idle_timeout=settings.idle_timeout,
+        absolute_timeout=settings.absolute_timeout,
+        remember_idle_timeout=settings.remember_idle_timeout,
+        remember_absolute_timeout=settings.remember_absolute_timeout,
+        # Activity is written at most this often; keep it well inside the idle time-out.
+        touch_interval=min(60.0, settings.idle_timeout / 4),
+        max_sessions_per_user=settings.max_sessions_per_user,
+        on_exceed=OnExceed(settings.on_exceed),
+    )
+
+
+def choose_bus(settings: Settings) -> RevocationBus:
+    """The revocation bus that is correct for this deployment.
+
+    A memory store lives in one process, so in-process delivery reaches every cache. Any
+    shared store may have several processes in front of it (or the CLI revoking while the
+    server runs): without a cross-process bus, caches stay off and every request reads
+    the store.
+    """
+    if settings.store.lower().startswith("memory:") and settings.sessions_store is None:
+        return LocalBus()
+    if settings.redis_url:
+        logger.info("no cross-process revocation bus yet; verifying against the store")
+    return NullBus()
+
+
+async def build_auth(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    hasher: PasswordHasher | None = None,
+    audit: AuditLog | None = None,
+) -> ConfiguredAuth:
+    """Open the stores and assemble the strategy, transports and user service of ``settings``.
+
+    ``hasher`` replaces the default argon2id parameters (tests pass
+    :meth:`PasswordHasher.insecure_fast_for_tests`). Call ``start()`` before serving and
+    ``close()`` at the end; a failure here closes whatever was already opened.
+    """
+    check_settings(settings)
+    transports = build_transports(settings)
+    stores = await open_stores(
+        settings.store, sessions_url=settings.sessions_store, prefix=settings.key_prefix
+    )
+    try:
+        bus = choose_bus(settings)
+        users = UserService(stores.users, hasher or PasswordHasher(), clock)
+        manager = KeyManager(stores.keys, clock, alg=settings.jwt_alg)
+        keys: KeyManager | None = manager
+        strategy: Strategy
+        if settings.strategy == "session":
+            strategy = _session_strategy(settings, stores, bus, clock)
+            # No signing keys are needed; publish stored ones if an operator created some.
+            keys = await _optional_keys(manager)
+        elif settings.strategy == "jwt":
+            await manager.load_or_create(settings.jwt_alg)
+            strategy = _jwt_strategy(settings, stores, bus, clock, manager)
+        else:  # pragma: no cover - check_settings refuses it until the module exists
+            raise ConfigurationError("The 'hybrid' strategy is not available yet.")
+        return ConfiguredAuth(
+            settings=settings,
+            stores=stores,
+            bus=bus,
+            keys=keys,
+            strategy=strategy,
+            transports=transports,
+            users=users,
+            clock=clock,
+            audit=audit,
+            owns_hasher=hasher is None,
+        )
+    except BaseException:
+        await stores.close()
+        raise
+
+
+async def _optional_keys(manager: KeyManager) -> KeyManager | None:
+    """The manager with the stored keys loaded, or None when there are none to publish."""
+    if not await manager.list():
+        return None
+    try:
+        await manager.reload()
+    except ConfigurationError as exc:
+        # The session strategy signs nothing; broken keys must not stop it from serving.
+        logger.warning("stored signing keys not published: %s", exc.detail)
+        return None
+    return manager
+
+
+def _session_strategy(
+    settings: Settings, stores: Stores, bus: RevocationBus, clock: Clock
+) -> Strategy:
+    from satchel.strategies.session import SessionStrategy
+
+    return SessionStrategy(stores.sessions, stores.users, session_policy(settings), clock, bus)
+
+
+def _jwt_strategy(
+    settings: Settings, stores: Stores, bus: RevocationBus, clock: Clock, keys: KeyManager
+) -> Strategy:
+    raise ConfigurationError("The 'jwt' strategy is not available yet.")
