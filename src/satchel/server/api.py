@@ -1,0 +1,362 @@
+"""The reference server's JSON API: ``/auth/*``, ``/.well-known/jwks.json`` and ``/healthz``.
+
+Cookie login (``POST /auth/login``) and token login (``POST /auth/token``) are separate
+routes on purpose: a browser login never sees the credential in a body, and an API client
+never gets a cookie it did not ask for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
+from starlette.datastructures import UploadFile
+
+from satchel.auth import Auth, LoginResult
+from satchel.errors import (
+    ConfigurationError,
+    InvalidInput,
+    NotSupported,
+    SatchelError,
+    StoreUnavailable,
+)
+from satchel.integrations.fastapi import CurrentIdentity, OptionalIdentity, get_auth
+from satchel.keys import KeyManager
+from satchel.server.errors import error_responses
+from satchel.stores.base import SessionRecord
+from satchel.strategies.base import LoginContext
+
+logger = logging.getLogger("satchel.server")
+
+MAX_USER_AGENT = 512
+HEALTH_TIMEOUT = 2.0
+_TRUE_WORDS = frozenset({"1", "true", "on", "yes"})
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+router = APIRouter()
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+class LoginBody(BaseModel):
+    """Credentials for ``POST /auth/login`` (JSON or form fields of the same names)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    username: StrictStr
+    password: StrictStr
+    remember: StrictBool = False
+
+
+class IdentityOut(BaseModel):
+    """The authenticated principal, as the API shows it."""
+
+    user_id: str
+    username: str
+    roles: list[str]
+    strategy: str
+    transport: str | None
+    session_id: str | None
+    auth_time: int
+    expires_at: int
+
+
+class TokenOut(BaseModel):
+    """An OAuth 2.0 token response (RFC 6749 §5.1)."""
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme name, not a secret
+    expires_in: int
+    refresh_token: str | None = None
+    refresh_expires_in: int | None = None
+
+
+class SessionOut(BaseModel):
+    """One of the caller's sessions; never the secret or its hash."""
+
+    id: str
+    created: int
+    last_seen: int
+    expires: int
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class RevokedOut(BaseModel):
+    """How many sessions a bulk revocation ended."""
+
+    revoked: int
+
+
+_LOGIN_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginBody.model_json_schema()},
+            "application/x-www-form-urlencoded": {"schema": LoginBody.model_json_schema()},
+        },
+    }
+}
+
+
+# --- helpers ------------------------------------------------------------------------------
+class UnsupportedMediaType(SatchelError):
+    """Send the credentials as JSON or as a form."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+def login_context(request: Request, remember: bool = False) -> LoginContext:
+    """Client facts for a new session: the peer address and a bounded User-Agent.
+
+    ``X-Forwarded-For`` is ignored here: the peer address is trusted only as uvicorn
+    reports it (uvicorn rewrites it from trusted proxies when those are configured).
+    """
+    client = request.scope.get("client")
+    ip = str(client[0]) if client else None
+    agent = request.headers.get("user-agent")
+    if agent is not None:
+        agent = agent[:MAX_USER_AGENT]
+    return LoginContext(ip=ip, user_agent=agent, remember=remember)
+
+
+async def read_login_body(request: Request) -> LoginBody:
+    """Username, password and "remember me" from a JSON or a form body."""
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    data: Any
+    if ctype == "application/json" or ctype.endswith("+json"):
+        raw = await request.body()
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise InvalidInput("The request body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise InvalidInput("The request body must be a JSON object.")
+    elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form(max_files=0, max_fields=20)
+        data = {}
+        for key in ("username", "password", "remember"):
+            value = form.get(key)
+            if isinstance(value, UploadFile):
+                raise InvalidInput(f"The field {key!r} must be text.")
+            if value is not None:
+                data[key] = value
+        if "remember" in data:
+            data["remember"] = str(data["remember"]).lower() in _TRUE_WORDS
+    else:
+        raise UnsupportedMediaType()
+    try:
+        return LoginBody.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_input=False)) from None
+
+
+def _apply(response: Response, headers: list[tuple[str, str]]) -> None:
+    for name, value in headers:
+        if name.lower() == "cache-control" and "cache-control" in response.headers:
+            continue
+        response.headers.append(name, value)
+
+
+def _session_out(record: SessionRecord, current: str | None) -> SessionOut:
+    return SessionOut(
+        id=record.id,
+        created=int(record.created_at),
+        last_seen=int(record.last_seen_at),
+        expires=int(record.expires_at()),
+        ip=record.ip,
+        user_agent=record.user_agent,
+        current=record.id == current,
+    )
+
+
+def _cookie_configured(auth: Auth) -> bool:
+    return "cookie" in auth.transport_by_name
+
+
+# --- login and tokens ---------------------------------------------------------------------
+
+
+@router.post(
+    "/auth/login",
+    response_model=IdentityOut,
+    openapi_extra=_LOGIN_BODY_DOC,
+    responses=error_responses(400, 401, 413, 415, 422, 429, 503),
+    summary="Log in with a password; sets the session cookie",
+)
+async def login(request: Request, response: Response) -> dict[str, Any]:
+    """Check the password and set the credential cookie; the body holds the identity only."""
+    auth = get_auth(request)
+    if not _cookie_configured(auth):
+        raise NotSupported("Cookie login is not enabled here; use POST /auth/token.")
+    body = await read_login_body(request)
+    result: LoginResult = await auth.login(
+        body.username, body.password, login_context(request, body.remember)
+    )
+    _apply(response, auth.login_headers(result, "cookie"))
+    response.headers["Cache-Control"] = "no-store"
+    return result.identity.with_transport("cookie").to_public_dict()
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 401, 413, 422, 429, 503),
+    summary="OAuth 2.0 password grant: returns a bearer access token",
+)
+async def token(
+    request: Request,
+    response: Response,
+    username: Annotated[str, Form(min_length=1, max_length=1024)],
+    password: Annotated[str, Form(max_length=4096)],
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+) -> TokenOut:
+    """Exchange a username and password for an access token (no cookie is set)."""
+    auth = get_auth(request)
+    if "bearer" not in auth.transport_by_name:
+        raise NotSupported("Bearer tokens are not enabled here; use POST /auth/login.")
+    result = await auth.login(username, password, login_context(request))
+    issued = result.credentials
+    response.headers.update(_NO_STORE)
+    return TokenOut(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        refresh_token=issued.refresh_token,
+        refresh_expires_in=issued.refresh_expires_in if issued.refresh_token else None,
+    )
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    responses=error_responses(503),
+    summary="End the current session and clear the cookie",
+)
+async def logout(request: Request, identity: OptionalIdentity) -> Response:
+    """Idempotent: without a valid credential it only clears the cookie."""
+    auth = get_auth(request)
+    if identity is not None:
+        await auth.logout(identity)
+    response = Response(status_code=204)
+    if _cookie_configured(auth):
+        _apply(response, auth.logout_headers("cookie"))
+    response.headers.update(_NO_STORE)
+    return response
+
+
+@router.get(
+    "/auth/me",
+    response_model=IdentityOut,
+    responses=error_responses(401, 503),
+    summary="Who am I",
+)
+async def me(identity: CurrentIdentity, response: Response) -> dict[str, Any]:
+    """The caller's identity."""
+    response.headers["Cache-Control"] = "no-store"
+    return identity.to_public_dict()
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/auth/sessions",
+    response_model=list[SessionOut],
+    responses=error_responses(400, 401, 503),
+    summary="The caller's live sessions",
+)
+async def list_sessions(
+    request: Request, identity: CurrentIdentity, response: Response
+) -> list[SessionOut]:
+    """Every live session of the caller, oldest first; ``current`` marks this one."""
+    records = await get_auth(request).list_sessions(identity.user_id)
+    response.headers["Cache-Control"] = "no-store"
+    return [_session_out(record, identity.session_id) for record in records]
+
+
+@router.delete(
+    "/auth/sessions/{session_id}",
+    status_code=204,
+    responses=error_responses(400, 401, 404, 503),
+    summary="End one of the caller's sessions",
+)
+async def revoke_session(
+    request: Request,
+    identity: CurrentIdentity,
+    session_id: Annotated[str, Path(min_length=1, max_length=256)],
+) -> Response:
+    """404 unless the session is the caller's own; ending the current one also clears the cookie."""
+    auth = get_auth(request)
+    await auth.revoke_session(session_id, user_id=identity.user_id, actor=identity)
+    response = Response(status_code=204)
+    if session_id == identity.session_id and identity.transport == "cookie":
+        _apply(response, auth.logout_headers("cookie"))
+    response.headers.update(_NO_STORE)
+    return response
+
+
+@router.post(
+    "/auth/sessions/revoke-others",
+    response_model=RevokedOut,
+    responses=error_responses(400, 401, 503),
+    summary="End every other session of the caller",
+)
+async def revoke_others(request: Request, identity: CurrentIdentity) -> RevokedOut:
+    """Keeps the current session; returns how many others ended."""
+    ended = await get_auth(request).revoke_other_sessions(identity)
+    return RevokedOut(revoked=len(ended))
+
+
+# --- keys and health ----------------------------------------------------------------------
+
+
+@router.get("/.well-known/jwks.json", summary="Public verification keys (JWK Set)")
+async def jwks(request: Request, response: Response) -> dict[str, Any]:
+    """The public half of every key that may verify a token; empty without signing keys."""
+    auth = get_auth(request)
+    keys = getattr(auth, "keys", None)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    if not isinstance(keys, KeyManager):
+        return {"keys": []}
+    try:
+        keyset = keys.keyset
+    except ConfigurationError:  # nothing loaded: this deployment signs nothing
+        return {"keys": []}
+    return dict(keyset.jwks(auth.clock()))
+
+
+@router.get(
+    "/healthz",
+    responses=error_responses(503),
+    summary="Liveness and store reachability",
+)
+async def healthz(request: Request, response: Response) -> dict[str, str]:
+    """``{"status": "ok"}`` when the stores answer a trivial read in time."""
+    auth = get_auth(request)
+    response.headers["Cache-Control"] = "no-store"
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            await probe_stores(auth)
+    except TimeoutError:
+        raise StoreUnavailable("The store did not answer in time.") from None
+    return {"status": "ok"}
+
+
+async def probe_stores(auth: Auth) -> None:
+    """One cheap read per distinct backend (a lookup of a name that cannot exist)."""
+    stores = getattr(auth, "stores", None)
+    if stores is None:
+        await auth.users.store.get_user("-healthz-")
+        return
+    await stores.users.get_user("-healthz-")
+    if stores.sessions is not stores.users:
+        await stores.sessions.get("-healthz-")

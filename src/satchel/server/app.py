@@ -1,0 +1,103 @@
+"""The reference server: a FastAPI app around one :class:`satchel.Auth`, run by uvicorn."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from satchel.auth import Auth
+from satchel.integrations.asgi import STATE_KEY, AuthMiddleware
+from satchel.integrations.fastapi import satchel_exception_handlers
+from satchel.server.api import router
+from satchel.server.errors import BodyLimitMiddleware
+from satchel.settings import Settings
+
+logger = logging.getLogger("satchel.server")
+
+#: Optional module with the HTML pages; mounted when it is installed alongside this one.
+PAGES_MODULE = "satchel.server.pages"
+
+
+def create_app(settings: Settings | None = None, *, auth: Auth | None = None) -> FastAPI:
+    """The reference server as an ASGI app.
+
+    Without ``auth`` the app builds one from ``settings`` (default: the environment) in its
+    lifespan and closes it on shutdown. A given ``auth`` is started and closed by the
+    lifespan too, so the app owns it either way.
+    """
+    settings = settings if settings is not None else Settings()
+    if auth is not None and getattr(auth, "settings", None) is not None:
+        settings = auth.settings  # type: ignore[attr-defined]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = auth
+        if current is None:
+            from satchel.factory import build_auth
+
+            current = await build_auth(settings)
+        setattr(app.state, STATE_KEY, current)
+        try:
+            await current.start()
+            yield
+        finally:
+            await current.close()
+
+    app = FastAPI(
+        title="satchel",
+        summary="Reference authentication server",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if auth is not None:
+        # Also reachable before the lifespan ran (tests that drive the app directly).
+        setattr(app.state, STATE_KEY, auth)
+    satchel_exception_handlers(app)
+    app.include_router(router)
+    if importlib.util.find_spec(PAGES_MODULE) is not None:
+        pages = importlib.import_module(PAGES_MODULE)
+        app.include_router(pages.router)
+    # Added last = outermost: oversized bodies are refused before anything authenticates.
+    app.add_middleware(AuthMiddleware, auth=auth)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Serve :func:`create_app` with uvicorn in this process (one worker).
+
+    Proxy headers are honoured only from ``settings.trusted_proxies``; the ``Server``
+    header is off. Configuration errors are raised before the socket is opened.
+    """
+    import uvicorn
+
+    from satchel.factory import check_settings
+
+    check_settings(settings)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        server_header=False,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("satchel")
+    except Exception:  # metadata is missing in odd installs; the version is cosmetic
+        return "0"

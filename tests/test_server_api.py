@@ -1,0 +1,516 @@
+"""The reference server's JSON API, driven in-process through httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from satchel.clock import ManualClock
+from satchel.factory import ConfiguredAuth, build_auth
+from satchel.passwords import PasswordHasher
+from satchel.server import create_app
+from satchel.settings import Settings
+
+PASSWORD = "correct horse battery"
+BASE = "https://testserver"
+COOKIE = "__Host-satchel"
+HAS_JWT = importlib.util.find_spec("satchel.strategies.jwt") is not None
+
+
+@dataclass
+class Server:
+    client: httpx.AsyncClient
+    auth: ConfiguredAuth
+    clock: ManualClock
+
+    def fresh_client(self) -> httpx.AsyncClient:
+        """A second browser: same app, separate cookie jar."""
+        return httpx.AsyncClient(transport=self.client._transport, base_url=BASE)
+
+
+ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return f"sqlite:///{tmp_path / 'satchel.db'}"
+
+
+@pytest.fixture
+async def make_server(store_url: str) -> AsyncIterator[ServerFactory]:
+    hasher = PasswordHasher.insecure_fast_for_tests()
+    stack: list[tuple[object, httpx.AsyncClient]] = []
+
+    async def factory(**overrides: object) -> Server:
+        options: dict[str, object] = {"store": store_url}
+        options.update(overrides)
+        settings = Settings(**options)
+        clock = ManualClock()
+        auth = await build_auth(settings, clock=clock, hasher=hasher)
+        await auth.users.create_user("alice", PASSWORD, roles=["admin"])
+        await auth.users.create_user("bob", PASSWORD)
+        app = create_app(settings, auth=auth)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+        stack.append((lifespan, client))
+        return Server(client, auth, clock)
+
+    yield factory
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)  # type: ignore[attr-defined]
+    hasher.close()
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory) -> Server:
+    return await make_server()
+
+
+async def login(client: httpx.AsyncClient, username: str = "alice") -> httpx.Response:
+    response = await client.post("/auth/login", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    if code is not None:
+        assert body["error"] == code
+    assert "Traceback" not in response.text
+    return body
+
+
+# --- cookie login ---------------------------------------------------------------------------
+
+
+async def test_cookie_login_me_logout_cycle(server: Server) -> None:
+    response = await login(server.client)
+    body = response.json()
+    assert body["username"] == "alice"
+    assert body["transport"] == "cookie"
+    assert body["roles"] == ["admin"]
+    token = server.client.cookies.get(COOKIE)
+    assert token
+    # The credential rides only in the cookie, never in the body.
+    assert token not in response.text
+    assert "access_token" not in body
+
+    me = await server.client.get("/auth/me")
+    assert me.status_code == 200
+    assert me.json()["user_id"] == body["user_id"]
+
+    out = await server.client.post("/auth/logout")
+    assert out.status_code == 204
+    assert out.headers["cache-control"] == "no-store"
+
+    # Replaying the old cookie after logout must fail (S03).
+    async with server.fresh_client() as other:
+        replay = await other.get("/auth/me", headers={"cookie": f"{COOKIE}={token}"})
+    assert_error(replay, 401, "invalid_token")
+
+
+async def test_S09_login_cookie_attributes(server: Server) -> None:
+    response = await login(server.client)
+    cookies = response.headers.get_list("set-cookie")
+    assert len(cookies) == 1
+    parts = [p.strip() for p in cookies[0].split(";")]
+    assert parts[0].startswith(f"{COOKIE}=")
+    attrs = {}
+    for part in parts[1:]:
+        key, _, value = part.partition("=")
+        attrs[key.lower()] = value
+    assert "httponly" in attrs
+    assert "secure" in attrs
+    assert attrs["samesite"] == "Lax"
+    assert attrs["path"] == "/"
+    assert "domain" not in attrs
+    assert int(attrs["max-age"]) == server.auth.settings.absolute_timeout
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_S03_logout_clears_cookie_with_identical_attributes(server: Server) -> None:
+    login_response = await login(server.client)
+    set_tail = login_response.headers["set-cookie"].split(";", 2)[2]  # after name=value; Max-Age
+    out = await server.client.post("/auth/logout")
+    cleared = [c for c in out.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}=")]
+    assert len(cleared) == 1
+    name_value, max_age, tail = cleared[0].split(";", 2)
+    assert name_value == f"{COOKIE}="
+    assert max_age.strip() == "Max-Age=0"
+    assert tail == set_tail
+    assert out.headers["cache-control"] == "no-store"
+    assert (await server.client.get("/auth/me")).status_code == 401
+
+
+async def test_login_with_form_body(server: Server) -> None:
+    response = await server.client.post(
+        "/auth/login", data={"username": "bob", "password": PASSWORD, "remember": "on"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["username"] == "bob"
+    # "remember me" sessions live longer than the normal absolute time-out.
+    max_age = int(response.headers["set-cookie"].split("Max-Age=")[1].split(";")[0])
+    assert max_age == server.auth.settings.remember_absolute_timeout
+
+
+async def test_S02_each_login_issues_a_new_session(server: Server) -> None:
+    first = (await login(server.client)).json()["session_id"]
+    second = (await login(server.client)).json()["session_id"]
+    assert first != second
+
+
+async def test_P01_unknown_user_and_wrong_password_look_identical(server: Server) -> None:
+    unknown = await server.client.post(
+        "/auth/login", json={"username": "mallory", "password": PASSWORD}
+    )
+    wrong = await server.client.post(
+        "/auth/login", json={"username": "alice", "password": PASSWORD + "!"}
+    )
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.content == wrong.content
+    assert unknown.json()["error"] == "invalid_login"
+    assert "set-cookie" not in unknown.headers and "set-cookie" not in wrong.headers
+
+    def comparable(r: httpx.Response) -> list[tuple[str, str]]:
+        return sorted((k, v) for k, v in r.headers.items() if k != "date")
+
+    assert comparable(unknown) == comparable(wrong)
+
+
+async def test_P01_token_endpoint_unknown_and_wrong_identical(server: Server) -> None:
+    unknown = await server.client.post(
+        "/auth/token", data={"username": "mallory", "password": PASSWORD}
+    )
+    wrong = await server.client.post(
+        "/auth/token", data={"username": "alice", "password": "nope-nope-nope"}
+    )
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.content == wrong.content
+
+
+async def test_C03_get_logout_is_405(server: Server) -> None:
+    await login(server.client)
+    response = await server.client.get("/auth/logout")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
+    # The session survived the GET.
+    assert (await server.client.get("/auth/me")).status_code == 200
+
+
+async def test_me_without_credential_is_401_with_bearer_challenge(server: Server) -> None:
+    response = await server.client.get("/auth/me")
+    assert_error(response, 401, "not_authenticated")
+    assert response.headers["www-authenticate"].startswith("Bearer ")
+
+
+async def test_S10_garbage_cookie_is_401_not_500(server: Server) -> None:
+    for value in ["x" * 10_000, "'; DROP TABLE sessions;--", "abc.def", "\u00e9t\u00e9"]:
+        raw = value.encode("utf-8")
+        response = await server.client.get(
+            "/auth/me", headers=[(b"cookie", COOKIE.encode() + b"=" + raw)]
+        )
+        assert_error(response, 401)
+
+
+# --- bearer tokens --------------------------------------------------------------------------
+
+
+async def test_token_endpoint_then_bearer_me(server: Server) -> None:
+    response = await server.client.post(
+        "/auth/token", data={"username": "bob", "password": PASSWORD, "grant_type": "password"}
+    )
+    assert response.status_code == 200, response.text
+    assert "set-cookie" not in response.headers
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] > 0
+    headers = {"authorization": f"Bearer {body['access_token']}"}
+    me = await server.client.get("/auth/me", headers=headers)
+    assert me.status_code == 200
+    assert me.json()["username"] == "bob"
+    assert me.json()["transport"] == "bearer"
+
+    tampered = body["access_token"][:-2] + ("AA" if body["access_token"][-2:] != "AA" else "BB")
+    bad = await server.client.get("/auth/me", headers={"authorization": f"Bearer {tampered}"})
+    assert_error(bad, 401, "invalid_token")
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+
+
+async def test_token_grant_type_other_than_password_rejected(server: Server) -> None:
+    response = await server.client.post(
+        "/auth/token",
+        data={"username": "bob", "password": PASSWORD, "grant_type": "client_credentials"},
+    )
+    assert_error(response, 422, "invalid_request")
+
+
+async def test_S11_cookie_and_bearer_for_different_users_rejected(server: Server) -> None:
+    await login(server.client, "alice")
+    token = (
+        await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
+    ).json()["access_token"]
+    response = await server.client.get("/auth/me", headers={"authorization": f"Bearer {token}"})
+    assert_error(response, 401, "ambiguous_credentials")
+
+
+async def test_bearer_logout_ends_the_session(server: Server) -> None:
+    token = (
+        await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
+    ).json()["access_token"]
+    headers = {"authorization": f"Bearer {token}"}
+    assert (await server.client.post("/auth/logout", headers=headers)).status_code == 204
+    assert_error(await server.client.get("/auth/me", headers=headers), 401)
+
+
+@pytest.mark.skipif(not HAS_JWT, reason="JWT strategy not available yet")
+async def test_jwt_token_me_and_tampered(make_server: ServerFactory) -> None:
+    server = await make_server(strategy="jwt")
+    response = await server.client.post(
+        "/auth/token", data={"username": "bob", "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert token.count(".") == 2
+    ok = await server.client.get("/auth/me", headers={"authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+    assert ok.json()["strategy"] == "jwt"
+    head, payload, sig = token.split(".")
+    flipped = sig[:-4] + ("AAAA" if sig[-4:] != "AAAA" else "BBBB")
+    bad = await server.client.get(
+        "/auth/me", headers={"authorization": f"Bearer {head}.{payload}.{flipped}"}
+    )
+    assert_error(bad, 401)
+    assert "Bearer" in bad.headers["www-authenticate"]
+    jwks = (await server.client.get("/.well-known/jwks.json")).json()
+    assert len(jwks["keys"]) == 1
+    assert all("d" not in key for key in jwks["keys"])
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+async def test_sessions_list_revoke_one_and_revoke_others(server: Server) -> None:
+    await login(server.client)
+    others = [server.fresh_client() for _ in range(2)]
+    try:
+        for other in others:
+            await login(other)
+        listing = await server.client.get("/auth/sessions")
+        assert listing.status_code == 200
+        sessions = listing.json()
+        assert len(sessions) == 3
+        assert sum(s["current"] for s in sessions) == 1
+        for entry in sessions:
+            assert set(entry) == {
+                "id",
+                "created",
+                "last_seen",
+                "expires",
+                "ip",
+                "user_agent",
+                "current",
+            }
+        cookie_token = server.client.cookies.get(COOKIE)
+        assert cookie_token and cookie_token not in listing.text
+
+        # Revoke one other session: that browser is logged out, we are not.
+        victim_id = next(s["id"] for s in sessions if not s["current"])
+        sids = [(await o.get("/auth/me")).json()["session_id"] for o in others]
+        victim = others[sids.index(victim_id)]
+        gone = await server.client.delete(f"/auth/sessions/{victim_id}")
+        assert gone.status_code == 204
+        assert (await victim.get("/auth/me")).status_code == 401
+        assert (await server.client.get("/auth/me")).status_code == 200
+
+        # Deleting it again, or an unknown id, is 404.
+        assert_error(await server.client.delete(f"/auth/sessions/{victim_id}"), 404, "not_found")
+
+        ended = await server.client.post("/auth/sessions/revoke-others")
+        assert ended.status_code == 200
+        assert ended.json() == {"revoked": 1}
+        for other in others:
+            assert (await other.get("/auth/me")).status_code == 401
+        remaining = (await server.client.get("/auth/sessions")).json()
+        assert [s["current"] for s in remaining] == [True]
+    finally:
+        for other in others:
+            await other.aclose()
+
+
+async def test_cannot_revoke_someone_elses_session(server: Server) -> None:
+    await login(server.client, "alice")
+    async with server.fresh_client() as bob:
+        bob_sid = (await login(bob, "bob")).json()["session_id"]
+        response = await server.client.delete(f"/auth/sessions/{bob_sid}")
+        assert_error(response, 404, "not_found")
+        assert (await bob.get("/auth/me")).status_code == 200
+
+
+async def test_session_records_ip_and_user_agent(server: Server) -> None:
+    await server.client.post(
+        "/auth/login",
+        json={"username": "alice", "password": PASSWORD},
+        headers={"user-agent": "TestBrowser/1.0", "x-forwarded-for": "203.0.113.9"},
+    )
+    (entry,) = (await server.client.get("/auth/sessions")).json()
+    assert entry["user_agent"] == "TestBrowser/1.0"
+    # X-Forwarded-For is not trusted by default: the peer address is recorded.
+    assert entry["ip"] == "127.0.0.1"
+
+
+async def test_S04_idle_timeout_via_clock(server: Server) -> None:
+    await login(server.client)
+    server.clock.advance(server.auth.settings.idle_timeout + 1)
+    assert_error(await server.client.get("/auth/me"), 401)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b"[1, 2, 3]", "application/json", 400),
+        (b'"just a string"', "application/json", 400),
+        (b"[" * 50_000 + b"]" * 50_000, "application/json", 413),
+        (b"[" * 30_000, "application/json", 400),
+        (b"{}", "application/json", 422),
+        (b'{"username": "alice"}', "application/json", 422),
+        (b'{"username": 123, "password": "x"}', "application/json", 422),
+        (b'{"username": "alice", "password": ["x"]}', "application/json", 422),
+        (b'{"username": "alice", "password": "x", "remember": "yes"}', "application/json", 422),
+        (b'{"username": "alice", "password": null}', "application/json", 422),
+        (b"\xff\xfe\x00garbage", "application/json", 400),
+        (b"username=alice&password=x", "text/plain", 415),
+        (b"username=alice", "application/x-www-form-urlencoded", 422),
+        (b"x" * 70_000, "application/json", 413),
+    ],
+)
+async def test_garbage_login_bodies_get_4xx_json(
+    server: Server, content: bytes, content_type: str, status: int
+) -> None:
+    response = await server.client.post(
+        "/auth/login", content=content, headers={"content-type": content_type}
+    )
+    assert_error(response, status)
+
+
+async def test_validation_errors_do_not_echo_the_password(server: Server) -> None:
+    secret = "hunter2-very-secret"
+    response = await server.client.post(
+        "/auth/login", json={"username": ["nope"], "password": secret, "remember": secret}
+    )
+    assert_error(response, 422)
+    assert secret not in response.text
+
+
+async def test_P03_huge_password_rejected_before_hashing(server: Server) -> None:
+    calls = server.auth.users.hasher.calls
+    response = await server.client.post(
+        "/auth/login", json={"username": "alice", "password": "p" * 20_000}
+    )
+    assert_error(response, 413, "password_too_long")
+    assert server.auth.users.hasher.calls == calls
+
+
+async def test_chunked_body_over_the_cap_is_413(server: Server) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"a" * 8192
+
+    response = await server.client.post(
+        "/auth/login", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_error(response, 413, "payload_too_large")
+
+
+async def test_unknown_route_is_json_404(server: Server) -> None:
+    assert_error(await server.client.get("/nope"), 404, "not_found")
+
+
+async def test_multipart_file_in_place_of_password_rejected(server: Server) -> None:
+    response = await server.client.post(
+        "/auth/login",
+        data={"username": "alice"},
+        files={"password": ("p.txt", PASSWORD.encode(), "text/plain")},
+    )
+    assert_error(response, 400)
+
+
+# --- discovery and health ----------------------------------------------------------------------
+
+
+async def test_openapi_lists_both_security_schemes(server: Server) -> None:
+    spec = (await server.client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["SessionCookie"] == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": COOKIE,
+        "description": schemes["SessionCookie"]["description"],
+    }
+    assert schemes["BearerToken"]["scheme"].lower() == "bearer"
+    me_security = spec["paths"]["/auth/me"]["get"]["security"]
+    assert {"SessionCookie": []} in me_security and {"BearerToken": []} in me_security
+    login_body = spec["paths"]["/auth/login"]["post"]["requestBody"]["content"]
+    assert "application/json" in login_body
+
+
+async def test_jwks_empty_for_session_strategy(server: Server) -> None:
+    response = await server.client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert response.json() == {"keys": []}
+
+
+async def test_healthz(server: Server) -> None:
+    response = await server.client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_bearer_only_config_refuses_cookie_login(make_server: ServerFactory) -> None:
+    server = await make_server(transports="bearer")
+    response = await server.client.post(
+        "/auth/login", json={"username": "alice", "password": PASSWORD}
+    )
+    assert_error(response, 400, "not_supported")
+    assert "set-cookie" not in response.headers
+
+
+async def test_cookie_only_config_refuses_token_endpoint(make_server: ServerFactory) -> None:
+    server = await make_server(transports="cookie")
+    response = await server.client.post(
+        "/auth/token", data={"username": "alice", "password": PASSWORD}
+    )
+    assert_error(response, 400, "not_supported")
+
+
+async def test_server_header_absent_and_errors_not_cached(server: Server) -> None:
+    response = await server.client.get("/auth/me")
+    assert "server" not in response.headers
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_json_body_error_shape_is_stable() -> None:
+    # The 413 body written by the ASGI layer uses the same shape as the handlers.
+    from satchel.integrations.asgi import json_body
+
+    assert json.loads(json_body(413, "payload_too_large", "x")) == {
+        "error": "payload_too_large",
+        "detail": "x",
+    }
