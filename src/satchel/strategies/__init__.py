@@ -1,5 +1,6 @@
 """Strategies: what a credential is (session id, signed JWT, or the hybrid of both)."""
 
 from satchel.strategies.base import LoginContext, Strategy
+from satchel.strategies.session import SessionStrategy
 
-__all__ = ["LoginContext", "Strategy"]
+__all__ = ["LoginContext", "SessionStrategy", "Strategy"]
