@@ -1,0 +1,499 @@
+"""The ``satchel`` command: run the reference server and administer users, sessions and keys.
+
+Every data command takes ``--store URL`` (env ``SATCHEL_STORE``) and builds its objects
+through :class:`satchel.settings.Settings`, so the CLI and the server read the same
+configuration. Errors print one red line and exit with status 1 (or 2 for bad arguments or
+configuration) — never a traceback, never a password or a store URL's password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from satchel.clock import system_clock
+from satchel.errors import ConfigurationError, InvalidInput, SatchelError
+from satchel.events import safe_text
+
+if TYPE_CHECKING:
+    from satchel.auth import Auth
+    from satchel.settings import Settings
+    from satchel.stores.base import SessionRecord, Stores
+
+_T = TypeVar("_T")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    name="satchel",
+    help="satchel authentication: reference server and administration.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Create, list, disable and enable users.", no_args_is_help=True)
+sessions_app = typer.Typer(
+    help="List, revoke and purge server-side sessions.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="List and rotate signing keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(keys_app, name="keys")
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="SATCHEL_STORE",
+        help="Store URL: memory://, sqlite:///path, redis://..., postgresql://... "
+        "[default: sqlite:///satchel.db]",
+        show_default=False,
+    ),
+]
+StrategyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--strategy",
+        envvar="SATCHEL_STRATEGY",
+        help="Credential strategy: session, jwt or hybrid [default: session]",
+        show_default=False,
+    ),
+]
+
+
+# --- plumbing ---------------------------------------------------------------------------
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    Console(stderr=True, highlight=False).print(
+        f"[bold red]Error:[/] {safe_text(message, 500)}", markup=True, soft_wrap=True
+    )
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the command-line values that were given on top."""
+    from satchel.settings import Settings
+
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _run(main: Callable[[], Awaitable[_T]]) -> _T:
+    """Run an async command body; turn every failure into one clean line and an exit code."""
+    try:
+        return asyncio.run(_call(main))
+    except typer.Exit:
+        raise
+    except (ConfigurationError, InvalidInput) as exc:
+        _fail(exc.detail, EXIT_USAGE)
+    except SatchelError as exc:
+        _fail(exc.detail)
+    except KeyboardInterrupt:
+        _fail("Interrupted.", 130)
+    except Exception as exc:  # drivers and the OS raise their own types; still no traceback
+        _fail(_describe(exc))
+
+
+async def _call(main: Callable[[], Awaitable[_T]]) -> _T:
+    return await main()
+
+
+def _describe(exc: BaseException) -> str:
+    # Driver messages may quote connection strings, so only the type and an OS reason are shown.
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return f"A required module is missing: {exc.name} (install the satchel extra for it)."
+    return f"{type(exc).__name__} while talking to the store."
+
+
+@asynccontextmanager
+async def _auth(settings: Settings) -> AsyncIterator[Auth]:
+    from satchel.factory import build_auth
+
+    auth = await build_auth(settings)
+    try:
+        # Started so revocations from the CLI reach running servers through the bus.
+        await auth.start()
+        yield auth
+    finally:
+        await auth.close()
+
+
+@asynccontextmanager
+async def _stores(settings: Settings) -> AsyncIterator[Stores]:
+    from satchel.stores import open_stores
+
+    stores = await open_stores(
+        settings.store, sessions_url=settings.sessions_store, prefix=settings.key_prefix
+    )
+    try:
+        yield stores
+    finally:
+        await stores.close()
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return "-"
+
+
+_NO_WRAP_COLUMNS = frozenset({"id", "kid", "alg", "state", "status"})
+
+
+def _table(title: str, columns: Sequence[str]) -> Table:
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)
+    )
+    for column in columns:
+        # Identifiers are copied into other commands, so they stay whole; text and
+        # timestamps wrap (a timestamp at its space) when the terminal is narrow.
+        table.add_column(column, overflow="fold", no_wrap=column in _NO_WRAP_COLUMNS)
+    return table
+
+
+def _read_password_stdin() -> str:
+    # Only the line ending is removed: the password is used byte-exact, spaces included.
+    line = sys.stdin.readline()
+    if line.endswith("\n"):
+        line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+    if not line:
+        _fail("No password on standard input.", EXIT_USAGE)
+    return line
+
+
+# --- serve ------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            envvar="SATCHEL_HOST",
+            help="Address to listen on [default: 127.0.0.1]",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            envvar="SATCHEL_PORT",
+            help="Port to listen on [default: 8000]",
+            show_default=False,
+        ),
+    ] = None,
+    strategy: StrategyOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Run the reference authentication server."""
+    try:
+        settings = _settings(host=host, port=port, strategy=strategy, store=store)
+        from satchel.server import run
+
+        run(settings)
+    except (ConfigurationError, InvalidInput) as exc:
+        _fail(exc.detail, EXIT_USAGE)
+    except SatchelError as exc:
+        _fail(exc.detail)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    except (ImportError, OSError) as exc:
+        _fail(_describe(exc))
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", "-r", help="Role to grant; repeat for several."),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+    ] = False,
+    store: StoreOption = None,
+    strategy: StrategyOption = None,
+) -> None:
+    """Create a user (the password is prompted for twice unless --password-stdin)."""
+    settings = _run_sync(lambda: _settings(store=store, strategy=strategy))
+
+    async def main() -> None:
+        async with _auth(settings) as auth:
+            # Asked only once the store opened, so a bad --store fails before any typing.
+            if password_stdin:
+                password = _read_password_stdin()
+            else:
+                password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+            user = await auth.users.create_user(name, password, role or ())
+        roles = ", ".join(user.roles) or "no roles"
+        _out().print(f"Created user {safe_text(user.username)} (id {user.id}; {roles}).")
+
+    _run(main)
+
+
+@users_app.command("list")
+def users_list(
+    limit: Annotated[int, typer.Option(help="Show at most this many users.")] = 100,
+    offset: Annotated[int, typer.Option(help="Skip this many users first.")] = 0,
+    store: StoreOption = None,
+) -> None:
+    """List users, ordered by username."""
+    settings = _run_sync(lambda: _settings(store=store))
+
+    async def main() -> None:
+        async with _auth(settings) as auth:
+            users = await auth.users.list_users(limit=limit, offset=offset)
+        table = _table("Users", ["username", "id", "roles", "status", "created"])
+        for user in users:
+            table.add_row(
+                safe_text(user.username),
+                user.id,
+                ", ".join(user.roles),
+                "disabled" if user.disabled else "active",
+                _when(user.created_at),
+            )
+        _out().print(table if users else "No users.")
+
+    _run(main)
+
+
+def _set_disabled(name: str, disabled: bool, store: str | None, strategy: str | None) -> None:
+    settings = _run_sync(lambda: _settings(store=store, strategy=strategy))
+
+    async def main() -> None:
+        async with _auth(settings) as auth:
+            user = await auth.users.get_by_name(name)
+            user = await auth.users.set_disabled(user.id, disabled)
+            # Lets the strategy end live sessions and publish the revocation to servers.
+            await auth.strategy.user_changed(user)
+        state = "Disabled" if disabled else "Enabled"
+        note = "; existing credentials revoked" if disabled else ""
+        _out().print(f"{state} user {safe_text(user.username)}{note}.")
+
+    _run(main)
+
+
+@users_app.command("disable")
+def users_disable(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    store: StoreOption = None,
+    strategy: StrategyOption = None,
+) -> None:
+    """Disable a user and revoke every credential issued to them."""
+    _set_disabled(name, True, store, strategy)
+
+
+@users_app.command("enable")
+def users_enable(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    store: StoreOption = None,
+    strategy: StrategyOption = None,
+) -> None:
+    """Enable a disabled user again (revoked credentials stay revoked)."""
+    _set_disabled(name, False, store, strategy)
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+
+def _session_table(records: Sequence[SessionRecord], names: dict[str, str]) -> Table:
+    table = _table("Sessions", ["id", "user", "last seen", "expires", "ip", "agent"])
+    for record in records:
+        table.add_row(
+            record.id,
+            safe_text(names.get(record.user_id, record.user_id)),
+            _when(record.last_seen_at),
+            _when(record.expires_at()),
+            safe_text(record.ip or "-"),
+            safe_text(record.user_agent or "-", 32),
+        )
+    return table
+
+
+@sessions_app.command("list")
+def sessions_list(
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="Only this user's sessions.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many sessions.")] = 100,
+    store: StoreOption = None,
+    strategy: StrategyOption = None,
+) -> None:
+    """List live sessions, of one user or of everyone (newest first)."""
+    settings = _run_sync(lambda: _settings(store=store, strategy=strategy))
+    if not 1 <= limit <= 1000:
+        _fail("--limit must be between 1 and 1000.", EXIT_USAGE)
+
+    async def main() -> None:
+        async with _auth(settings) as auth:
+            now = system_clock()
+            if user is not None:
+                account = await auth.users.get_by_name(user)
+                records = await auth.list_sessions(account.id)
+                names = {account.id: account.username}
+            else:
+                records = await auth.strategy.list_all_sessions(limit=limit)
+                names = {}
+                for user_id in {r.user_id for r in records}:
+                    found = await auth.users.store.get_user(user_id)
+                    if found is not None:
+                        names[user_id] = found.username
+            live = [r for r in records if r.expires_at() > now][:limit]
+        _out().print(_session_table(live, names) if live else "No sessions.")
+
+    _run(main)
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(
+    session_id: Annotated[str | None, typer.Argument(help="Session id to end.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="End every credential of this user.")
+    ] = None,
+    store: StoreOption = None,
+    strategy: StrategyOption = None,
+) -> None:
+    """End one session by id, or every credential of a user with --user."""
+    if (session_id is None) == (user is None):
+        _fail("Give either a session id or --user NAME.", EXIT_USAGE)
+    settings = _run_sync(lambda: _settings(store=store, strategy=strategy))
+
+    async def main() -> None:
+        async with _auth(settings) as auth:
+            if user is not None:
+                account = await auth.users.get_by_name(user)
+                await auth.revoke_user_sessions(account.id)
+                message = f"Revoked every credential of {safe_text(account.username)}."
+            else:
+                assert session_id is not None
+                await auth.revoke_session(session_id)
+                message = f"Revoked session {safe_text(session_id, 80)}."
+        _out().print(message)
+
+    _run(main)
+
+
+@sessions_app.command("purge")
+def sessions_purge(store: StoreOption = None) -> None:
+    """Delete expired sessions from the store."""
+    settings = _run_sync(lambda: _settings(store=store))
+
+    async def main() -> None:
+        async with _stores(settings) as stores:
+            count = await stores.sessions.purge_expired(system_clock())
+        _out().print(f"Purged {count} expired session{'s' if count != 1 else ''}.")
+
+    _run(main)
+
+
+# --- keys -------------------------------------------------------------------------------
+
+
+@keys_app.command("list")
+def keys_list(store: StoreOption = None) -> None:
+    """List signing keys (identifiers and dates only; never key material)."""
+    settings = _run_sync(lambda: _settings(store=store))
+
+    async def main() -> None:
+        from satchel.keys import KeyManager
+
+        async with _stores(settings) as stores:
+            keys = await KeyManager(stores.keys, system_clock).list()
+        table = _table("Signing keys", ["kid", "alg", "state", "created", "not after"])
+        for key in keys:
+            table.add_row(
+                safe_text(key.kid),
+                key.alg,
+                key.state.value,
+                _when(key.created_at),
+                _when(key.not_after),
+            )
+        _out().print(table if keys else "No signing keys.")
+
+    _run(main)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    overlap: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=30 * 86_400,
+            help="Seconds the previous key keeps verifying tokens after the rotation "
+            "[default: 86400]; keep it above the token lifetime.",
+            show_default=False,
+        ),
+    ] = None,
+    alg: Annotated[
+        str | None,
+        typer.Option(
+            help="Algorithm of the new key [default: that of the active key].",
+            show_default=False,
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Make a new active signing key; the old one verifies only until the overlap ends.
+
+    On a store without keys this creates the first key (SATCHEL_JWT_ALG, or --alg).
+    """
+    settings = _run_sync(lambda: _settings(store=store))
+
+    async def main() -> None:
+        from satchel.keys import KeyManager
+
+        async with _stores(settings) as stores:
+            manager = KeyManager(stores.keys, system_clock, alg=alg or settings.jwt_alg)
+            if await manager.list():
+                keyset = await manager.rotate(alg=alg, overlap=overlap)
+                verb = "Rotated signing keys"
+            else:
+                keyset = await manager.load_or_create()
+                verb = "Created the first signing key"
+        active = keyset.active
+        _out().print(f"{verb}; active key is now {safe_text(active.kid)} ({active.alg}).")
+
+    _run(main)
+
+
+def _run_sync(build: Callable[[], _T]) -> _T:
+    """Run a synchronous step (e.g. reading settings) with the same error handling."""
+    try:
+        return build()
+    except (ConfigurationError, InvalidInput) as exc:
+        _fail(exc.detail, EXIT_USAGE)
+    except SatchelError as exc:
+        _fail(exc.detail)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
