@@ -91,9 +91,12 @@ def test_users_add_prompts_twice(cli: Invoke, store_url: str) -> None:
 
 def test_users_add_prompt_mismatch_asks_again(cli: Invoke) -> None:
     result = cli("users", "add", "bob", input="first password\nsecond password\n")
-    assert result.exit_code != 0
+    assert result.exit_code == 1
+    assert "do not match" in result.output
     assert "Traceback" not in result.output
+    assert result.output.rstrip().endswith("Error: Aborted.")
     assert "Created user" not in result.output
+    assert "No users." in cli("users", "list").output
 
 
 def test_users_list_shows_users_and_roles(cli: Invoke) -> None:

@@ -98,6 +98,8 @@ def _run(main: Callable[[], Awaitable[_T]]) -> _T:
         return asyncio.run(_call(main))
     except typer.Exit:
         raise
+    except typer.Abort:
+        _fail("Aborted.")
     except (ConfigurationError, InvalidInput) as exc:
         _fail(exc.detail, EXIT_USAGE)
     except SatchelError as exc:
@@ -118,7 +120,7 @@ def _describe(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc.strerror}"
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         return f"A required module is missing: {exc.name} (install the satchel extra for it)."
-    return f"{type(exc).__name__} while talking to the store."
+    return f"Unexpected error ({type(exc).__name__})."
 
 
 @asynccontextmanager
