@@ -1,0 +1,301 @@
+"""AuthMiddleware as plain ASGI: what it puts in the scope, and how it fails closed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from satchel.auth import Auth
+from satchel.clock import ManualClock
+from satchel.integrations.asgi import AuthMiddleware, Message, Receive, Scope, Send
+from satchel.passwords import PasswordHasher
+from satchel.policy import SessionPolicy
+from satchel.revocation import NullBus
+from satchel.stores.memory import MemoryStore
+from satchel.strategies.base import LoginContext
+from satchel.strategies.session import SessionStrategy
+from satchel.transports.bearer import BearerTransport
+from satchel.transports.cookie import CookieTransport
+from satchel.users import UserService
+
+PASSWORD = "correct horse battery"
+REDIS_URL = os.environ.get("SATCHEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+COOKIE = "__Host-satchel"
+
+
+async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reports what the middleware left in the scope."""
+    if scope["type"] == "lifespan":
+        message = await receive()
+        await send({"type": f"{message['type']}.complete"})
+        return
+    identity = scope.get("satchel.identity")
+    error = scope.get("satchel.auth_error")
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": identity.username if identity else ""})
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    body = json.dumps(
+        {
+            "user": identity.username if identity else None,
+            "transport": scope.get("satchel.transport"),
+            "error": error.code if error else None,
+            "has_auth": isinstance(scope.get("satchel.auth"), Auth),
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+async def hasher() -> AsyncIterator[PasswordHasher]:
+    h = PasswordHasher.insecure_fast_for_tests()
+    yield h
+    h.close()
+
+
+def make_auth(sessions: Any, users_store: MemoryStore, hasher: PasswordHasher) -> Auth:
+    clock = ManualClock()
+    strategy = SessionStrategy(sessions, users_store, SessionPolicy(), clock, NullBus())
+    return Auth(
+        strategy=strategy,
+        transports=[CookieTransport(), BearerTransport()],
+        users=UserService(users_store, hasher, clock),
+        clock=clock,
+    )
+
+
+@pytest.fixture
+async def auth(hasher: PasswordHasher) -> Auth:
+    store = MemoryStore()
+    auth = make_auth(store, store, hasher)
+    await auth.users.create_user("alice", PASSWORD)
+    return auth
+
+
+async def token_for(auth: Auth, username: str = "alice") -> str:
+    result = await auth.login(username, PASSWORD, LoginContext())
+    return result.credentials.access_token
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver")
+
+
+async def test_anonymous_request_passes_with_no_identity(auth: Auth) -> None:
+    async with client_for(AuthMiddleware(echo_app, auth)) as client:
+        body = (await client.get("/")).json()
+    assert body == {"user": None, "transport": None, "error": None, "has_auth": True}
+
+
+async def test_valid_cookie_and_bearer_set_identity_and_transport(auth: Auth) -> None:
+    token = await token_for(auth)
+    async with client_for(AuthMiddleware(echo_app, auth)) as client:
+        by_cookie = (await client.get("/", headers={"cookie": f"{COOKIE}={token}"})).json()
+        by_bearer = (await client.get("/", headers={"authorization": f"Bearer {token}"})).json()
+    assert by_cookie["user"] == by_bearer["user"] == "alice"
+    assert by_cookie["transport"] == "cookie"
+    assert by_bearer["transport"] == "bearer"
+
+
+async def test_S01_unknown_session_is_anonymous_with_error_recorded(auth: Auth) -> None:
+    forged = secrets.token_urlsafe(16) + "." + secrets.token_urlsafe(32)
+    async with client_for(AuthMiddleware(echo_app, auth)) as client:
+        body = (await client.get("/", headers={"cookie": f"{COOKIE}={forged}"})).json()
+    assert body["user"] is None
+    assert body["error"] == "invalid_token"
+    assert body["transport"] == "cookie"
+
+
+async def test_required_rejects_missing_credential_with_challenge(auth: Auth) -> None:
+    async with client_for(AuthMiddleware(echo_app, auth, required=True)) as client:
+        response = await client.get("/")
+    assert response.status_code == 401
+    assert response.json() == {"error": "not_authenticated", "detail": "Authentication required."}
+    assert response.headers["www-authenticate"] == 'Bearer realm="satchel"'
+    assert "set-cookie" not in response.headers
+
+
+async def test_required_rejected_bearer_gets_invalid_token_challenge(auth: Auth) -> None:
+    async with client_for(AuthMiddleware(echo_app, auth, required=True)) as client:
+        response = await client.get("/", headers={"authorization": "Bearer not-a-real-token"})
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_required_lets_valid_credential_through(auth: Auth) -> None:
+    token = await token_for(auth)
+    async with client_for(AuthMiddleware(echo_app, auth, required=True)) as client:
+        response = await client.get("/", headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.json()["user"] == "alice"
+
+
+async def test_S11_two_different_credentials_fail_closed(auth: Auth) -> None:
+    first, second = await token_for(auth), await token_for(auth)
+    headers = {"cookie": f"{COOKIE}={first}", "authorization": f"Bearer {second}"}
+    async with client_for(AuthMiddleware(echo_app, auth)) as client:
+        body = (await client.get("/", headers=headers)).json()
+    assert body["user"] is None
+    assert body["error"] == "ambiguous_credentials"
+
+
+async def test_S08_token_in_query_string_is_ignored(auth: Auth) -> None:
+    token = await token_for(auth)
+    async with client_for(AuthMiddleware(echo_app, auth)) as client:
+        body = (await client.get("/", params={"access_token": token})).json()
+    assert body["user"] is None and body["error"] is None
+
+
+async def test_lifespan_passes_through_untouched(auth: Auth) -> None:
+    sent: list[Message] = []
+    queue = [{"type": "lifespan.startup"}]
+
+    async def receive() -> Message:
+        return queue.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {"type": "lifespan"}
+    await AuthMiddleware(echo_app, auth)(scope, receive, send)
+    assert sent == [{"type": "lifespan.startup.complete"}]
+    assert "satchel.identity" not in scope
+
+
+async def _websocket(app: Any, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {"type": "websocket", "path": "/ws", "headers": headers}
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_websocket_identity_and_required(auth: Auth) -> None:
+    token = await token_for(auth)
+    sent = await _websocket(
+        AuthMiddleware(echo_app, auth, required=True),
+        [(b"cookie", f"{COOKIE}={token}".encode())],
+    )
+    assert {"type": "websocket.send", "text": "alice"} in sent
+    refused = await _websocket(AuthMiddleware(echo_app, auth, required=True), [])
+    assert refused == [{"type": "websocket.close", "code": 1008}]
+
+
+# --- F01: a real store outage while verifying ------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards TCP to a real service and can cut every connection, simulating an outage."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        for writer in list(self.writers):
+            writer.close()
+        self.writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.mark.redis
+async def test_F01_store_down_while_verifying_is_503_and_recovers(hasher: PasswordHasher) -> None:
+    from urllib.parse import urlsplit
+
+    from satchel.stores.redis import RedisStore
+
+    target = urlsplit(REDIS_URL)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    prefix = f"satchel_test_{secrets.token_hex(6)}"
+    db = target.path or "/0"
+    sessions = RedisStore.from_url(f"redis://127.0.0.1:{proxy.port}{db}", prefix=prefix)
+    users_store = MemoryStore()
+    auth = make_auth(sessions, users_store, hasher)
+    await auth.users.create_user("alice", PASSWORD)
+    token = await token_for(auth)
+    app = AuthMiddleware(echo_app, auth)
+    try:
+        async with client_for(app) as client:
+            ok = await client.get("/", headers={"cookie": f"{COOKIE}={token}"})
+            assert ok.json()["user"] == "alice"
+
+            await proxy.stop()
+            down = await client.get("/", headers={"cookie": f"{COOKIE}={token}"})
+            assert down.status_code == 503
+            assert down.json()["error"] == "store_unavailable"
+            assert int(down.headers["retry-after"]) >= 1
+            assert "set-cookie" not in down.headers
+            assert set(down.headers) == {
+                "content-type",
+                "content-length",
+                "cache-control",
+                "retry-after",
+            }
+            # Anonymous requests never touch the store and keep working.
+            assert (await client.get("/")).status_code == 200
+
+            # F07: the session from before the outage works again once the store is back.
+            await proxy.start()
+            again = await client.get("/", headers={"cookie": f"{COOKIE}={token}"})
+            assert again.status_code == 200
+            assert again.json()["user"] == "alice"
+    finally:
+        await proxy.stop()
+        await proxy.start()
+        keys = [k async for k in sessions.client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await sessions.client.delete(*keys)
+        await sessions.close()
+        await proxy.stop()

@@ -1,0 +1,223 @@
+"""FastAPI dependencies and error handlers in a user's own app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+
+from satchel.auth import Auth
+from satchel.clock import ManualClock
+from satchel.errors import ConfigurationError, StoreUnavailable, Throttled
+from satchel.identity import Identity
+from satchel.integrations.asgi import AuthMiddleware
+from satchel.integrations.fastapi import (
+    CurrentIdentity,
+    OptionalIdentity,
+    require_roles,
+    satchel_exception_handlers,
+)
+from satchel.passwords import PasswordHasher
+from satchel.policy import SessionPolicy
+from satchel.revocation import LocalBus
+from satchel.stores.memory import MemoryStore
+from satchel.strategies.base import LoginContext
+from satchel.strategies.session import SessionStrategy
+from satchel.transports.bearer import BearerTransport
+from satchel.transports.cookie import CookieTransport
+from satchel.users import UserService
+
+PASSWORD = "correct horse battery"
+LEAKY = "tok_live_do_not_leak_123"
+
+
+@pytest.fixture
+async def auth() -> AsyncIterator[Auth]:
+    hasher = PasswordHasher.insecure_fast_for_tests()
+    store = MemoryStore()
+    clock = ManualClock()
+    auth = Auth(
+        strategy=SessionStrategy(store, store, SessionPolicy(), clock, LocalBus()),
+        transports=[CookieTransport(), BearerTransport()],
+        users=UserService(store, hasher, clock),
+        clock=clock,
+    )
+    await auth.users.create_user("alice", PASSWORD, roles=["admin", "ops"])
+    await auth.users.create_user("bob", PASSWORD, roles=["ops"])
+    yield auth
+    hasher.close()
+
+
+def build_app(auth: Auth, *, middleware: bool = True) -> FastAPI:
+    app = FastAPI()
+    satchel_exception_handlers(app)
+
+    @app.get("/me")
+    async def me(identity: CurrentIdentity) -> dict[str, str]:
+        return {"user": identity.username}
+
+    @app.get("/maybe")
+    async def maybe(identity: OptionalIdentity) -> dict[str, str | None]:
+        return {"user": identity.username if identity else None}
+
+    @app.get("/admin")
+    async def admin(
+        identity: Annotated[Identity, Depends(require_roles("admin", "ops"))],
+    ) -> dict[str, str]:
+        return {"user": identity.username}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError(f"database said: {LEAKY}")
+
+    @app.get("/throttled")
+    async def throttled() -> None:
+        raise Throttled(retry_after=42)
+
+    @app.get("/down")
+    async def down() -> None:
+        raise StoreUnavailable(retry_after=3)
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    if middleware:
+        app.add_middleware(AuthMiddleware, auth=auth)
+    else:
+        app.state.satchel_auth = auth
+    return app
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="https://testserver",
+    )
+
+
+async def bearer(auth: Auth, username: str) -> dict[str, str]:
+    result = await auth.login(username, PASSWORD, LoginContext())
+    return {"authorization": f"Bearer {result.credentials.access_token}"}
+
+
+@pytest.mark.parametrize("middleware", [True, False])
+async def test_current_identity(auth: Auth, middleware: bool) -> None:
+    async with client_for(build_app(auth, middleware=middleware)) as client:
+        ok = await client.get("/me", headers=await bearer(auth, "alice"))
+        assert ok.status_code == 200
+        assert ok.json() == {"user": "alice"}
+
+        missing = await client.get("/me")
+        assert missing.status_code == 401
+        assert missing.json() == {
+            "error": "not_authenticated",
+            "detail": "Authentication required.",
+        }
+        assert missing.headers["www-authenticate"] == 'Bearer realm="satchel"'
+
+        bad = await client.get("/me", headers={"authorization": "Bearer nope.nope"})
+        assert bad.status_code == 401
+        assert bad.json()["error"] == "invalid_token"
+        assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+
+
+async def test_optional_identity(auth: Auth) -> None:
+    async with client_for(build_app(auth)) as client:
+        assert (await client.get("/maybe")).json() == {"user": None}
+        # A rejected credential is anonymous for an optional route, not an error.
+        rejected = await client.get("/maybe", headers={"authorization": "Bearer nope.nope"})
+        assert rejected.status_code == 200 and rejected.json() == {"user": None}
+        who = await client.get("/maybe", headers=await bearer(auth, "bob"))
+        assert who.json() == {"user": "bob"}
+
+
+async def test_require_roles_needs_every_role(auth: Auth) -> None:
+    async with client_for(build_app(auth)) as client:
+        admin = await client.get("/admin", headers=await bearer(auth, "alice"))
+        assert admin.status_code == 200
+        denied = await client.get("/admin", headers=await bearer(auth, "bob"))
+        assert denied.status_code == 403
+        assert denied.json()["error"] == "forbidden"
+        anonymous = await client.get("/admin")
+        assert anonymous.status_code == 401
+
+
+def test_require_roles_without_roles_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        require_roles()
+
+
+async def test_unexpected_exception_is_500_without_details(
+    auth: Auth, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="satchel.integrations")
+    async with client_for(build_app(auth)) as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "detail": "Internal server error."}
+    assert LEAKY not in response.text
+    assert "RuntimeError" not in response.text
+    # The server log keeps the trace for operators.
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
+async def test_throttled_and_unavailable_carry_retry_after(auth: Auth) -> None:
+    async with client_for(build_app(auth)) as client:
+        throttled = await client.get("/throttled")
+        down = await client.get("/down")
+    assert throttled.status_code == 429
+    assert throttled.headers["retry-after"] == "42"
+    assert throttled.json()["error"] == "too_many_requests"
+    assert down.status_code == 503
+    assert down.headers["retry-after"] == "3"
+    assert down.json()["error"] == "store_unavailable"
+
+
+async def test_validation_and_http_errors_share_the_shape(auth: Auth) -> None:
+    async with client_for(build_app(auth)) as client:
+        invalid = await client.get("/items/not-a-number")
+        missing = await client.get("/nowhere")
+        wrong_method = await client.post("/me")
+    assert invalid.status_code == 422
+    assert invalid.json()["error"] == "invalid_request"
+    assert "item_id" in invalid.json()["detail"]
+    assert "not-a-number" not in invalid.text
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"] == "method_not_allowed"
+
+
+async def test_openapi_shows_cookie_and_bearer_schemes(auth: Auth) -> None:
+    async with client_for(build_app(auth)) as client:
+        spec = (await client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["SessionCookie"]["in"] == "cookie"
+    assert schemes["SessionCookie"]["name"] == "__Host-satchel"
+    assert schemes["BearerToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["BearerToken"]["description"],
+    }
+    for path in ("/me", "/admin", "/maybe"):
+        security = spec["paths"][path]["get"]["security"]
+        assert {"SessionCookie": []} in security
+        assert {"BearerToken": []} in security
+
+
+async def test_without_auth_anywhere_is_500_json(auth: Auth) -> None:
+    app = FastAPI()
+    satchel_exception_handlers(app)
+
+    @app.get("/me")
+    async def me(identity: CurrentIdentity) -> dict[str, str]:
+        return {"user": identity.username}
+
+    async with client_for(app) as client:
+        response = await client.get("/me")
+    assert response.status_code == 500
+    assert response.json()["error"] == "configuration_error"
