@@ -4,10 +4,17 @@ Supported URLs:
 
 - ``memory://`` — in-process dictionaries (tests, single-process development).
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` — one local file.
+- ``redis://[:password@]host[:port][/db]`` (or ``rediss://``) — needs ``satchel[redis]``.
+- ``postgresql://user@host[:port]/db`` (or ``postgres://``) — needs ``satchel[postgres]``.
+
+A typical scaled-out deployment keeps users and keys in PostgreSQL and sessions in Redis:
+``open_stores("postgresql://...", sessions_url="redis://...")``.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 from satchel.errors import ConfigurationError
@@ -27,6 +34,12 @@ from satchel.stores.base import (
 from satchel.stores.memory import MemoryStore
 from satchel.stores.sqlite import SQLiteStore
 
+if TYPE_CHECKING:
+    from satchel.stores.postgres import PostgresStore
+    from satchel.stores.redis import RedisStore
+
+    Backend: TypeAlias = MemoryStore | SQLiteStore | RedisStore | PostgresStore
+
 __all__ = [
     "CreateResult",
     "KeyState",
@@ -41,6 +54,7 @@ __all__ = [
     "Stores",
     "UserRecord",
     "UserStore",
+    "open_store",
     "open_stores",
     "redact_url",
     "sqlite_path",
@@ -74,7 +88,20 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-async def _open_one(url: str) -> MemoryStore | SQLiteStore:
+async def open_store(
+    url: str,
+    *,
+    prefix: str = "satchel",
+    schema: str = "satchel",
+    command_timeout: float | None = None,
+) -> Backend:
+    """Open one backend (implementing all three store protocols) from ``url``.
+
+    ``prefix`` namespaces Redis keys, ``schema`` is the PostgreSQL schema and
+    ``command_timeout`` bounds each Redis command or PostgreSQL statement (backend default
+    when None). An
+    unreachable Redis or PostgreSQL raises :class:`~satchel.errors.StoreUnavailable`.
+    """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "memory":
         if url.rstrip("/") not in ("memory:", "memory:/", "memory://"):
@@ -82,10 +109,38 @@ async def _open_one(url: str) -> MemoryStore | SQLiteStore:
         return MemoryStore()
     if scheme == "sqlite":
         return SQLiteStore.open(sqlite_path(url))
+    if scheme in ("redis", "rediss"):
+        redis_mod = _optional("satchel.stores.redis", "redis")
+        kwargs: dict[str, Any] = {"prefix": prefix}
+        if command_timeout is not None:
+            kwargs.update(socket_timeout=command_timeout, socket_connect_timeout=command_timeout)
+        store: RedisStore = redis_mod.RedisStore.from_url(url, **kwargs)
+        try:
+            await store.check()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+    if scheme in ("postgresql", "postgres"):
+        pg_mod = _optional("satchel.stores.postgres", "postgres")
+        pg_kwargs: dict[str, Any] = {"schema": schema}
+        if command_timeout is not None:
+            pg_kwargs["command_timeout"] = command_timeout
+        pg: PostgresStore = await pg_mod.PostgresStore.connect(url, **pg_kwargs)
+        return pg
     raise ConfigurationError(
         f"Unsupported store URL {redact_url(url)!r}: expected memory://, sqlite:///path, "
         "redis://host or postgresql://host."
     )
+
+
+def _optional(module: str, extra: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"This store needs an optional dependency: pip install 'satchel[{extra}]'."
+        ) from exc
 
 
 async def open_stores(
@@ -93,13 +148,24 @@ async def open_stores(
     *,
     sessions_url: str | None = None,
     prefix: str = "satchel",
+    schema: str = "satchel",
+    command_timeout: float | None = None,
 ) -> Stores:
     """Open the backend(s) named by ``url`` and return the three stores.
 
     ``sessions_url`` places sessions in a different backend (e.g. users and keys in
-    PostgreSQL, sessions in Redis). ``prefix`` namespaces Redis keys. A bad URL raises
-    :class:`~satchel.errors.ConfigurationError` without echoing any password.
+    PostgreSQL, sessions in Redis). ``prefix``, ``schema`` and ``command_timeout`` are
+    passed to :func:`open_store`. A bad URL raises :class:`~satchel.errors.ConfigurationError`
+    without echoing any password.
     """
-    main = await _open_one(url)
-    sessions = main if sessions_url is None else await _open_one(sessions_url)
+    main = await open_store(url, prefix=prefix, schema=schema, command_timeout=command_timeout)
+    if sessions_url is None or sessions_url == url:
+        return Stores(sessions=main, users=main, keys=main)
+    try:
+        sessions = await open_store(
+            sessions_url, prefix=prefix, schema=schema, command_timeout=command_timeout
+        )
+    except BaseException:
+        await main.close()
+        raise
     return Stores(sessions=sessions, users=main, keys=main)

@@ -1,0 +1,488 @@
+"""PostgreSQL store (asyncpg pool): sessions, users, signing keys and server secrets.
+
+All tables live in one schema (default ``satchel``) so several deployments or test runs can
+share a database. Migrations are numbered steps recorded in ``schema_migrations`` and run
+under ``pg_advisory_xact_lock``, so processes starting together apply each step once.
+
+Atomicity: the per-user session limit takes a per-user advisory transaction lock before
+counting (row locks alone would let two first sessions race past a limit of one), and
+refresh rotation is a single ``UPDATE ... WHERE refresh_hash = $presented`` compare-and-set;
+a concurrent loser re-reads the committed row and is classified GRACE or REUSED.
+
+Connection failures, timeouts (``command_timeout``) and server errors surface as
+:class:`~satchel.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from satchel.errors import (
+    ConfigurationError,
+    CorruptRecord,
+    NotFound,
+    StoreUnavailable,
+    UserExists,
+)
+from satchel.stores import codec
+from satchel.stores.base import (
+    CreateResult,
+    OnExceed,
+    RotateOutcome,
+    SessionRecord,
+    StoredKey,
+    UserRecord,
+)
+
+logger = logging.getLogger("satchel.stores")
+
+_BACKEND = "postgres"
+DEFAULT_COMMAND_TIMEOUT = 2.0
+DEFAULT_CONNECT_TIMEOUT = 2.0
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# Each migration is a list of statements; ``{s}`` is the quoted schema name.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE {s}.sessions (
+            id text PRIMARY KEY,
+            user_id text NOT NULL,
+            secret_hash bytea NOT NULL,
+            created_at double precision NOT NULL,
+            last_seen_at double precision NOT NULL,
+            idle_expires_at double precision NOT NULL,
+            absolute_expires_at double precision NOT NULL,
+            expires_at double precision NOT NULL,
+            ip text,
+            user_agent text,
+            data jsonb NOT NULL DEFAULT '{{}}',
+            refresh_hash bytea,
+            refresh_prev_hash bytea,
+            refresh_rotated_at double precision,
+            generation integer NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX sessions_user_idx ON {s}.sessions (user_id, created_at)",
+        "CREATE INDEX sessions_expiry_idx ON {s}.sessions (expires_at)",
+        "CREATE INDEX sessions_created_idx ON {s}.sessions (created_at)",
+        """CREATE TABLE {s}.users (
+            id text PRIMARY KEY,
+            username_key text NOT NULL UNIQUE,
+            record jsonb NOT NULL
+        )""",
+        """CREATE TABLE {s}.keys (
+            kid text PRIMARY KEY,
+            created_at double precision NOT NULL,
+            record jsonb NOT NULL
+        )""",
+        "CREATE TABLE {s}.secrets (name text PRIMARY KEY, value bytea NOT NULL)",
+    ),
+]
+
+_COLUMNS = (
+    "id, user_id, secret_hash, created_at, last_seen_at, idle_expires_at, absolute_expires_at,"
+    " ip, user_agent, data, refresh_hash, refresh_prev_hash, refresh_rotated_at, generation"
+)
+
+# Statement templates: {s} is the validated, quoted schema and {cols} the session columns;
+# they are expanded once per store, so each statement text stays constant.
+_SQL_TEMPLATES: dict[str, str] = {
+    "insert": "INSERT INTO {s}.sessions ({cols}, expires_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    "get": "SELECT {cols} FROM {s}.sessions WHERE id = $1",
+    "user_lock": "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+    "user_live": "SELECT id, created_at, expires_at FROM {s}.sessions WHERE user_id = $1",
+    "delete_many": "DELETE FROM {s}.sessions WHERE id = ANY($1::text[])",
+    "touch": "UPDATE {s}.sessions SET last_seen_at = $1, idle_expires_at = $2,"
+    " expires_at = least($2, absolute_expires_at) WHERE id = $3 RETURNING 1",
+    "delete": "DELETE FROM {s}.sessions WHERE id = $1 RETURNING {cols}",
+    "delete_user": "DELETE FROM {s}.sessions"
+    " WHERE user_id = $1 AND id IS DISTINCT FROM $2 RETURNING id, created_at",
+    "list_user": "SELECT {cols} FROM {s}.sessions WHERE user_id = $1 ORDER BY created_at, id",
+    "list_all": "SELECT {cols} FROM {s}.sessions"
+    " ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+    "purge": "DELETE FROM {s}.sessions WHERE expires_at <= $1",
+    "rotate": "UPDATE {s}.sessions SET refresh_prev_hash = refresh_hash,"
+    " refresh_hash = $1, refresh_rotated_at = $2, generation = generation + 1"
+    " WHERE id = $3 AND refresh_hash = $4 AND expires_at > $2 RETURNING 1",
+    "rotate_state": "SELECT refresh_hash, refresh_prev_hash, refresh_rotated_at,"
+    " expires_at FROM {s}.sessions WHERE id = $1",
+    "create_user": "INSERT INTO {s}.users (id, username_key, record) VALUES ($1, $2, $3::jsonb)",
+    "get_user": "SELECT record FROM {s}.users WHERE id = $1",
+    "get_user_by_name": "SELECT record FROM {s}.users WHERE username_key = $1",
+    "update_user": "UPDATE {s}.users SET username_key = $2, record = $3::jsonb"
+    " WHERE id = $1 RETURNING 1",
+    "list_users": "SELECT record FROM {s}.users ORDER BY username_key, id LIMIT $1 OFFSET $2",
+    "list_keys": "SELECT record FROM {s}.keys ORDER BY created_at, kid",
+    "save_key": "INSERT INTO {s}.keys (kid, created_at, record)"
+    " VALUES ($1, $2, $3::jsonb) ON CONFLICT (kid) DO UPDATE"
+    " SET created_at = excluded.created_at, record = excluded.record",
+    "get_secret": "SELECT value FROM {s}.secrets WHERE name = $1",
+    "set_secret": "INSERT INTO {s}.secrets (name, value) VALUES ($1, $2)"
+    " ON CONFLICT (name) DO NOTHING",
+}
+
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+def _lock_key(text: str) -> int:
+    """A stable signed 32-bit advisory lock key."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
+
+
+def _blob(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise CorruptRecord("expected bytes")
+    return value
+
+
+def _opt_blob(value: object) -> bytes | None:
+    return None if value is None else _blob(value)
+
+
+def row_to_session(row: Sequence[Any]) -> SessionRecord:
+    """A session from a row of the session columns; raises :class:`CorruptRecord`."""
+    return SessionRecord(
+        id=codec.text(row[0]),
+        user_id=codec.text(row[1]),
+        secret_hash=_blob(row[2]),
+        created_at=codec.num(row[3]),
+        last_seen_at=codec.num(row[4]),
+        idle_expires_at=codec.num(row[5]),
+        absolute_expires_at=codec.num(row[6]),
+        ip=codec.opt_text(row[7]),
+        user_agent=codec.opt_text(row[8]),
+        data=codec.data_from_json(row[9]),
+        refresh_hash=_opt_blob(row[10]),
+        refresh_prev_hash=_opt_blob(row[11]),
+        refresh_rotated_at=codec.opt_num(row[12]),
+        generation=codec.integer(row[13]),
+    )
+
+
+class PostgresStore:
+    """Sessions, users and keys in PostgreSQL; implements all three protocols.
+
+    Use :meth:`connect` (or :func:`satchel.stores.open_stores` with ``postgresql://``).
+    """
+
+    def __init__(self, pool: Any, *, schema: str = "satchel") -> None:
+        self.pool = pool
+        self.schema = schema
+        s = f'"{schema}"'
+        self._lock_ns = _lock_key(f"satchel-sessions:{schema}")
+        self._sql = {name: sql.format(s=s, cols=_COLUMNS) for name, sql in _SQL_TEMPLATES.items()}
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(schema={self.schema!r})"
+
+    @classmethod
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        schema: str = "satchel",
+        command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        min_size: int = 1,
+        max_size: int = 10,
+        migrate: bool = True,
+    ) -> PostgresStore:
+        """Open a pool on ``dsn`` and (by default) apply pending migrations.
+
+        ``schema`` must be a lower-case SQL identifier. Unreachable servers raise
+        :class:`~satchel.errors.StoreUnavailable` after ``connect_timeout`` seconds.
+        """
+        if not _SCHEMA_RE.match(schema):
+            raise ConfigurationError(
+                "The PostgreSQL schema must be a lower-case identifier (letters, digits, _)."
+            )
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                command_timeout=command_timeout,
+                timeout=connect_timeout,
+            )
+        except (asyncpg.ClientConfigurationError, ValueError) as exc:
+            raise ConfigurationError("Invalid PostgreSQL URL.") from exc
+        except asyncpg.InvalidAuthorizationSpecificationError as exc:
+            raise ConfigurationError("PostgreSQL rejected the credentials.") from exc
+        except _DB_ERRORS as exc:
+            logger.warning("PostgreSQL store error: %s", type(exc).__name__)
+            raise StoreUnavailable() from exc
+        store = cls(pool, schema=schema)
+        if migrate:
+            try:
+                await store.migrate()
+            except BaseException:
+                await pool.close()
+                raise
+        return store
+
+    @asynccontextmanager
+    async def _errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except _DB_ERRORS as exc:
+            logger.warning("PostgreSQL store error: %s", type(exc).__name__)
+            raise StoreUnavailable() from exc
+
+    async def migrate(self) -> int:
+        """Create the schema and apply pending migrations; returns the schema version."""
+        s = f'"{self.schema}"'
+        async with self._errors(), self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1)", _lock_key(f"satchel-migrate:{self.schema}")
+            )
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.schema_migrations"
+                " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            current = await conn.fetchval(
+                f"SELECT coalesce(max(version), 0) FROM {s}.schema_migrations"  # noqa: S608
+            )
+            if current > len(MIGRATIONS):
+                raise ConfigurationError(
+                    f"PostgreSQL schema version {current} is newer than this satchel "
+                    f"({len(MIGRATIONS)}); upgrade satchel."
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    await conn.execute(statement.format(s=s))
+                await conn.execute(
+                    f"INSERT INTO {s}.schema_migrations (version) VALUES ($1)",  # noqa: S608
+                    version,
+                )
+        return len(MIGRATIONS)
+
+    def _session(self, row: Sequence[Any] | None) -> SessionRecord | None:
+        if row is None:
+            return None
+        try:
+            return row_to_session(row)
+        except CorruptRecord as exc:
+            codec.log_corrupt("session", _BACKEND, exc)
+            return None
+
+    # --- SessionStore ---------------------------------------------------------------------
+
+    async def create(
+        self,
+        record: SessionRecord,
+        *,
+        max_per_user: int | None = None,
+        on_exceed: OnExceed = OnExceed.EVICT_OLDEST,
+        now: float,
+    ) -> CreateResult:
+        """Persist a new session atomically with the per-user limit."""
+        codec.check_max_per_user(max_per_user)
+        q = self._sql
+        async with self._errors(), self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(q["user_lock"], self._lock_ns, record.user_id)
+            live: list[tuple[float, str]] = []
+            expired: list[str] = []
+            for sid, created_at, expires_at in await conn.fetch(q["user_live"], record.user_id):
+                if expires_at <= now:
+                    expired.append(sid)
+                else:
+                    live.append((created_at, sid))
+            evict = codec.plan_limit(live, max_per_user=max_per_user, on_exceed=on_exceed)
+            if expired or evict:
+                await conn.execute(q["delete_many"], [*expired, *evict])
+            try:
+                await conn.execute(
+                    q["insert"],
+                    record.id,
+                    record.user_id,
+                    bytes(record.secret_hash),
+                    float(record.created_at),
+                    float(record.last_seen_at),
+                    float(record.idle_expires_at),
+                    float(record.absolute_expires_at),
+                    record.ip,
+                    record.user_agent,
+                    codec.data_to_json(record.data),
+                    record.refresh_hash,
+                    record.refresh_prev_hash,
+                    None if record.refresh_rotated_at is None else float(record.refresh_rotated_at),
+                    record.generation,
+                    float(record.expires_at()),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise ValueError("session id already exists") from exc
+        return CreateResult(evicted=evict)
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The session, or None (also for a corrupt record)."""
+        async with self._errors():
+            row = await self.pool.fetchrow(self._sql["get"], session_id)
+        return self._session(row)
+
+    async def touch(self, session_id: str, *, last_seen_at: float, idle_expires_at: float) -> bool:
+        """Record activity; an UPDATE, so a deleted session is never recreated."""
+        async with self._errors():
+            found = await self.pool.fetchval(
+                self._sql["touch"], float(last_seen_at), float(idle_expires_at), session_id
+            )
+        return found is not None
+
+    async def delete(self, session_id: str) -> SessionRecord | None:
+        """Remove a session; idempotent."""
+        async with self._errors():
+            row = await self.pool.fetchrow(self._sql["delete"], session_id)
+        return self._session(row)
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        """Remove every session of the user except ``keep``."""
+        async with self._errors():
+            rows = await self.pool.fetch(self._sql["delete_user"], user_id, keep)
+        return [row[0] for row in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        """The user's sessions, oldest first."""
+        async with self._errors():
+            rows = await self.pool.fetch(self._sql["list_user"], user_id)
+        return [r for row in rows if (r := self._session(row)) is not None]
+
+    async def list_all(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
+        """Every user's sessions, newest first."""
+        async with self._errors():
+            rows = await self.pool.fetch(self._sql["list_all"], max(0, limit), max(0, offset))
+        return [r for row in rows if (r := self._session(row)) is not None]
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete sessions past their idle or absolute expiry."""
+        async with self._errors():
+            status = await self.pool.execute(self._sql["purge"], float(now))
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def rotate_refresh(
+        self,
+        session_id: str,
+        *,
+        presented_hash: bytes,
+        successor_hash: bytes,
+        now: float,
+        grace: float,
+    ) -> RotateOutcome:
+        """Compare-and-set in one UPDATE; an expired session is UNKNOWN."""
+        q = self._sql
+        async with self._errors():
+            done = await self.pool.fetchval(
+                q["rotate"], bytes(successor_hash), float(now), session_id, bytes(presented_hash)
+            )
+            if done is not None:
+                return RotateOutcome.ROTATED
+            row = await self.pool.fetchrow(q["rotate_state"], session_id)
+        if row is None or row[3] <= now:
+            return RotateOutcome.UNKNOWN
+        current, previous, rotated_at = row[0], row[1], row[2]
+        if (
+            previous == presented_hash
+            and current == successor_hash
+            and rotated_at is not None
+            and now - rotated_at <= grace
+        ):
+            return RotateOutcome.GRACE
+        return RotateOutcome.REUSED
+
+    # --- UserStore ------------------------------------------------------------------------
+
+    def _user(self, raw: object) -> UserRecord | None:
+        if raw is None:
+            return None
+        try:
+            return codec.decode_user(codec.text(raw))
+        except CorruptRecord as exc:
+            codec.log_corrupt("user", _BACKEND, exc)
+            return None
+
+    async def create_user(self, user: UserRecord) -> None:
+        """Insert; UserExists on a duplicate username_key (or id)."""
+        async with self._errors():
+            try:
+                await self.pool.execute(
+                    self._sql["create_user"], user.id, user.username_key, codec.encode_user(user)
+                )
+            except asyncpg.UniqueViolationError:
+                raise UserExists() from None
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        """By id."""
+        async with self._errors():
+            raw = await self.pool.fetchval(self._sql["get_user"], user_id)
+        return self._user(raw)
+
+    async def get_user_by_name(self, username_key: str) -> UserRecord | None:
+        """By normalised username."""
+        async with self._errors():
+            raw = await self.pool.fetchval(self._sql["get_user_by_name"], username_key)
+        return self._user(raw)
+
+    async def update_user(self, user: UserRecord) -> None:
+        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
+        async with self._errors():
+            try:
+                found = await self.pool.fetchval(
+                    self._sql["update_user"], user.id, user.username_key, codec.encode_user(user)
+                )
+            except asyncpg.UniqueViolationError:
+                raise UserExists() from None
+        if found is None:
+            raise NotFound("No such user.")
+
+    async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
+        """Users ordered by username key."""
+        async with self._errors():
+            rows = await self.pool.fetch(self._sql["list_users"], max(0, limit), max(0, offset))
+        return [u for row in rows if (u := self._user(row[0])) is not None]
+
+    # --- KeyStore -------------------------------------------------------------------------
+
+    async def list_keys(self) -> list[StoredKey]:
+        """Every key, oldest first."""
+        async with self._errors():
+            rows = await self.pool.fetch(self._sql["list_keys"])
+        keys: list[StoredKey] = []
+        for row in rows:
+            try:
+                keys.append(codec.decode_key(codec.text(row[0])))
+            except CorruptRecord as exc:
+                codec.log_corrupt("key", _BACKEND, exc)
+        return keys
+
+    async def save_key(self, key: StoredKey) -> None:
+        """Insert or replace by kid."""
+        async with self._errors():
+            await self.pool.execute(
+                self._sql["save_key"], key.kid, float(key.created_at), codec.encode_key(key)
+            )
+
+    async def get_secret(self, name: str) -> bytes | None:
+        """A named server secret."""
+        async with self._errors():
+            value = await self.pool.fetchval(self._sql["get_secret"], name)
+        return None if value is None else bytes(value)
+
+    async def set_secret_if_absent(self, name: str, value: bytes) -> bytes:
+        """First writer wins (INSERT ... ON CONFLICT DO NOTHING, then read back)."""
+        async with self._errors():
+            await self.pool.execute(self._sql["set_secret"], name, bytes(value))
+            stored = await self.pool.fetchval(self._sql["get_secret"], name)
+        return bytes(stored)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        try:
+            await self.pool.close()
+        except _DB_ERRORS:
+            logger.debug("ignoring error while closing the PostgreSQL pool")
