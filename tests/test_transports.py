@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
 
 from satchel.errors import (
@@ -292,3 +294,61 @@ def test_bearer_challenge_description_is_quote_safe() -> None:
 def test_bad_realm_rejected(realm: str) -> None:
     with pytest.raises(ConfigurationError):
         BearerTransport(realm=realm)
+
+
+CREDENTIAL_BYTES = (string.ascii_letters + string.digits + "_-.").encode()
+
+
+def reference_cookie(values: list[bytes], name: bytes) -> str | type[InvalidCredential] | None:
+    """The RFC 6265 reading: split on ';', name before the first '=', whitespace trimmed."""
+    hits = [
+        value.strip(b" \t")
+        for raw in values
+        for pair in raw.split(b";")
+        for key, eq, value in [pair.partition(b"=")]
+        if eq and key.strip(b" \t") == name
+    ]
+    if len(hits) > 1:
+        return InvalidCredential
+    if not hits or not hits[0]:
+        return None
+    if len(hits[0]) > 8192 or not all(c in CREDENTIAL_BYTES for c in hits[0]):
+        return InvalidCredential
+    return hits[0].decode()
+
+
+def test_cookie_scan_matches_reference_split_parser() -> None:
+    import random
+
+    rng = random.Random(6265)
+    parts = [
+        b"__Host-satchel",
+        b"__host-satchel",
+        b"x__Host-satchel",
+        b"=",
+        b";",
+        b" ",
+        b"\t",
+        b"a",
+        b"Z",
+        b"0",
+        b"_",
+        b"-",
+        b".",
+        b'"',
+        b",",
+        b"__Host-satchel=",
+    ]
+    transport = CookieTransport()
+    for _ in range(20_000):
+        values = [
+            b"".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+            for _ in range(rng.randint(1, 2))
+        ]
+        expected = reference_cookie(values, b"__Host-satchel")
+        headers = [(b"cookie", v) for v in values]
+        if expected is InvalidCredential:
+            with pytest.raises(InvalidCredential):
+                transport.extract(headers)
+        else:
+            assert transport.extract(headers) == expected, values

@@ -57,19 +57,15 @@ class BearerTransport(Transport):
                 value = raw
         if value is None:
             return None
-        # The scheme is case-insensitive; it ends at the first space or tab.
-        end = len(value)
-        for sep in (b" ", b"\t"):
-            pos = value.find(sep)
-            if pos != -1 and pos < end:
-                end = pos
-        if value[:end].lower() != b"bearer":
-            return None
-        if len(value) - end - 1 > MAX_TOKEN_LENGTH:
+        # The scheme is case-insensitive and followed by exactly one space.
+        if value[:7].lower() != b"bearer ":
+            if value[:6].lower() == b"bearer" and (len(value) == 6 or value[6] in b" \t"):
+                raise InvalidCredential("Malformed bearer token.")
+            return None  # another scheme (Basic, Digest, Bearerx...): not ours
+        if len(value) - 7 > MAX_TOKEN_LENGTH:
             raise InvalidCredential("The bearer token is too long.")
-        # Exactly one space, then a token68 and nothing else.
-        token = value[end + 1 :]
-        if value[end : end + 1] != b" " or not _TOKEN68_RE.fullmatch(token):
+        token = value[7:]
+        if not _TOKEN68_RE.fullmatch(token):
             raise InvalidCredential("Malformed bearer token.")
         return token.decode("ascii")
 

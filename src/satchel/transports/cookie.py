@@ -36,6 +36,8 @@ _VALUE_STR_RE = re.compile(r"[A-Za-z0-9_\-.]+")
 
 _NO_STORE = ("cache-control", "no-store")
 _OWS = b" \t"
+_SEMI = ord(";")
+_EQ = ord("=")
 
 
 class CookieTransport(Transport):
@@ -202,24 +204,35 @@ def _check_name(label: str, name: str, *, secure: bool, path: str, domain: str |
 
 
 def _find_cookie(headers: RawHeaders, name: bytes) -> str | None:
-    """Our cookie's value from every ``Cookie`` header; None, or raise if ambiguous/bad."""
+    """Our cookie's value from every ``Cookie`` header; None, or raise if ambiguous/bad.
+
+    Same result as splitting each header on ``;`` and each pair at its first ``=``, but it
+    only looks at the places where our name occurs: a pair is ours when the name starts it
+    (after ``;`` and optional whitespace) and is followed by optional whitespace and ``=``.
+    """
     found: bytes | None = None
-    seen = False
+    size = len(name)
     for key, raw in headers:
-        # Hot path: most headers are not Cookie, and most Cookie headers are split only
-        # when our name occurs in them at all.
-        if key != b"cookie" or name not in raw:
+        if key != b"cookie":
             continue
-        for pair in raw.split(b";"):
-            cookie_name, eq, value = pair.partition(b"=")
-            if not eq or cookie_name.strip(_OWS) != name:
-                continue
-            if seen:
-                raise InvalidCredential("The request carries the session cookie twice.")
-            seen = True
-            found = value.strip(_OWS)
-    if found is None or not found:
-        # An empty value is what a cleared cookie looks like: no credential.
+        pos = raw.find(name)
+        while pos != -1:
+            end = pos + size
+            before = pos
+            while before and raw[before - 1] in _OWS:
+                before -= 1
+            after = end
+            limit = len(raw)
+            while after < limit and raw[after] in _OWS:
+                after += 1
+            if (before == 0 or raw[before - 1] == _SEMI) and after < limit and raw[after] == _EQ:
+                if found is not None:
+                    raise InvalidCredential("The request carries the session cookie twice.")
+                stop = raw.find(b";", after)
+                found = raw[after + 1 : limit if stop == -1 else stop].strip(_OWS)
+            pos = raw.find(name, end)
+    if not found:
+        # Absent, or empty: an empty value is what a cleared cookie looks like.
         return None
     if len(found) > MAX_VALUE_LENGTH or not _VALUE_RE.fullmatch(found):
         raise InvalidCredential("Malformed session cookie.")
