@@ -1,0 +1,443 @@
+"""satchel's own rows, built only through satchel's public API.
+
+Each piece is used once it is importable and configurable; otherwise its rows are skipped
+and the reason is written into the report, so a partial installation still gives a report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.common import (
+    MicroRow,
+    Results,
+    Settings,
+    Timing,
+    time_async,
+    time_each_async,
+    time_group_async,
+)
+
+if TYPE_CHECKING:
+    from benchmarks.e2e import AppSpec
+
+Progress = Callable[[str], None]
+
+ISSUER = "satchel-bench"
+AUDIENCE = "satchel-bench"
+KID = "bench-1"
+BENCH_USER = "bench-user"
+BENCH_PASSWORD = "bench-password-not-a-secret"
+
+
+def importable(module: str) -> tuple[Any, str]:
+    """The module, or None and why it could not be imported."""
+    try:
+        return importlib.import_module(module), ""
+    except Exception as exc:  # ImportError, or a half-written module failing at import
+        return None, f"{module} not importable ({type(exc).__name__}: {exc})"
+
+
+# --- configurations ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """One satchel configuration: a column of the comparison table."""
+
+    key: str
+    label: str
+    state: str  # where the state lives, for the table
+    strategy: str
+    sessions: str  # "sqlite" | "redis"
+    bus: bool  # a cross-process revocation bus (enables the local cache)
+    alg: str = "EdDSA"
+
+    def settings(self, settings: Settings) -> dict[str, Any]:
+        """Keyword arguments of :class:`satchel.settings.Settings` for this configuration."""
+        store = f"sqlite:///{settings.workdir / f'satchel-{self.key}.db'}"
+        values: dict[str, Any] = {
+            "strategy": self.strategy,
+            "store": store,
+            "transports": ["bearer"],
+            "key_prefix": settings.redis_prefix,
+            "jwt_alg": self.alg,
+            "issuer": ISSUER,
+            "audience": AUDIENCE,
+            "cookie_secure": False,
+        }
+        if self.sessions == "redis":
+            values["sessions_store"] = settings.redis_url
+        if self.bus:
+            values["redis_url"] = settings.redis_url
+        return values
+
+    def env(self, settings: Settings) -> dict[str, str]:
+        """The same settings as ``SATCHEL_*`` environment variables (for the server process)."""
+        out = {}
+        for name, value in self.settings(settings).items():
+            text = ",".join(value) if isinstance(value, list) else str(value)
+            out[f"SATCHEL_{name.upper()}"] = text.lower() if isinstance(value, bool) else text
+        return out
+
+
+CONFIGS = (
+    Config("session-sqlite", "session + SQLite", "SQLite file", "session", "sqlite", False),
+    Config("session-redis", "session + Redis", "Redis", "session", "redis", False),
+    Config(
+        "session-redis-cache",
+        "session + Redis + local cache",
+        "Redis, cached in each process",
+        "session",
+        "redis",
+        True,
+    ),
+    Config("jwt-hs256", "JWT HS256", "token (key in store)", "jwt", "sqlite", False, alg="HS256"),
+    Config("jwt-eddsa", "JWT EdDSA", "token (key in store)", "jwt", "sqlite", False, alg="EdDSA"),
+    Config(
+        "hybrid",
+        "hybrid (EdDSA)",
+        "token + Redis sessions, revocations in memory",
+        "hybrid",
+        "redis",
+        True,
+        alg="EdDSA",
+    ),
+)
+
+
+@asynccontextmanager
+async def opened(config: Config, settings: Settings) -> AsyncIterator[Any]:
+    """A started ``ConfiguredAuth`` for ``config`` (closed afterwards)."""
+    from satchel.factory import build_auth
+    from satchel.settings import Settings as SatchelSettings
+
+    auth = await build_auth(SatchelSettings(**config.settings(settings)))
+    try:
+        await auth.start()
+        yield auth
+    finally:
+        await auth.close()
+
+
+async def bench_user(auth: Any) -> Any:
+    """The benchmark account, created on first use."""
+    from satchel.errors import UserExists
+
+    try:
+        return await auth.users.create_user(BENCH_USER, BENCH_PASSWORD, roles=["user"])
+    except UserExists:
+        return await auth.users.get_by_name(BENCH_USER)
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+def claims_policy() -> Any:
+    from satchel.jwt import ClaimsPolicy
+
+    return ClaimsPolicy(issuer=ISSUER, audience=AUDIENCE)
+
+
+def keysets(keys: Any) -> dict[str, Any]:
+    """satchel key sets holding the very keys the peers use, per algorithm."""
+    from satchel.keys import Ed25519Key, ES256Key, HS256Key, KeySet
+
+    return {
+        "HS256": KeySet(HS256Key(KID, keys.secret)),
+        "EdDSA": KeySet(Ed25519Key(KID, private=keys.ed_private)),
+        "ES256": KeySet(ES256Key(KID, private=keys.ec_private)),
+    }
+
+
+def token_tools(keys: Any, results: Results) -> dict[str, Any] | None:
+    """satchel's sign and verify per algorithm, or None (with the reason recorded)."""
+    for module in ("satchel.jwt", "satchel.keys"):
+        found, why = importable(module)
+        if found is None:
+            results.skip("micro / satchel token sign & verify", why)
+            return None
+    try:
+        import satchel.jwt as sjwt
+
+        policy = claims_policy()
+        sets = keysets(keys)
+    except Exception as exc:
+        results.skip("micro / satchel token sign & verify", f"{type(exc).__name__}: {exc}")
+        return None
+
+    def signer(alg: str, claims: dict[str, Any]) -> Callable[[], object]:
+        keyset = sets[alg]
+
+        def sign() -> str:
+            return sjwt.issue(
+                keyset,
+                policy,
+                sub=claims["sub"],
+                now=claims["iat"],
+                ttl=claims["exp"] - claims["iat"],
+                roles=claims["roles"],
+                sid=claims["sid"],
+                jti=claims["jti"],
+            )
+
+        return sign
+
+    def verifier(alg: str, token: str) -> Callable[[], object]:
+        keyset = sets[alg]
+        clock = time.time
+
+        def verify() -> object:
+            return sjwt.verify(token, keyset, policy, clock())
+
+        return verify
+
+    return {"sign": signer, "verify": verifier, "typ": sjwt.ACCESS_TOKEN_TYPE}
+
+
+# --- authenticate() and the comparison table ------------------------------------------------
+
+
+def _micro(group: str, name: str, timing: Timing, note: str = "") -> MicroRow:
+    return MicroRow(
+        group,
+        name,
+        timing.best_ns,
+        timing.median_ns,
+        timing.number,
+        timing.repeats,
+        "satchel",
+        note,
+    )
+
+
+async def _authenticate_one(config: Config, settings: Settings, results: Results) -> None:
+    from satchel.strategies.base import LoginContext
+
+    async with opened(config, settings) as auth:
+        user = await bench_user(auth)
+        strategy = auth.strategy
+        ctx = LoginContext(ip="127.0.0.1", user_agent="satchel-bench")
+
+        # First seen: every credential is verified exactly once, so no cache can help.
+        first_number = 100 if settings.quick else 1000
+        first_repeats = 2 if settings.quick else 5
+        tokens: list[str] = []
+        for _ in range(first_number * first_repeats):
+            _, issued = await strategy.issue(user, ctx)
+            tokens.append(issued.access_token)
+
+        def fresh() -> Iterator[Callable[[], Any]]:
+            for token in tokens:
+                yield lambda token=token: strategy.authenticate(token)
+
+        strategy.counters.reset()
+        first = await time_each_async(fresh(), first_number, first_repeats)
+        first_reads = strategy.counters.store_reads / (first_number * first_repeats)
+
+        # Repeated: one credential, warm.
+        _, issued = await strategy.issue(user, ctx)
+        token = issued.access_token
+        for _ in range(200):
+            await strategy.authenticate(token)
+        strategy.counters.reset()
+        steady = 1000
+        for _ in range(steady):
+            await strategy.authenticate(token)
+        reads = strategy.counters.store_reads / steady
+        counters = strategy.counters.snapshot()
+        repeated = await time_async(lambda: strategy.authenticate(token), settings)
+
+        group = "authenticate()"
+        results.micro.append(_micro(group, f"{config.label} — first seen", first))
+        results.micro.append(_micro(group, f"{config.label} — repeated", repeated))
+        header = f"Authorization: Bearer {token}\r\n"
+        column = results.table.setdefault(config.label, {})
+        column.update(
+            {
+                "key": config.key,
+                "state": config.state,
+                "credential_bytes": len(header.encode()),
+                "token_chars": len(token),
+                "store_reads_per_request": reads,
+                "store_reads_first_seen": first_reads,
+                "counters_steady": counters,
+                "bus": type(getattr(auth, "bus", None)).__name__,
+                "authenticate_first_us": first.best_us,
+                "authenticate_repeated_us": repeated.best_us,
+            }
+        )
+
+
+def authenticate_micro(settings: Settings, results: Results, progress: Progress) -> None:
+    """authenticate() per configuration, first-seen and repeated credential; store reads."""
+    module, why = importable("satchel.factory")
+    if module is None:
+        results.skip("micro / satchel authenticate()", why)
+        return
+    from benchmarks.micro import _run
+
+    for config in CONFIGS:
+        progress(f"authenticate {config.label}")
+        try:
+            _run(_authenticate_one(config, settings, results))
+        except Exception as exc:
+            results.skip(f"micro / authenticate() {config.label}", f"{type(exc).__name__}: {exc}")
+
+
+def login_micro(settings: Settings, results: Results, progress: Progress) -> None:
+    """A full ``Auth.login`` next to the bare argon2 verify with the same parameters."""
+    module, why = importable("satchel.factory")
+    if module is None:
+        results.skip("micro / satchel login", why)
+        return
+    progress("login vs argon2")
+    from benchmarks.micro import _run
+
+    async def measure() -> None:
+        import argon2
+
+        async with opened(CONFIGS[0], settings) as auth:
+            user = await bench_user(auth)
+            hasher = auth.users.hasher
+            bare = argon2.PasswordHasher(
+                time_cost=hasher.time_cost,
+                memory_cost=hasher.memory_cost,
+                parallelism=hasher.parallelism,
+                type=argon2.Type.ID,
+            )
+            stored = user.password_hash
+
+            async def bare_verify() -> object:
+                return bare.verify(stored, BENCH_PASSWORD)
+
+            async def login() -> object:
+                return await auth.login(BENCH_USER, BENCH_PASSWORD)
+
+            await login()
+            params = (
+                f"argon2id t={hasher.time_cost} m={hasher.memory_cost} KiB p={hasher.parallelism}"
+            )
+            timings = await time_group_async({"bare": bare_verify, "login": login}, settings)
+            bare_t, login_t = timings["bare"], timings["login"]
+            results.micro.append(
+                MicroRow(
+                    "login",
+                    "argon2 verify alone (satchel's parameters)",
+                    bare_t.best_ns,
+                    bare_t.median_ns,
+                    bare_t.number,
+                    bare_t.repeats,
+                    "floor",
+                    params,
+                )
+            )
+            results.micro.append(_micro("login", "satchel Auth.login()", login_t, params))
+
+    _run(measure())
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+#: Configurations also served on Starlette and on a bare ASGI app (the others on FastAPI).
+FRAMEWORK_CONFIG = "jwt-hs256"
+
+
+async def _prepare_credential(config: Config, settings: Settings) -> str:
+    """Create the account and log in through satchel before the server starts."""
+    async with opened(config, settings) as auth:
+        await bench_user(auth)
+        result = await auth.login(BENCH_USER, BENCH_PASSWORD)
+        token: str = result.credentials.access_token
+        return token
+
+
+def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
+    """The satchel apps for the end-to-end runs (one per configuration and framework)."""
+    from benchmarks.e2e import AppSpec, Credential
+
+    for module in ("satchel.factory", "satchel.integrations.asgi"):
+        found, why = importable(module)
+        if found is None:
+            results.skip("end to end / satchel configurations", why)
+            return []
+
+    prepared: dict[str, str] = {}
+
+    def prepare_for(config: Config) -> Callable[[str, AppSpec, Settings], Credential]:
+        def prepare(base_url: str, spec: AppSpec, settings: Settings) -> Credential:
+            from benchmarks.micro import _run
+
+            if config.key not in prepared:
+                prepared[config.key] = _run(_prepare_credential(config, settings))
+            return Credential((("Authorization", f"Bearer {prepared[config.key]}"),))
+
+        return prepare
+
+    specs: list[AppSpec] = []
+    for config in CONFIGS:
+        frameworks = ["fastapi"]
+        if config.key == FRAMEWORK_CONFIG:
+            frameworks += ["starlette", "asgi"]
+        for framework in frameworks:
+            name = f"satchel {config.label}"
+            if framework != "fastapi":
+                name += f" ({'Starlette' if framework == 'starlette' else 'raw ASGI'})"
+            specs.append(
+                AppSpec(
+                    name=name,
+                    kind="satchel",
+                    framework=framework,
+                    target=f"benchmarks.apps.satchel_app:{framework}_app",
+                    prepare=prepare_for(config),
+                    env=config.env(settings),
+                    factory=True,
+                    prepare_before_start=True,
+                )
+            )
+    return specs
+
+
+def config_for_app(app: str) -> Config | None:
+    for config in CONFIGS:
+        if app.startswith(f"satchel {config.label}"):
+            return config
+    return None
+
+
+async def _cleanup_redis(settings: Settings) -> int:
+    """Delete every key this run created (bounded scan)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(settings.redis_url)
+    removed = 0
+    try:
+        deadline = time.monotonic() + 60
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += await client.unlink(*batch)
+                batch.clear()
+            if time.monotonic() > deadline:
+                break
+        if batch:
+            removed += await client.unlink(*batch)
+    finally:
+        await client.aclose()
+    return removed
+
+
+def cleanup(settings: Settings) -> None:
+    from benchmarks.micro import _run
+
+    # Best effort: a later run uses a new prefix anyway.
+    with contextlib.suppress(Exception):
+        _run(asyncio.wait_for(_cleanup_redis(settings), 90))
