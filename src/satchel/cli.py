@@ -9,10 +9,12 @@ configuration) — never a traceback, never a password or a store URL's password
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -187,6 +189,10 @@ def _read_password_stdin() -> str:
 # --- serve ------------------------------------------------------------------------------
 
 
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise typer.Exit(0)
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -215,7 +221,13 @@ def serve(
         settings = _settings(host=host, port=port, strategy=strategy, store=store)
         from satchel.server import run
 
-        run(settings)
+        # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal; ending with
+        # status 0 instead tells supervisors the stop was clean.
+        previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+        try:
+            run(settings)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     except (ConfigurationError, InvalidInput) as exc:
         _fail(exc.detail, EXIT_USAGE)
     except SatchelError as exc:
