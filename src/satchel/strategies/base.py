@@ -41,7 +41,9 @@ class Strategy(ABC):
         return None
 
     @abstractmethod
-    async def issue(self, user: UserRecord, ctx: LoginContext) -> tuple[Identity, IssuedCredentials]:
+    async def issue(
+        self, user: UserRecord, ctx: LoginContext
+    ) -> tuple[Identity, IssuedCredentials]:
         """Create a credential for ``user`` (a brand-new session id every time)."""
 
     @abstractmethod

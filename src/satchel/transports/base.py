@@ -28,7 +28,8 @@ class IssuedCredentials:
     session_id: str | None = None
 
     def __repr__(self) -> str:
-        return f"IssuedCredentials(expires_in={self.expires_in}, refresh={self.refresh_token is not None})"
+        has_refresh = self.refresh_token is not None
+        return f"IssuedCredentials(expires_in={self.expires_in}, refresh={has_refresh})"
 
 
 def header_values(headers: RawHeaders, name: bytes) -> list[bytes]:
