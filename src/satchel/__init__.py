@@ -1,0 +1,121 @@
+"""satchel: composable authentication for Python web apps.
+
+The names below are the public API. Importing this package is cheap and never imports a web
+framework: errors, :class:`Identity` and the clocks load at once, everything else on first
+use (so ``from satchel import Auth`` works, and ``import satchel`` costs almost nothing).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from satchel.clock import Clock, ManualClock, system_clock
+from satchel.errors import (
+    AmbiguousCredentials,
+    AuthenticationError,
+    ConfigurationError,
+    CorruptRecord,
+    CSRFError,
+    ExpiredCredential,
+    InvalidCredential,
+    InvalidInput,
+    InvalidLogin,
+    InvalidToken,
+    MissingCredential,
+    NotFound,
+    NotSupported,
+    PasswordTooLong,
+    PermissionDenied,
+    SatchelError,
+    SessionLimitExceeded,
+    StoreUnavailable,
+    Throttled,
+    UserExists,
+)
+from satchel.identity import Identity
+
+if TYPE_CHECKING:
+    from satchel.auth import Auth, LoginResult
+    from satchel.events import AuditEvent, AuditLog
+    from satchel.factory import build_auth
+    from satchel.integrations.asgi import AuthMiddleware
+    from satchel.passwords import PasswordHasher
+    from satchel.settings import Settings
+    from satchel.stores import open_stores
+    from satchel.strategies.base import LoginContext, Strategy
+    from satchel.transports.base import IssuedCredentials, Transport
+    from satchel.users import UserService
+
+# name -> module that defines it; imported on first attribute access.
+_LAZY: dict[str, str] = {
+    "Auth": "satchel.auth",
+    "LoginResult": "satchel.auth",
+    "AuditEvent": "satchel.events",
+    "AuditLog": "satchel.events",
+    "build_auth": "satchel.factory",
+    "AuthMiddleware": "satchel.integrations.asgi",
+    "PasswordHasher": "satchel.passwords",
+    "Settings": "satchel.settings",
+    "open_stores": "satchel.stores",
+    "LoginContext": "satchel.strategies.base",
+    "Strategy": "satchel.strategies.base",
+    "IssuedCredentials": "satchel.transports.base",
+    "Transport": "satchel.transports.base",
+    "UserService": "satchel.users",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'satchel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "AmbiguousCredentials",
+    "AuditEvent",
+    "AuditLog",
+    "Auth",
+    "AuthMiddleware",
+    "AuthenticationError",
+    "CSRFError",
+    "Clock",
+    "ConfigurationError",
+    "CorruptRecord",
+    "ExpiredCredential",
+    "Identity",
+    "InvalidCredential",
+    "InvalidInput",
+    "InvalidLogin",
+    "InvalidToken",
+    "IssuedCredentials",
+    "LoginContext",
+    "LoginResult",
+    "ManualClock",
+    "MissingCredential",
+    "NotFound",
+    "NotSupported",
+    "PasswordHasher",
+    "PasswordTooLong",
+    "PermissionDenied",
+    "SatchelError",
+    "SessionLimitExceeded",
+    "Settings",
+    "StoreUnavailable",
+    "Strategy",
+    "Throttled",
+    "Transport",
+    "UserExists",
+    "UserService",
+    "build_auth",
+    "open_stores",
+    "system_clock",
+]
