@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -73,13 +74,12 @@ def run(settings: Settings) -> None:
     """Serve :func:`create_app` with uvicorn in this process (one worker).
 
     Proxy headers are honoured only from ``settings.trusted_proxies``; the ``Server``
-    header is off. Configuration errors are raised before the socket is opened.
+    header is off. Configuration and store errors are raised (as :class:`SatchelError`)
+    before the socket is opened, so the caller can report them in one line.
     """
     import uvicorn
 
-    from satchel.factory import check_settings
-
-    check_settings(settings)
+    asyncio.run(preflight(settings))
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -92,6 +92,15 @@ def run(settings: Settings) -> None:
         lifespan="on",
     )
     uvicorn.Server(config).run()
+
+
+async def preflight(settings: Settings) -> None:
+    """Build and close an :class:`Auth` once, so a bad store URL, an unreachable store or a
+    key mismatch fails here with a clean error instead of a trace from the server's lifespan."""
+    from satchel.factory import build_auth
+
+    auth = await build_auth(settings)
+    await auth.close()
 
 
 def _version() -> str:
