@@ -16,6 +16,7 @@ from satchel.factory import ConfiguredAuth, build_auth
 from satchel.passwords import PasswordHasher
 from satchel.server import create_app
 from satchel.settings import Settings
+from satchel.transports.cookie import CookieTransport
 
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"
@@ -514,3 +515,57 @@ def test_json_body_error_shape_is_stable() -> None:
         "error": "payload_too_large",
         "detail": "x",
     }
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def test_settings_errors_name_the_setting_without_echoing_values() -> None:
+    from satchel.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as info:
+        Settings(port="postgres://user:s3cret@db/x")
+    assert "SATCHEL_PORT" in info.value.detail
+    assert "s3cret" not in info.value.detail
+    with pytest.raises(ConfigurationError, match="SATCHEL_TRANSPORTS"):
+        Settings(transports="cookie,carrier-pigeon")
+    with pytest.raises(ConfigurationError, match="absolute_timeout"):
+        Settings(idle_timeout=7200, absolute_timeout=3600)
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SATCHEL_TRANSPORTS", "bearer, cookie")
+    monkeypatch.setenv("SATCHEL_TRUSTED_ORIGINS", "https://app.example.com")
+    monkeypatch.setenv("SATCHEL_STORE", "postgresql://satchel:hunter2@db:5432/auth")
+    settings = Settings()
+    assert settings.transports == ["bearer", "cookie"]
+    assert settings.trusted_origins == ["https://app.example.com"]
+    assert "hunter2" not in repr(settings)
+
+
+async def test_hybrid_strategy_is_a_clear_configuration_error() -> None:
+    from satchel.errors import ConfigurationError
+
+    if importlib.util.find_spec("satchel.strategies.hybrid") is not None:
+        pytest.skip("the hybrid strategy exists now")
+    with pytest.raises(ConfigurationError, match="not available yet"):
+        await build_auth(Settings(store="memory://", strategy="hybrid"))
+
+
+async def test_build_auth_maps_transport_order_and_cookie_flags() -> None:
+    hasher = PasswordHasher.insecure_fast_for_tests()
+    auth = await build_auth(
+        Settings(store="memory://", transports="bearer,cookie", cookie_secure=False),
+        hasher=hasher,
+    )
+    try:
+        assert [t.name for t in auth.transports] == ["bearer", "cookie"]
+        cookie = auth.transport("cookie")
+        assert isinstance(cookie, CookieTransport)
+        # Without Secure the __Host- prefix is impossible; the transport picks a plain name.
+        assert cookie.secure is False
+        assert not cookie.cookie_name.startswith("__")
+        assert auth.keys is None
+    finally:
+        await auth.close()
+        hasher.close()
