@@ -1,0 +1,172 @@
+"""Shared fixtures: real service URLs, per-run namespaces, a manual clock and store factories.
+
+- ``run_id`` (session): unique per test run and worker, e.g. ``"3fa2c1d04812"`` (hex + pid);
+  use it to namespace anything you create in a shared service.
+- ``redis_url`` / ``database_url`` (session): ``SATCHEL_TEST_REDIS_URL`` /
+  ``SATCHEL_TEST_DATABASE_URL`` (defaults: local Redis db 0, local PostgreSQL ``test``),
+  checked once per session. Unreachable: the test is skipped with a loud reason, or fails
+  when ``CI=true``.
+- ``manual_clock``: a :class:`~satchel.clock.ManualClock` at 1_800_000_000 s.
+- ``make_stores``: ``await make_stores(kind, **open_stores_options) -> Stores`` with kind one
+  of ``memory``, ``sqlite``, ``redis``, ``postgres`` or ``postgres+redis`` (users and keys in
+  PostgreSQL, sessions in Redis). Each call gets a fresh SQLite file / Redis key prefix /
+  PostgreSQL schema; everything is closed and deleted after the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from satchel.clock import ManualClock
+from satchel.stores import Stores, open_stores, redact_url
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+STORE_KINDS = ("memory", "sqlite", "redis", "postgres")
+
+MakeStores = Callable[..., Awaitable[Stores]]
+
+
+def service_unreachable(name: str, url: str, exc: BaseException) -> None:
+    """Skip loudly (or fail on CI) because a required service is down."""
+    message = f"{name} NOT REACHABLE at {redact_url(url)}: {type(exc).__name__}: {exc}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """Unique per run and per xdist worker."""
+    return f"{uuid.uuid4().hex[:8]}{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis URL, verified with a PING once per session."""
+    import redis
+
+    url = os.environ.get("SATCHEL_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        service_unreachable("REDIS", url, exc)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """The test PostgreSQL URL, verified with ``SELECT 1`` once per session."""
+    import asyncpg
+
+    url = os.environ.get("SATCHEL_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(url, timeout=2)
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
+
+    try:
+        # A thread of its own: the fixture may be requested from inside a running loop.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(lambda: asyncio.run(probe())).result()
+    except Exception as exc:
+        service_unreachable("POSTGRESQL", url, exc)
+    return url
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    """A clock that only moves with ``advance``; start 1_800_000_000."""
+    return ManualClock()
+
+
+_counter = itertools.count()
+
+
+async def _drop_redis_prefix(url: str, prefix: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+        pattern = pattern.replace("[", "\\[").replace("]", "\\]") + ":*"
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                await client.delete(*batch)
+                batch.clear()
+        if batch:
+            await client.delete(*batch)
+    finally:
+        await client.aclose()
+
+
+async def _drop_schema(url: str, schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def make_stores(
+    request: pytest.FixtureRequest, tmp_path: Path, run_id: str
+) -> AsyncIterator[MakeStores]:
+    """Factory of fresh, isolated stores; see the module docstring."""
+    opened: list[Stores] = []
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    async def make(kind: str = "memory", **options: Any) -> Stores:
+        n = next(_counter)
+        if kind == "memory":
+            stores = await open_stores("memory://", **options)
+        elif kind == "sqlite":
+            stores = await open_stores(f"sqlite:///{tmp_path / f'satchel-{n}.db'}", **options)
+        elif kind in ("redis", "postgres", "postgres+redis"):
+            prefix = options.pop("prefix", f"satchel-test-{run_id}-{n}")
+            schema = options.pop("schema", f"satchel_test_{run_id}_{n}")
+            redis = request.getfixturevalue("redis_url") if "redis" in kind else None
+            pg = request.getfixturevalue("database_url") if "postgres" in kind else None
+            if redis is not None:
+                cleanups.append(lambda: _drop_redis_prefix(redis, prefix))
+            if pg is not None:
+                cleanups.append(lambda: _drop_schema(pg, schema))
+            main_url = pg or redis
+            assert main_url is not None
+            stores = await open_stores(
+                main_url,
+                sessions_url=redis if kind == "postgres+redis" else None,
+                prefix=prefix,
+                schema=schema,
+                **options,
+            )
+        else:
+            raise ValueError(f"unknown store kind {kind!r}")
+        opened.append(stores)
+        return stores
+
+    yield make
+    for stores in opened:
+        await stores.close()
+    for cleanup in cleanups:
+        await cleanup()
