@@ -1,0 +1,102 @@
+"""Revocation buses that reach every server process, and the rule that picks one.
+
+- :class:`~satchel.buses.redis.RedisBus` — Redis pub/sub, for deployments with Redis.
+- :class:`~satchel.buses.postgres.PostgresBus` — ``LISTEN``/``NOTIFY``, PostgreSQL only.
+- :class:`~satchel.revocation.LocalBus` — one process (the memory store).
+- :class:`~satchel.revocation.NullBus` — no delivery (SQLite): caches stay off.
+
+Consistency bound (what a successful revocation guarantees): the revoking call returns
+only after the store write *and* the publish succeeded; every process with a healthy
+subscription drops the credential when the message arrives (about a millisecond, see
+``docs/benchmarks.md``). A process whose subscription died silently trusts its cache for
+at most ``ping_interval + ping_timeout`` (1.5 s by default) before it notices and turns to
+per-request store reads. If the publish fails, the call raises
+:class:`~satchel.errors.StoreUnavailable` *after* the store write (the store is the source
+of truth, so the credential is dead on every uncached path); the caller should retry, and
+meanwhile a process that cached the credential may accept it until its cache entry expires:
+at most the cache TTL (``SATCHEL_CACHE_TTL``, 5 s by default). Those two numbers are the
+worst case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from satchel.buses.base import BusBase, BusCounters
+from satchel.errors import ConfigurationError
+from satchel.revocation import LocalBus, NullBus, RevocationBus
+
+__all__ = ["BusBase", "BusCounters", "bus_kind_for", "make_bus"]
+
+BUS_KINDS = ("auto", "redis", "postgres", "local", "none")
+
+
+def _scheme(url: str | None) -> str:
+    if not url or ":" not in url:
+        return ""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("postgresql", "postgres"):
+        return "postgres"
+    if scheme in ("redis", "rediss", "unix"):
+        return "redis" if scheme != "unix" else ""
+    return scheme
+
+
+def bus_kind_for(
+    store: str, sessions_store: str | None = None, redis_url: str | None = None
+) -> str:
+    """The bus ``auto`` picks for these URLs: ``redis``, ``postgres``, ``local`` or ``none``.
+
+    Redis whenever Redis is in the deployment (explicit ``redis_url`` or a redis store);
+    PostgreSQL when a PostgreSQL store is the only shared backend; in-process delivery for a
+    memory-only deployment; otherwise none (caches off, every request reads the store).
+    """
+    kinds = {_scheme(store), _scheme(sessions_store) if sessions_store else _scheme(store)}
+    if redis_url or "redis" in kinds:
+        return "redis"
+    if "postgres" in kinds:
+        return "postgres"
+    if kinds == {"memory"}:
+        return "local"
+    return "none"
+
+
+def make_bus(
+    kind: str,
+    *,
+    store: str,
+    sessions_store: str | None = None,
+    redis_url: str | None = None,
+    prefix: str = "satchel",
+    sessions_backend: Any = None,
+) -> RevocationBus:
+    """Build (without connecting) the bus of ``kind`` (or the ``auto`` choice).
+
+    ``sessions_backend`` is the opened session store: its Redis ``prefix``, PostgreSQL
+    ``schema`` and ``pool`` are reused so the channel matches the data it guards.
+    """
+    if kind not in BUS_KINDS:
+        raise ConfigurationError(f"Unknown revocation bus {kind!r}; use one of {BUS_KINDS}.")
+    if kind == "auto":
+        kind = bus_kind_for(store, sessions_store, redis_url)
+    if kind == "local":
+        return LocalBus()
+    if kind == "none":
+        return NullBus()
+    if kind == "redis":
+        url = redis_url or next(
+            (u for u in (sessions_store, store) if u and _scheme(u) == "redis"), None
+        )
+        if url is None:
+            raise ConfigurationError("The redis revocation bus needs SATCHEL_REDIS_URL.")
+        from satchel.buses.redis import RedisBus
+
+        return RedisBus(url, prefix=str(getattr(sessions_backend, "prefix", None) or prefix))
+    dsn = next((u for u in (sessions_store, store) if u and _scheme(u) == "postgres"), None)
+    if dsn is None:
+        raise ConfigurationError("The postgres revocation bus needs a postgresql:// store.")
+    from satchel.buses.postgres import PostgresBus
+
+    schema = getattr(sessions_backend, "schema", None) or getattr(sessions_backend, "_schema", None)
+    pool = getattr(sessions_backend, "pool", None)
+    return PostgresBus(dsn, schema=str(schema or prefix.lower()), pool=pool)
