@@ -156,9 +156,19 @@ async def test_S03_logout_clears_cookie_with_identical_attributes(server: Server
     assert (await server.client.get("/auth/me")).status_code == 401
 
 
+async def csrf_token(client: httpx.AsyncClient) -> str:
+    response = await client.get("/auth/csrf")
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    token: str = response.json()["csrf_token"]
+    return token
+
+
 async def test_login_with_form_body(server: Server) -> None:
+    token = await csrf_token(server.client)
     response = await server.client.post(
-        "/auth/login", data={"username": "bob", "password": PASSWORD, "remember": "on"}
+        "/auth/login",
+        data={"username": "bob", "password": PASSWORD, "remember": "on", "csrf_token": token},
     )
     assert response.status_code == 200, response.text
     assert response.json()["username"] == "bob"
@@ -224,6 +234,103 @@ async def test_S10_garbage_cookie_is_401_not_500(server: Server) -> None:
             "/auth/me", headers=[(b"cookie", COOKIE.encode() + b"=" + raw)]
         )
         assert_error(response, 401)
+
+
+# --- CSRF (cookie transport) -------------------------------------------------------------------
+
+
+async def test_C03_login_form_without_token_is_403(server: Server) -> None:
+    calls = server.auth.users.hasher.calls
+    response = await server.client.post(
+        "/auth/login", data={"username": "alice", "password": PASSWORD}
+    )
+    assert_error(response, 403, "csrf_failed")
+    assert "set-cookie" not in response.headers
+    # Refused before any password work.
+    assert server.auth.users.hasher.calls == calls
+
+
+async def test_C03_login_posted_cross_site_is_403(server: Server) -> None:
+    for headers in (
+        {"origin": "https://evil.example"},
+        {"sec-fetch-site": "cross-site"},
+        {"origin": "null"},
+        {"origin": "http://testserver"},  # wrong scheme
+    ):
+        response = await server.client.post(
+            "/auth/login", json={"username": "alice", "password": PASSWORD}, headers=headers
+        )
+        assert_error(response, 403, "csrf_failed")
+
+
+async def test_C02_login_token_from_another_browser_is_403(server: Server) -> None:
+    async with server.fresh_client() as attacker:
+        foreign = await csrf_token(attacker)
+    await csrf_token(server.client)  # the victim has a pre-session cookie of their own
+    response = await server.client.post(
+        "/auth/login", data={"username": "alice", "password": PASSWORD, "csrf_token": foreign}
+    )
+    assert_error(response, 403, "csrf_failed")
+
+
+async def test_same_origin_json_login_passes(server: Server) -> None:
+    response = await server.client.post(
+        "/auth/login",
+        json={"username": "alice", "password": PASSWORD},
+        headers={"origin": "https://testserver", "sec-fetch-site": "same-origin"},
+    )
+    assert response.status_code == 200
+
+
+async def test_C01_cross_site_cookie_requests_change_nothing(server: Server) -> None:
+    await login(server.client)
+    async with server.fresh_client() as other:
+        other_sid = (await login(other)).json()["session_id"]
+        evil = {"origin": "https://evil.example"}
+        assert_error(await server.client.post("/auth/logout", headers=evil), 403, "csrf_failed")
+        assert_error(
+            await server.client.post(
+                "/auth/sessions/revoke-others", headers={"sec-fetch-site": "cross-site"}
+            ),
+            403,
+            "csrf_failed",
+        )
+        assert_error(
+            await server.client.delete(f"/auth/sessions/{other_sid}", headers=evil),
+            403,
+            "csrf_failed",
+        )
+        # A form-encoded post without a token is refused even without origin headers.
+        assert_error(
+            await server.client.post(
+                "/auth/logout",
+                content=b"x=1",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            ),
+            403,
+            "csrf_failed",
+        )
+        assert (await server.client.get("/auth/me")).status_code == 200
+        assert (await other.get("/auth/me")).status_code == 200
+
+
+async def test_cookie_form_logout_with_session_token(server: Server) -> None:
+    await login(server.client)
+    token = await csrf_token(server.client)
+    out = await server.client.post("/auth/logout", data={"csrf_token": token})
+    assert out.status_code == 204
+    assert (await server.client.get("/auth/me")).status_code == 401
+
+
+async def test_bearer_requests_need_no_csrf_check(server: Server) -> None:
+    token = (
+        await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
+    ).json()["access_token"]
+    response = await server.client.post(
+        "/auth/sessions/revoke-others",
+        headers={"authorization": f"Bearer {token}", "origin": "https://elsewhere.example"},
+    )
+    assert response.status_code == 200
 
 
 # --- bearer tokens --------------------------------------------------------------------------

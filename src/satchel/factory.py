@@ -11,12 +11,14 @@ import logging
 
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
+from satchel.csrf import CSRFProtect
+from satchel.deadline import with_deadline
 from satchel.errors import ConfigurationError
 from satchel.events import AuditLog
 from satchel.keys import KeyManager
 from satchel.passwords import PasswordHasher
 from satchel.policy import SessionPolicy
-from satchel.revocation import LocalBus, NullBus, RevocationBus
+from satchel.revocation import RevocationBus
 from satchel.settings import Settings
 from satchel.stores import Stores, open_stores
 from satchel.stores.base import OnExceed
@@ -38,8 +40,9 @@ class ConfiguredAuth(Auth):
     """An :class:`Auth` built from :class:`Settings`; owns its stores, bus and hasher.
 
     ``settings`` is what it was built from; ``keys`` is the :class:`KeyManager` of the
-    signing keys (None when the strategy signs nothing and no key is stored); ``stores``
-    and ``bus`` are the backends it closes on :meth:`close`.
+    signing keys (None when the strategy signs nothing and no key is stored); ``csrf``
+    guards cookie requests (None without the cookie transport); ``stores`` and ``bus`` are
+    the backends it closes on :meth:`close`.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class ConfiguredAuth(Auth):
         stores: Stores,
         bus: RevocationBus,
         keys: KeyManager | None,
+        csrf: CSRFProtect | None,
         strategy: Strategy,
         transports: list[Transport],
         users: UserService,
@@ -63,6 +67,7 @@ class ConfiguredAuth(Auth):
         self.stores = stores
         self.bus = bus
         self.keys = keys
+        self.csrf = csrf
         self._owns_hasher = owns_hasher
 
     async def start(self) -> None:
@@ -130,19 +135,24 @@ def session_policy(settings: Settings) -> SessionPolicy:
     )
 
 
-def choose_bus(settings: Settings) -> RevocationBus:
-    """The revocation bus that is correct for this deployment.
+def choose_bus(settings: Settings, stores: Stores | None = None) -> RevocationBus:
+    """The revocation bus that is correct for this deployment (``settings.bus``).
 
-    A memory store lives in one process, so in-process delivery reaches every cache. Any
+    A memory store lives in one process, so in-process delivery reaches every cache. A
     shared store may have several processes in front of it (or the CLI revoking while the
-    server runs): without a cross-process bus, caches stay off and every request reads
-    the store.
+    server runs): Redis pub/sub or PostgreSQL LISTEN/NOTIFY reach them all; SQLite has no
+    bus, so caches stay off and every request reads the store. See :mod:`satchel.buses`.
     """
-    if settings.store.lower().startswith("memory:") and settings.sessions_store is None:
-        return LocalBus()
-    if settings.redis_url:
-        logger.info("no cross-process revocation bus yet; verifying against the store")
-    return NullBus()
+    from satchel.buses import make_bus
+
+    return make_bus(
+        settings.bus,
+        store=settings.store,
+        sessions_store=settings.sessions_store,
+        redis_url=settings.redis_url,
+        prefix=settings.key_prefix,
+        sessions_backend=stores.sessions if stores is not None else None,
+    )
 
 
 async def build_auth(
@@ -161,28 +171,42 @@ async def build_auth(
     check_settings(settings)
     transports = build_transports(settings)
     stores = await open_stores(
-        settings.store, sessions_url=settings.sessions_store, prefix=settings.key_prefix
+        settings.store,
+        sessions_url=settings.sessions_store,
+        prefix=settings.key_prefix,
+        schema=settings.pg_schema,
     )
     try:
-        bus = choose_bus(settings)
-        users = UserService(stores.users, hasher or PasswordHasher(), clock)
-        manager = KeyManager(stores.keys, clock, alg=settings.jwt_alg)
+        bus = choose_bus(settings, stores)
+        # Strategies and the user service see every store call bounded (503 past the
+        # time-out, F06); ``stores`` itself stays the raw backends, closed on shutdown.
+        bounded = with_deadline(stores, settings.store_timeout)
+        users = UserService(bounded.users, hasher or PasswordHasher(), clock)
+        manager = KeyManager(bounded.keys, clock, alg=settings.jwt_alg)
         keys: KeyManager | None = manager
         strategy: Strategy
         if settings.strategy == "session":
-            strategy = _session_strategy(settings, stores, bus, clock)
+            strategy = _session_strategy(settings, bounded, bus, clock)
             # No signing keys are needed; publish stored ones if an operator created some.
             keys = await _optional_keys(manager)
         elif settings.strategy == "jwt":
             await manager.load_or_create(settings.jwt_alg)
-            strategy = _jwt_strategy(settings, stores, bus, clock, manager)
+            strategy = _jwt_strategy(settings, bounded, bus, clock, manager)
         else:  # pragma: no cover - check_settings refuses it until the module exists
             raise ConfigurationError("The 'hybrid' strategy is not available yet.")
+        csrf = None
+        if "cookie" in settings.transports:
+            csrf = await CSRFProtect.load(
+                stores.keys,
+                trusted_origins=settings.trusted_origins,
+                secure=settings.cookie_secure,
+            )
         return ConfiguredAuth(
             settings=settings,
             stores=stores,
             bus=bus,
             keys=keys,
+            csrf=csrf,
             strategy=strategy,
             transports=transports,
             users=users,
@@ -213,7 +237,15 @@ def _session_strategy(
 ) -> Strategy:
     from satchel.strategies.session import SessionStrategy
 
-    return SessionStrategy(stores.sessions, stores.users, session_policy(settings), clock, bus)
+    return SessionStrategy(
+        stores.sessions,
+        stores.users,
+        session_policy(settings),
+        clock,
+        bus,
+        cache_size=10_000 if settings.cache else 0,
+        cache_ttl=settings.cache_ttl,
+    )
 
 
 def _jwt_strategy(

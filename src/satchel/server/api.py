@@ -12,12 +12,21 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request, Response
+from fastapi import APIRouter, Depends, Form, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
 from starlette.datastructures import UploadFile
 
 from satchel.auth import Auth, LoginResult
+from satchel.csrf import (
+    FORM_FIELD,
+    CSRFProtect,
+    binding_for,
+    content_type,
+    needs_check,
+    scope_origin,
+)
 from satchel.errors import (
     ConfigurationError,
     InvalidInput,
@@ -30,12 +39,14 @@ from satchel.keys import KeyManager
 from satchel.server.errors import error_responses
 from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext
+from satchel.transports.cookie import CookieTransport
 
 logger = logging.getLogger("satchel.server")
 
 MAX_USER_AGENT = 512
 HEALTH_TIMEOUT = 2.0
 _TRUE_WORDS = frozenset({"1", "true", "on", "yes"})
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 router = APIRouter()
@@ -89,6 +100,12 @@ class SessionOut(BaseModel):
     current: bool
 
 
+class CSRFOut(BaseModel):
+    """A token for the ``csrf_token`` form field or the ``X-CSRF-Token`` header."""
+
+    csrf_token: str
+
+
 class RevokedOut(BaseModel):
     """How many sessions a bulk revocation ended."""
 
@@ -128,10 +145,12 @@ def login_context(request: Request, remember: bool = False) -> LoginContext:
     return LoginContext(ip=ip, user_agent=agent, remember=remember)
 
 
-async def read_login_body(request: Request) -> LoginBody:
-    """Username, password and "remember me" from a JSON or a form body."""
+async def read_login_body(request: Request) -> tuple[LoginBody, str | None]:
+    """Username, password and "remember me" from a JSON or a form body, and the form's
+    ``csrf_token`` field (None for JSON, which needs no token)."""
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     data: Any
+    form_token: str | None = None
     if ctype == "application/json" or ctype.endswith("+json"):
         raw = await request.body()
         try:
@@ -143,20 +162,63 @@ async def read_login_body(request: Request) -> LoginBody:
     elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form(max_files=0, max_fields=20)
         data = {}
-        for key in ("username", "password", "remember"):
+        for key in ("username", "password", "remember", FORM_FIELD):
             value = form.get(key)
             if isinstance(value, UploadFile):
                 raise InvalidInput(f"The field {key!r} must be text.")
             if value is not None:
                 data[key] = value
+        form_token = data.pop(FORM_FIELD, None)
         if "remember" in data:
             data["remember"] = str(data["remember"]).lower() in _TRUE_WORDS
     else:
         raise UnsupportedMediaType()
     try:
-        return LoginBody.model_validate(data)
+        return LoginBody.model_validate(data), form_token
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_input=False)) from None
+
+
+async def _form_token(request: Request) -> str | None:
+    """The ``csrf_token`` field of a form body, if the request has one."""
+    if content_type(request.scope.get("headers") or ()) not in _FORM_TYPES:
+        return None
+    form = await request.form(max_files=0, max_fields=20)
+    value = form.get(FORM_FIELD)
+    return value if isinstance(value, str) else None
+
+
+def _cookie_names(auth: Auth) -> list[bytes]:
+    cookie = auth.transport_by_name.get("cookie")
+    if not isinstance(cookie, CookieTransport):
+        return []
+    return [cookie.cookie_name.encode("ascii"), cookie.refresh_name.encode("ascii")]
+
+
+async def check_csrf(request: Request, identity: OptionalIdentity) -> None:
+    """Dependency of every unsafe route that acts on the caller's cookie session.
+
+    Requests without our cookies (bearer clients) pass untouched: a browser never adds an
+    ``Authorization`` header by itself.
+    """
+    auth = get_auth(request)
+    csrf = getattr(auth, "csrf", None)
+    if not isinstance(csrf, CSRFProtect):
+        return
+    headers = request.scope.get("headers") or ()
+    if not needs_check(request.method, headers, _cookie_names(auth)):
+        return
+    binding = binding_for(identity) if identity is not None else None
+    csrf.check(
+        request.method,
+        headers,
+        own_origin=scope_origin(request.scope),
+        binding=binding,
+        form_token=await _form_token(request),
+    )
+
+
+CSRFChecked = Depends(check_csrf)
 
 
 def _apply(response: Response, headers: list[tuple[str, str]]) -> None:
@@ -189,7 +251,7 @@ def _cookie_configured(auth: Auth) -> bool:
     "/auth/login",
     response_model=IdentityOut,
     openapi_extra=_LOGIN_BODY_DOC,
-    responses=error_responses(400, 401, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503),
     summary="Log in with a password; sets the session cookie",
 )
 async def login(request: Request, response: Response) -> dict[str, Any]:
@@ -197,7 +259,18 @@ async def login(request: Request, response: Response) -> dict[str, Any]:
     auth = get_auth(request)
     if not _cookie_configured(auth):
         raise NotSupported("Cookie login is not enabled here; use POST /auth/token.")
-    body = await read_login_body(request)
+    body, form_token = await read_login_body(request)
+    csrf = getattr(auth, "csrf", None)
+    if isinstance(csrf, CSRFProtect):
+        # Login CSRF: checked before the password, so a forged post learns nothing.
+        headers = request.scope.get("headers") or ()
+        csrf.check(
+            request.method,
+            headers,
+            own_origin=scope_origin(request.scope),
+            binding=csrf.login_binding(headers),
+            form_token=form_token,
+        )
     result: LoginResult = await auth.login(
         body.username, body.password, login_context(request, body.remember)
     )
@@ -238,7 +311,8 @@ async def token(
 @router.post(
     "/auth/logout",
     status_code=204,
-    responses=error_responses(503),
+    dependencies=[CSRFChecked],
+    responses=error_responses(403, 503),
     summary="End the current session and clear the cookie",
 )
 async def logout(request: Request, identity: OptionalIdentity) -> Response:
@@ -286,7 +360,8 @@ async def list_sessions(
 @router.delete(
     "/auth/sessions/{session_id}",
     status_code=204,
-    responses=error_responses(400, 401, 404, 503),
+    dependencies=[CSRFChecked],
+    responses=error_responses(400, 401, 403, 404, 503),
     summary="End one of the caller's sessions",
 )
 async def revoke_session(
@@ -306,14 +381,42 @@ async def revoke_session(
 
 @router.post(
     "/auth/sessions/revoke-others",
+    dependencies=[CSRFChecked],
     response_model=RevokedOut,
-    responses=error_responses(400, 401, 503),
+    responses=error_responses(400, 401, 403, 503),
     summary="End every other session of the caller",
 )
 async def revoke_others(request: Request, identity: CurrentIdentity) -> RevokedOut:
     """Keeps the current session; returns how many others ended."""
     ended = await get_auth(request).revoke_other_sessions(identity)
     return RevokedOut(revoked=len(ended))
+
+
+@router.get(
+    "/auth/csrf",
+    response_model=CSRFOut,
+    responses=error_responses(400),
+    summary="A CSRF token for form posts (login form or the current cookie session)",
+)
+async def csrf_token(request: Request, identity: OptionalIdentity) -> Response:
+    """JSON requests need no token; forms send it as ``csrf_token`` (or ``X-CSRF-Token``).
+
+    For a logged-in cookie session the token is bound to the session; otherwise it is bound
+    to a pre-session cookie this response sets, for the login form.
+    """
+    auth = get_auth(request)
+    csrf = getattr(auth, "csrf", None)
+    if not isinstance(csrf, CSRFProtect):
+        raise NotSupported("CSRF tokens are only used with the cookie transport.")
+    extra: list[tuple[str, str]] = []
+    if identity is not None and identity.transport == "cookie":
+        token = csrf.token_for(identity)
+    else:
+        token, extra = csrf.login_form(request.scope.get("headers") or ())
+    response = JSONResponse({"csrf_token": token})
+    _apply(response, extra)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- keys and health ----------------------------------------------------------------------
