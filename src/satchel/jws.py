@@ -1,0 +1,227 @@
+"""A strict JWS compact-serialization layer (RFC 7515) for satchel's own tokens.
+
+Only the profile satchel issues is accepted, and everything else is refused before any
+key is used:
+
+* at most :data:`MAX_TOKEN_LENGTH` characters, checked before any decoding (J22);
+* exactly three non-empty segments of the base64url alphabet ``[A-Za-z0-9_-]``, without
+  padding and in canonical form — unused trailing bits must be zero (J18, J19);
+* header and payload are UTF-8 JSON objects without duplicate members, ``NaN`` /
+  ``Infinity``, oversized numbers or pathological nesting (J11, J17, J22, J23);
+* the header must name a known ``kid``; its ``alg`` must equal that key's algorithm
+  exactly — the header never selects an algorithm, and ``none`` matches no key (J01–J06);
+* ``crit``, ``b64``, key-carrying or key-fetching members (``jku``, ``x5u``, ``jwk``,
+  ``x5c``, ``x5t``…) and JWE members are refused; nothing is ever fetched (J07, J08,
+  J15, J16).
+
+Errors are :class:`satchel.errors.InvalidToken` with a short detail that never quotes the
+token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from satchel.errors import ConfigurationError, InvalidToken
+from satchel.keys import KeySet, SigningKey
+
+#: Longest token accepted, in characters; checked before anything else.
+MAX_TOKEN_LENGTH = 8 * 1024
+MAX_KID_LENGTH = 128
+# Integer literals longer than this are refused before int() sees them (J11, J22).
+_MAX_INT_DIGITS = 20
+_MAX_FLOAT_CHARS = 40
+
+#: Header members refused outright: extensions we do not implement and key references
+#: that must never be trusted or fetched.
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "crit",
+        "b64",
+        "jku",
+        "x5u",
+        "jwk",
+        "x5c",
+        "x5t",
+        "x5t#S256",
+        # JWE members: an encrypted token is not a JWS.
+        "enc",
+        "zip",
+        "epk",
+        "apu",
+        "apv",
+        "iv",
+        "tag",
+        "p2s",
+        "p2c",
+    }
+)
+
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]*")
+_TOKEN_RE = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# Final characters whose unused low bits are zero: 2 trailing chars carry 4 spare bits,
+# 3 trailing chars carry 2. Anything else is a non-canonical encoding of the same bytes.
+_CANONICAL_LAST = {2: frozenset(_ALPHABET[::16]), 3: frozenset(_ALPHABET[::4])}
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+
+
+class UnknownKey(InvalidToken):
+    """The token names a key id this key set does not hold (or no longer accepts)."""
+
+
+class _Malformed(ValueError):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Malformed("duplicate member")
+    return obj
+
+
+def _constant(name: str) -> Any:
+    raise _Malformed("non-finite number")
+
+
+def _int(text: str) -> int:
+    if len(text) > _MAX_INT_DIGITS:
+        raise _Malformed("number too large")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text) if len(text) <= _MAX_FLOAT_CHARS else math.inf
+    if not math.isfinite(value):
+        raise _Malformed("number out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs,
+    parse_constant=_constant,
+    parse_int=_int,
+    parse_float=_float,
+)
+_decode_json = _DECODER.decode
+
+
+def _decode_segment(segment: bytes, last: str) -> bytes:
+    # ``segment`` is base64url already translated to the standard alphabet; ``last`` is its
+    # final character in the original text, for the canonical-form check.
+    rem = len(segment) & 3
+    if rem == 1 or (rem and last not in _CANONICAL_LAST[rem]):
+        raise ValueError("non-canonical base64url")
+    return binascii.a2b_base64(segment + _PADDING[rem])
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Decode canonical unpadded base64url; ValueError for anything else."""
+    if not _SEGMENT_RE.fullmatch(segment):
+        raise ValueError("not base64url")
+    return _decode_segment(segment.encode("ascii").translate(_TO_STANDARD), segment[-1:])
+
+
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url text."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _segment(segment: bytes, last: str, what: str) -> bytes:
+    try:
+        return _decode_segment(segment, last)
+    except (ValueError, binascii.Error):
+        raise InvalidToken(f"Malformed token {what}.") from None
+
+
+def _object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        # Decoding as UTF-8 first: json.loads(bytes) would also accept UTF-16/32 (J23).
+        value = _decode_json(data.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise InvalidToken(f"Malformed token {what}.") from None
+    if type(value) is not dict:
+        raise InvalidToken(f"Token {what} is not a JSON object.")
+    return value
+
+
+def decode_raw(token: object, keyset: KeySet, now: float) -> tuple[dict[str, Any], bytes]:
+    """Verify ``token`` and return its header and raw payload bytes.
+
+    Raises :class:`InvalidToken` (:class:`UnknownKey` for an unknown or expired ``kid``).
+    """
+    if type(token) is not str:
+        raise InvalidToken("Token must be text.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("Token too long.")
+    match = _TOKEN_RE.fullmatch(token)
+    if match is None:
+        raise InvalidToken("Malformed token.")
+    # One translation of the whole token into the standard base64 alphabet, then slices.
+    end_header, end_payload = match.end(1), match.end(2)
+    raw = token.encode("ascii")
+    std = raw.translate(_TO_STANDARD)
+    header = _object(_segment(std[:end_header], token[end_header - 1], "header"), "header")
+    if not FORBIDDEN_HEADERS.isdisjoint(header):
+        raise InvalidToken("Token header carries an unsupported member.")
+    kid = header.get("kid")
+    if type(kid) is not str or not kid or len(kid) > MAX_KID_LENGTH:
+        raise InvalidToken("Token header needs a valid kid.")
+    key = keyset.get(kid, now)
+    if key is None:
+        raise UnknownKey("Token signed by an unknown key.")
+    # Exact comparison: no case folding, no trimming, no aliases (J05).
+    if header.get("alg") != key.alg:
+        raise InvalidToken("Token algorithm does not match its key.")
+    signature = _segment(std[end_payload + 1 :], token[-1], "signature")
+    if not key.verify(raw[:end_payload], signature):
+        raise InvalidToken("Token signature is invalid.")
+    return header, _segment(std[end_header + 1 : end_payload], token[end_payload - 1], "payload")
+
+
+def decode(token: object, keyset: KeySet, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify ``token`` and return its header and its JSON-object payload.
+
+    The payload is parsed only after the signature checked out. Claims are not
+    validated here; see :func:`satchel.jwt.verify`.
+    """
+    header, payload = decode_raw(token, keyset, now)
+    return header, _object(payload, "payload")
+
+
+def _dumps(value: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"Token content is not JSON-serialisable: {exc}") from None
+
+
+def encode(
+    header_extra: Mapping[str, Any] | None,
+    payload: bytes | Mapping[str, Any],
+    key: SigningKey,
+) -> str:
+    """A compact JWS of ``payload`` signed by ``key``.
+
+    ``alg`` and ``kid`` always come from ``key``; ``header_extra`` (e.g. ``typ``) may not
+    override them or add a member that :func:`decode` refuses.
+    """
+    header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
+    for name, value in (header_extra or {}).items():
+        if name in header or name in FORBIDDEN_HEADERS:
+            raise ConfigurationError(f"Header member {name!r} cannot be set.")
+        header[name] = value
+    body = payload if isinstance(payload, bytes | bytearray) else _dumps(payload)
+    signing_input = f"{b64url_encode(_dumps(header))}.{b64url_encode(bytes(body))}"
+    token = f"{signing_input}.{b64url_encode(key.sign(signing_input.encode('ascii')))}"
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ConfigurationError("Token would exceed the maximum token length.")
+    return token
