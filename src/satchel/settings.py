@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     #: Revocation bus and throttling backend.
     redis_url: str | None = None
     key_prefix: str = Field(default="satchel", pattern=r"^[A-Za-z0-9_]{1,40}$")
+    #: PostgreSQL schema holding satchel's tables (one per deployment sharing a database).
+    pg_schema: str = Field(default="satchel", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    #: Each store call fails closed (503) after this many seconds.
+    store_timeout: float = Field(default=2.0, gt=0, le=60)
+
+    # --- revocation bus and local cache ---------------------------------------------------
+    #: ``auto``: Redis when Redis is configured, PostgreSQL LISTEN/NOTIFY for PostgreSQL-only
+    #: stores, in-process for memory://, none (no cache) for SQLite.
+    bus: Literal["auto", "redis", "postgres", "local", "none"] = "auto"
+    #: Cache verified sessions per process (only ever trusted while the bus is healthy).
+    cache: bool = True
+    #: Upper bound, seconds, on trusting a cached session without re-reading the store.
+    cache_ttl: float = Field(default=5.0, gt=0, le=300)
+    #: Serve GET /debug/counters (store reads, cache hits, bus state); tests and benchmarks only.
+    expose_counters: bool = False
 
     # --- transports -----------------------------------------------------------------------
     transports: Annotated[list[TransportName], NoDecode] = Field(
