@@ -1,0 +1,272 @@
+"""Signing keys, key sets and KeyManager persistence and rotation (J03, J24, J25)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from satchel.clock import ManualClock
+from satchel.errors import ConfigurationError
+from satchel.keys import (
+    ALGORITHMS,
+    INITIAL_KEY_RECORD,
+    ES256Key,
+    HS256Key,
+    KeyManager,
+    KeySet,
+    RS256Key,
+    SigningKey,
+    generate_key,
+    key_from_jwk,
+)
+from satchel.stores.base import KeyState, StoredKey
+from satchel.stores.memory import MemoryStore
+
+MSG = b"header.payload"
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> RS256Key:
+    # RSA generation is the slow part of this file; one key serves every test.
+    return RS256Key.generate("rsa", bits=2048)
+
+
+def make(alg: str, rsa_key: RS256Key) -> SigningKey:
+    return rsa_key if alg == "RS256" else generate_key(alg, created_at=5.0)
+
+
+@pytest.mark.parametrize("alg", ALGORITHMS)
+def test_sign_verify_roundtrip_and_tamper(alg: str, rsa_key: RS256Key) -> None:
+    key = make(alg, rsa_key)
+    assert key.alg == alg
+    sig = key.sign(MSG)
+    assert key.verify(MSG, sig)
+    assert not key.verify(MSG + b"x", sig)
+    assert not key.verify(MSG, sig[:-1])
+    assert not key.verify(MSG, b"")
+    flipped = bytes([sig[0] ^ 1]) + sig[1:]
+    assert not key.verify(MSG, flipped)
+
+
+@pytest.mark.parametrize("alg", ALGORITHMS)
+def test_stored_roundtrip_and_repr_hides_material(alg: str, rsa_key: RS256Key) -> None:
+    key = make(alg, rsa_key)
+    stored = key.to_stored(KeyState.ACTIVE)
+    assert stored.alg == alg and stored.kid == key.kid and stored.state is KeyState.ACTIVE
+    again = SigningKey.from_stored(stored)
+    assert type(again) is type(key)
+    assert again.verify(MSG, key.sign(MSG))  # same material
+    for text in (repr(key), repr(stored), repr(again), repr(KeySet(key))):
+        assert stored.material not in text
+        assert "PRIVATE" not in text
+    if alg == "HS256":
+        assert stored.material[:16] not in repr(key)
+
+
+def test_jwks_lists_public_keys_only(rsa_key: RS256Key) -> None:
+    ed, es, hs = generate_key("EdDSA"), generate_key("ES256"), generate_key("HS256")
+    ks = KeySet(ed, [(es, None), (hs, None), (rsa_key, None)])
+    jwks = ks.jwks()
+    kids = {k["kid"] for k in jwks["keys"]}
+    assert kids == {ed.kid, es.kid, rsa_key.kid}
+    for jwk in jwks["keys"]:
+        assert "d" not in jwk and "k" not in jwk and "p" not in jwk
+        assert jwk["use"] == "sig"
+    assert {k["alg"] for k in jwks["keys"]} == {"EdDSA", "ES256", "RS256"}
+    # A public JWK rebuilds a verify-only key that accepts the original's signatures.
+    for jwk in jwks["keys"]:
+        original = ks.get(jwk["kid"], 0.0)
+        assert original is not None
+        public = key_from_jwk(jwk)
+        assert not public.can_sign
+        assert public.verify(MSG, original.sign(MSG))
+        with pytest.raises(ConfigurationError):
+            public.sign(MSG)
+
+
+@pytest.mark.parametrize("secret", [b"", b"secret", b"12345", b"x" * 31])
+def test_J24_short_hmac_secret_is_a_configuration_error(secret: bytes) -> None:
+    with pytest.raises(ConfigurationError):
+        HS256Key("k", secret)
+
+
+def test_J24_small_rsa_key_is_a_configuration_error() -> None:
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(ConfigurationError):
+        RS256Key("k", private=small)
+    with pytest.raises(ConfigurationError):
+        RS256Key("k", public=small.public_key())
+
+
+def test_es256_key_must_be_p256() -> None:
+    with pytest.raises(ConfigurationError):
+        ES256Key("k", private=ec.generate_private_key(ec.SECP384R1()))
+
+
+@pytest.mark.parametrize(
+    "kid", ["", "x" * 129, "a\nb", 123, None], ids=["empty", "long", "newline", "int", "none"]
+)
+def test_bad_kid_is_a_configuration_error(kid: object) -> None:
+    with pytest.raises(ConfigurationError):
+        HS256Key(kid, b"k" * 32)  # type: ignore[arg-type]
+
+
+def test_keyset_get_never_falls_back() -> None:
+    active, old = generate_key("EdDSA"), generate_key("EdDSA")
+    ks = KeySet(active, [(old, 100.0)])
+    assert ks.get(active.kid, 1e12) is active
+    assert ks.get(old.kid, 100.0) is old
+    assert ks.get(old.kid, 100.5) is None
+    assert ks.get("nope", 0.0) is None
+    assert ks.get("", 0.0) is None
+    assert ks.jwks(now=101.0)["keys"] == [active.public_jwk()]
+
+
+def test_keyset_without_signing_key() -> None:
+    pub = key_from_jwk(generate_key("ES256").public_jwk() or {})
+    ks = KeySet.verify_only([pub])
+    with pytest.raises(ConfigurationError):
+        _ = ks.active
+    with pytest.raises(ConfigurationError):
+        KeySet(pub)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"use": "enc"},
+        {"key_ops": ["encrypt"]},
+        {"key_ops": "verify"},
+        {"alg": "HS256"},
+        {"alg": "ES384"},
+        {"crv": "P-384"},
+        {"kty": "oct"},
+        {"x": "AAAA"},
+        {"x": "not base64!"},
+    ],
+)
+def test_key_from_jwk_is_strict(change: dict[str, object]) -> None:
+    jwk = dict(generate_key("ES256").public_jwk() or {})
+    jwk.update(change)
+    with pytest.raises(ConfigurationError):
+        key_from_jwk(jwk)
+
+
+def test_key_from_jwk_rejects_point_off_curve() -> None:
+    jwk = dict(generate_key("ES256").public_jwk() or {})
+    y = base64.urlsafe_b64decode(jwk["y"] + "=")
+    jwk["y"] = base64.urlsafe_b64encode(bytes([y[0] ^ 1]) + y[1:]).rstrip(b"=").decode()
+    with pytest.raises(ConfigurationError):
+        key_from_jwk(jwk)
+
+
+def test_corrupt_stored_key_is_a_configuration_error() -> None:
+    bad = StoredKey("k", "EdDSA", "-----BEGIN PRIVATE KEY-----\nAAAA\n", KeyState.ACTIVE, 0.0)
+    with pytest.raises(ConfigurationError) as info:
+        SigningKey.from_stored(bad)
+    assert "AAAA" not in info.value.detail
+    wrong_type = generate_key("ES256").to_stored(KeyState.ACTIVE)
+    wrong_type.alg = "EdDSA"
+    with pytest.raises(ConfigurationError):
+        SigningKey.from_stored(wrong_type)
+    with pytest.raises(ConfigurationError):
+        SigningKey.from_stored(StoredKey("k", "none", "x", KeyState.ACTIVE, 0.0))
+
+
+# --- KeyManager ---------------------------------------------------------------------------
+
+
+async def test_load_or_create_generates_once(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    first = await KeyManager(store, manual_clock).load_or_create()
+    assert first.active.alg == "EdDSA"
+    manual_clock.advance(10)
+    again = await KeyManager(store, manual_clock).load_or_create()
+    assert again.active.kid == first.active.kid
+    assert len(await store.list_keys()) == 1
+    token_sig = first.active.sign(MSG)
+    assert again.active.verify(MSG, token_sig)
+
+
+async def test_concurrent_first_start_agrees_on_one_key(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    managers = [KeyManager(store, manual_clock, alg="ES256") for _ in range(5)]
+    sets = await asyncio.gather(*(m.load_or_create() for m in managers))
+    assert len({ks.active.kid for ks in sets}) == 1
+    assert [k.state for k in await store.list_keys()] == [KeyState.ACTIVE]
+    assert await store.get_secret(INITIAL_KEY_RECORD) is not None
+
+
+async def test_alg_mismatch_is_refused_not_regenerated(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    await KeyManager(store, manual_clock, alg="EdDSA").load_or_create()
+    with pytest.raises(ConfigurationError):
+        await KeyManager(store, manual_clock, alg="ES256").load_or_create()
+    assert len(await store.list_keys()) == 1
+
+
+async def test_keys_without_active_one_are_refused(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    await store.save_key(generate_key("EdDSA").to_stored(KeyState.RETIRED))
+    with pytest.raises(ConfigurationError):
+        await KeyManager(store, manual_clock).load_or_create()
+
+
+async def test_J25_rotation_overlap(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    manager = KeyManager(store, manual_clock)
+    old = (await manager.load_or_create()).active
+    old_sig = old.sign(MSG)
+    manual_clock.advance(100)
+    ks = await manager.rotate(overlap=600)
+    new = ks.active
+    assert new.kid != old.kid and new.alg == "EdDSA"
+    now = manual_clock()
+    # Inside the overlap both verify and both are published.
+    previous = ks.get(old.kid, now + 600)
+    assert previous is not None and previous.verify(MSG, old_sig)
+    assert {k["kid"] for k in ks.jwks(now)["keys"]} == {old.kid, new.kid}
+    states = {k.kid: (k.state, k.not_after) for k in await manager.list()}
+    assert states[old.kid] == (KeyState.PREVIOUS, now + 600)
+    assert states[new.kid] == (KeyState.ACTIVE, None)
+    # After the overlap the previous key is not used, in this set or a reloaded one.
+    assert ks.get(old.kid, now + 601) is None
+    manual_clock.advance(601)
+    reloaded = await KeyManager(store, manual_clock).load_or_create()
+    assert reloaded.get(old.kid, manual_clock()) is None
+    assert [k["kid"] for k in reloaded.jwks(manual_clock())["keys"]] == [new.kid]
+    # The next rotation retires it for good.
+    await manager.rotate(overlap=0)
+    states = {k.kid: k.state for k in await manager.list()}
+    assert states[old.kid] is KeyState.RETIRED
+    assert states[new.kid] is KeyState.PREVIOUS
+
+
+async def test_rotation_can_change_algorithm(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    manager = KeyManager(store, manual_clock, alg="EdDSA")
+    old = (await manager.load_or_create()).active
+    ks = await manager.rotate(alg="HS256", overlap=60)
+    assert ks.active.alg == "HS256"
+    assert ks.get(old.kid, manual_clock()) is not None
+    assert [k["kid"] for k in ks.jwks()["keys"]] == [old.kid]  # HS256 never published
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis", "postgres"])
+async def test_key_manager_on_real_stores(
+    make_stores, manual_clock: ManualClock, kind: str
+) -> None:  # type: ignore[no-untyped-def]
+    stores = await make_stores(kind)
+    manager = KeyManager(stores.keys, manual_clock, alg="ES256")
+    first = (await manager.load_or_create()).active
+    manual_clock.advance(5)
+    second = (await manager.rotate(overlap=30)).active
+    other = await KeyManager(stores.keys, manual_clock, alg="ES256").load_or_create()
+    assert other.active.kid == second.kid
+    signed = first.sign(MSG)
+    previous = other.get(first.kid, manual_clock())
+    assert previous is not None and previous.verify(MSG, signed)
+    assert other.get(first.kid, manual_clock() + 31) is None
