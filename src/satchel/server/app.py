@@ -61,6 +61,10 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         setattr(app.state, STATE_KEY, auth)
     satchel_exception_handlers(app)
     app.include_router(router)
+    if settings.expose_counters:
+        from satchel.server.debug import router as debug_router
+
+        app.include_router(debug_router)
     if importlib.util.find_spec(PAGES_MODULE) is not None:
         pages = importlib.import_module(PAGES_MODULE)
         app.include_router(pages.router)
