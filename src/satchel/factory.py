@@ -251,4 +251,19 @@ def _session_strategy(
 def _jwt_strategy(
     settings: Settings, stores: Stores, bus: RevocationBus, clock: Clock, keys: KeyManager
 ) -> Strategy:
-    raise ConfigurationError("The 'jwt' strategy is not available yet.")
+    from satchel.jwt import ClaimsPolicy
+    from satchel.strategies.jwt import JWTStrategy
+
+    policy = ClaimsPolicy(
+        issuer=settings.issuer, audience=settings.audience, leeway=settings.leeway
+    )
+    return JWTStrategy(
+        keys,
+        policy,
+        stores.users,
+        clock=clock,
+        bus=bus,
+        access_ttl=settings.access_ttl,
+        cache_size=10_000 if settings.cache else 0,
+        cache_ttl=settings.cache_ttl,
+    )
