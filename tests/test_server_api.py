@@ -408,6 +408,20 @@ async def test_jwt_token_me_and_tampered(make_server: ServerFactory) -> None:
     assert all("d" not in key for key in jwks["keys"])
 
 
+@pytest.mark.skipif(not HAS_JWT, reason="JWT strategy not available yet")
+async def test_jwt_logout_revokes_and_sessions_are_not_supported(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(strategy="jwt")
+    token = (
+        await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
+    ).json()["access_token"]
+    headers = {"authorization": f"Bearer {token}"}
+    assert_error(await server.client.get("/auth/sessions", headers=headers), 400, "not_supported")
+    assert (await server.client.post("/auth/logout", headers=headers)).status_code == 204
+    assert_error(await server.client.get("/auth/me", headers=headers), 401)
+
+
 # --- sessions ------------------------------------------------------------------------------
 
 
