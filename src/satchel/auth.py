@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from satchel.clock import Clock, system_clock
 from satchel.errors import (
     AmbiguousCredentials,
+    AuthenticationError,
     ConfigurationError,
     MissingCredential,
     NotFound,
     SatchelError,
+    Throttled,
 )
 from satchel.events import AuditEvent, AuditLog
 from satchel.identity import Identity
@@ -19,6 +22,9 @@ from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext, Strategy
 from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
 from satchel.users import UserService
+
+if TYPE_CHECKING:  # the throttle needs the optional ``limits`` package
+    from satchel.throttle import LoginThrottle
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -48,6 +54,7 @@ class Auth:
         users: UserService,
         audit: AuditLog | None = None,
         clock: Clock = system_clock,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         if not transports:
             raise ConfigurationError("Auth needs at least one transport.")
@@ -60,6 +67,7 @@ class Auth:
         self.users = users
         self.audit = audit or AuditLog()
         self.clock = clock
+        self.throttle = throttle
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -124,9 +132,27 @@ class Auth:
         :class:`satchel.errors.InvalidLogin`.
         """
         ctx = ctx or LoginContext()
+        throttle = self.throttle
+        if throttle is not None:
+            # Before the password is looked at: during a lockout the right password gets the
+            # same answer as a wrong one.
+            try:
+                await throttle.check(username, ctx.ip)
+            except Throttled as exc:
+                await self.audit.emit(
+                    AuditEvent(
+                        "throttled",
+                        username=username,
+                        ip=ctx.ip,
+                        reason=getattr(exc, "scope", None),
+                    )
+                )
+                raise
         try:
             user = await self.users.verify_login(username, password)
         except SatchelError as exc:
+            if throttle is not None and isinstance(exc, AuthenticationError):
+                await throttle.failure(username, ctx.ip)
             await self.audit.emit(
                 AuditEvent("login.failure", username=username, ip=ctx.ip, reason=exc.code)
             )
@@ -215,5 +241,76 @@ class Auth:
                 user_id=user_id,
                 actor=actor.user_id if actor else None,
                 reason="all",
+            )
+        )
+
+    # --- account changes ------------------------------------------------------------------
+
+    async def change_password(
+        self,
+        identity: Identity,
+        current: str,
+        new: str,
+        ctx: LoginContext | None = None,
+    ) -> LoginResult:
+        """Change the caller's password (the current one is required) and re-issue.
+
+        Every credential of the user issued so far ends, on every strategy (the
+        user's ``valid_after`` moves to now); the caller gets a brand-new credential, so the
+        session id changes too (S02, P05). A wrong current password raises
+        :class:`satchel.errors.InvalidLogin`.
+        """
+        try:
+            user = await self.users.change_password(identity.user_id, current, new)
+        except SatchelError as exc:
+            await self.audit.emit(
+                AuditEvent(
+                    "password.change_failed",
+                    user_id=identity.user_id,
+                    session=identity.session_id,
+                    reason=exc.code,
+                )
+            )
+            raise
+        # Ends every credential issued up to the new valid_after, the caller's included.
+        await self.strategy.user_changed(user)
+        issued_identity, issued = await self.strategy.issue(user, ctx or LoginContext())
+        await self.audit.emit(
+            AuditEvent(
+                "password.changed",
+                user_id=user.id,
+                session=issued_identity.session_id,
+            )
+        )
+        return LoginResult(issued_identity, issued)
+
+    async def set_roles(
+        self, user_id: str, roles: Collection[str], *, actor: Identity | None = None
+    ) -> None:
+        """Replace a user's roles and end their credentials, so the next login gets a new
+        session id with the new privileges (S02)."""
+        await self.users.set_roles(user_id, roles)
+        user = await self.users.invalidate_credentials(user_id)
+        await self.strategy.user_changed(user)
+        await self.audit.emit(
+            AuditEvent(
+                "roles.changed",
+                user_id=user_id,
+                actor=actor.user_id if actor else None,
+                extra={"roles": ",".join(sorted(user.roles))},
+            )
+        )
+
+    async def set_disabled(
+        self, user_id: str, disabled: bool, *, actor: Identity | None = None
+    ) -> None:
+        """Disable (ending every credential at once) or re-enable an account."""
+        user = await self.users.set_disabled(user_id, disabled)
+        await self.strategy.user_changed(user)
+        await self.audit.emit(
+            AuditEvent(
+                "user.disabled" if disabled else "user.enabled",
+                user_id=user_id,
+                actor=actor.user_id if actor else None,
             )
         )
