@@ -152,9 +152,23 @@ class SessionStrategy(Strategy):
         self, user: UserRecord, ctx: LoginContext
     ) -> tuple[Identity, IssuedCredentials]:
         """A brand-new session for ``user`` (never reuses an id; S02)."""
+        now = self.clock()
+        record, token = self._new_record(user, ctx, now)
+        await self._create(record, now)
+        identity = _identity(record, user)
+        issued = IssuedCredentials(
+            access_token=token,
+            expires_in=int(record.absolute_expires_at - now),
+            session_id=record.id,
+        )
+        return identity, issued
+
+    def _new_record(
+        self, user: UserRecord, ctx: LoginContext, now: float
+    ) -> tuple[SessionRecord, str]:
+        """A fresh session record for ``user`` and its ``id.secret`` token (nothing stored)."""
         if user.disabled:
             raise InvalidLogin()
-        now = self.clock()
         remember = bool(ctx.remember)
         sid, secret, token = new_token()
         idle, absolute = initial_expiries(now, self.policy, remember)
@@ -173,6 +187,10 @@ class SessionStrategy(Strategy):
             user_agent=ctx.user_agent[:MAX_USER_AGENT] if ctx.user_agent else None,
             data=data,
         )
+        return record, token
+
+    async def _create(self, record: SessionRecord, now: float) -> None:
+        """Persist a new session under the per-user cap and broadcast any evictions."""
         result = await self._io(
             self.store.create(
                 record,
@@ -188,15 +206,10 @@ class SessionStrategy(Strategy):
                 # Without the eviction broadcast the login must not succeed; do not leave an
                 # unusable session behind to count against the cap.
                 try:
-                    await self.store.delete(sid)
+                    await self.store.delete(record.id)
                 except Exception:  # already failing closed; the record expires on its own
                     logger.warning("could not remove session after failed eviction broadcast")
                 raise
-        identity = _identity(record, user)
-        issued = IssuedCredentials(
-            access_token=token, expires_in=int(absolute - now), session_id=sid
-        )
-        return identity, issued
 
     # --- verifying --------------------------------------------------------------------------
 
