@@ -7,6 +7,7 @@
   checked once per session. Unreachable: the test is skipped with a loud reason, or fails
   when ``CI=true``.
 - ``manual_clock``: a :class:`~satchel.clock.ManualClock` at 1_800_000_000 s.
+- ``blackhole_port``: a local TCP port that accepts and never answers (hung service).
 - ``make_stores``: ``await make_stores(kind, **open_stores_options) -> Stores`` with kind one
   of ``memory``, ``sqlite``, ``redis``, ``postgres`` or ``postgres+redis`` (users and keys in
   PostgreSQL, sessions in Redis). Each call gets a fresh SQLite file / Redis key prefix /
@@ -170,3 +171,20 @@ async def make_stores(
         await stores.close()
     for cleanup in cleanups:
         await cleanup()
+
+
+@pytest.fixture
+async def blackhole_port() -> AsyncIterator[int]:
+    """A local TCP port that accepts connections and never answers (a hung server)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield port
+    server.close()
+    for writer in held:
+        writer.close()
+    await server.wait_closed()

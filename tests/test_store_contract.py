@@ -92,7 +92,8 @@ def ids(records: list[SessionRecord]) -> list[str]:
 
 
 async def test_create_get_round_trips_every_field(store: Any, manual_clock: ManualClock) -> None:
-    now = manual_clock.now + 0.123456789
+    # Millisecond-exact times: Redis keeps milliseconds (see test_redis_store).
+    now = manual_clock.now + 0.123
     rec = session(
         now,
         ip="2001:db8::1",

@@ -12,11 +12,15 @@ Key layout (``P`` is the configurable prefix, default ``satchel``)::
 
 A session is a small hash rather than one JSON string so the Lua scripts can change single
 fields (``touch``, ``rotate_refresh``) without re-encoding JSON in Lua, whose cjson rounds
-numbers to 14 digits. Field names are one or two letters to keep a session near 250 bytes:
+numbers to 14 digits. Field names are one or two letters to keep a session under 300 bytes
+(``MEMORY USAGE`` of a session with a UUID user id, an IP and a refresh hash: about 290;
+the per-user index adds roughly 60 bytes per session plus 100 per user):
 ``u`` user id, ``h`` secret hash, ``c`` created, ``l`` last seen, ``i`` idle expiry, ``a``
 absolute expiry, ``ip``, ``ua``, ``d`` data (JSON), ``r`` refresh hash, ``p`` previous
-refresh hash, ``t`` rotated at, ``g`` generation. Times are Python ``repr`` floats, so they
-round-trip exactly; hashes are raw bytes (only SHA-256 digests, never a token).
+refresh hash, ``t`` rotated at, ``g`` generation. Times are integer milliseconds (listpack
+keeps them as 8-byte integers instead of 18-character decimals), so sub-millisecond precision
+is dropped — Redis expiry is millisecond-grained anyway. Hashes are raw bytes (only SHA-256
+digests, never a token).
 
 Every multi-key change (create with the per-user limit, delete, revoke-all, refresh rotation,
 purge) is one Lua script, so the session keys and the per-user index never disagree and the
@@ -38,7 +42,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -132,7 +135,7 @@ local e = redis.call('HMGET', KEYS[1], 'u', 'a')
 local a = tonumber(e[2])
 if not e[1] or not a then return 0 end
 redis.call('HSET', KEYS[1], 'l', ARGV[1], 'i', ARGV[2])
-local at = math.ceil(math.min(tonumber(ARGV[2]), a) * 1000)
+local at = math.min(tonumber(ARGV[2]), a)
 redis.call('PEXPIREAT', KEYS[1], at)
 extend(ARGV[3] .. e[1], at)
 return 1
@@ -179,14 +182,14 @@ end
 return n
 """
 
-# KEYS: session key. ARGV: presented hash, successor hash, now, grace, now as stored text.
+# KEYS: session key. ARGV: presented hash, successor hash, now, grace (times in ms).
 _ROTATE = """
 local e = redis.call('HMGET', KEYS[1], 'r', 'p', 't', 'i', 'a')
 local now = tonumber(ARGV[3])
 local i, a = tonumber(e[4]), tonumber(e[5])
 if not i or not a or math.min(i, a) <= now then return 'unknown' end
 if e[1] and e[1] == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'r', ARGV[2], 't', ARGV[5])
+  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'r', ARGV[2], 't', ARGV[3])
   redis.call('HINCRBY', KEYS[1], 'g', 1)
   return 'rotated'
 end
@@ -232,12 +235,9 @@ async def _aw(value: Awaitable[T] | T) -> T:
     return value
 
 
-def _f(value: float) -> str:
-    return repr(float(value))
-
-
-def _expire_ms(at: float) -> int:
-    return math.ceil(at * 1000)
+def _ms(value: float) -> str:
+    """Seconds as integer milliseconds: listpack stores these as compact integers."""
+    return str(round(float(value) * 1000))
 
 
 def session_fields(rec: SessionRecord) -> dict[str, bytes | str]:
@@ -245,10 +245,10 @@ def session_fields(rec: SessionRecord) -> dict[str, bytes | str]:
     fields: dict[str, bytes | str] = {
         "u": rec.user_id,
         "h": bytes(rec.secret_hash),
-        "c": _f(rec.created_at),
-        "l": _f(rec.last_seen_at),
-        "i": _f(rec.idle_expires_at),
-        "a": _f(rec.absolute_expires_at),
+        "c": _ms(rec.created_at),
+        "l": _ms(rec.last_seen_at),
+        "i": _ms(rec.idle_expires_at),
+        "a": _ms(rec.absolute_expires_at),
     }
     if rec.ip is not None:
         fields["ip"] = rec.ip
@@ -261,22 +261,19 @@ def session_fields(rec: SessionRecord) -> dict[str, bytes | str]:
     if rec.refresh_prev_hash is not None:
         fields["p"] = bytes(rec.refresh_prev_hash)
     if rec.refresh_rotated_at is not None:
-        fields["t"] = _f(rec.refresh_rotated_at)
+        fields["t"] = _ms(rec.refresh_rotated_at)
     if rec.generation:
         fields["g"] = str(rec.generation)
     return fields
 
 
-def _float(raw: str | None) -> float:
+def _seconds(raw: str | None) -> float:
     if raw is None:
         raise CorruptRecord("missing session field")
     try:
-        value = float(raw)
+        return int(raw) / 1000
     except ValueError as exc:
-        raise CorruptRecord("expected a number") from exc
-    if not math.isfinite(value):
-        raise CorruptRecord("expected a finite number")
-    return value
+        raise CorruptRecord("expected integer milliseconds") from exc
 
 
 def session_from_fields(session_id: str, raw: dict[bytes, bytes]) -> SessionRecord:
@@ -295,16 +292,16 @@ def session_from_fields(session_id: str, raw: dict[bytes, bytes]) -> SessionReco
         id=session_id,
         user_id=t["u"],
         secret_hash=raw[b"h"],
-        created_at=_float(t.get("c")),
-        last_seen_at=_float(t.get("l")),
-        idle_expires_at=_float(t.get("i")),
-        absolute_expires_at=_float(t.get("a")),
+        created_at=_seconds(t.get("c")),
+        last_seen_at=_seconds(t.get("l")),
+        idle_expires_at=_seconds(t.get("i")),
+        absolute_expires_at=_seconds(t.get("a")),
         ip=t.get("ip"),
         user_agent=t.get("ua"),
         data=codec.data_from_json(t.get("d")),
         refresh_hash=raw.get(b"r"),
         refresh_prev_hash=raw.get(b"p"),
-        refresh_rotated_at=None if "t" not in t else _float(t["t"]),
+        refresh_rotated_at=None if "t" not in t else _seconds(t["t"]),
         generation=generation,
     )
 
@@ -385,7 +382,8 @@ class RedisStore:
             await _aw(self.client.ping())
         try:
             config = await _aw(self.client.config_get("maxmemory-policy"))
-            policy = config.get(b"maxmemory-policy")
+            # Key type varies with the client version and protocol (bytes or str).
+            policy = config.get(b"maxmemory-policy", config.get("maxmemory-policy"))
         except (RedisError, OSError, TimeoutError):
             return  # CONFIG is often disabled on managed Redis; the warning is best effort
         name = policy.decode() if isinstance(policy, bytes) else str(policy or "")
@@ -421,11 +419,11 @@ class RedisStore:
         codec.check_max_per_user(max_per_user)
         args: list[Any] = [
             self._s,
-            _f(now),
+            _ms(now),
             "" if max_per_user is None else str(max_per_user),
             "1" if on_exceed is OnExceed.DENY else "0",
-            _f(record.created_at),
-            str(_expire_ms(record.expires_at())),
+            _ms(record.created_at),
+            str(min(int(_ms(record.idle_expires_at)), int(_ms(record.absolute_expires_at)))),
             record.id,
         ]
         for name, value in session_fields(record).items():
@@ -451,7 +449,7 @@ class RedisStore:
         async with self._errors():
             done = await self._touch(
                 keys=[self._s + session_id],
-                args=[_f(last_seen_at), _f(idle_expires_at), self._u],
+                args=[_ms(last_seen_at), _ms(idle_expires_at), self._u],
             )
         return bool(done)
 
@@ -506,7 +504,7 @@ class RedisStore:
             async for key in self.client.scan_iter(
                 match=_glob_escape(self._u) + "*", count=1000, _type="zset"
             ):
-                total += int(await self._purge_user(keys=[key], args=[self._s, _f(now)]))
+                total += int(await self._purge_user(keys=[key], args=[self._s, _ms(now)]))
         return total
 
     async def rotate_refresh(
@@ -522,7 +520,7 @@ class RedisStore:
         async with self._errors():
             outcome = await self._rotate(
                 keys=[self._s + session_id],
-                args=[bytes(presented_hash), bytes(successor_hash), _f(now), _f(grace), _f(now)],
+                args=[bytes(presented_hash), bytes(successor_hash), _ms(now), _ms(grace)],
             )
         return RotateOutcome(outcome.decode())
 
