@@ -195,6 +195,12 @@ class BusBase:
             self._first.set()
         logger.info("%s revocation bus subscribed", self.kind)
 
+    def _lost(self) -> None:
+        """The subscription can no longer be trusted (idempotent)."""
+        if self._healthy:
+            self.counters.disconnects += 1
+        self._healthy = False
+
     def _on_message(self, raw: str | bytes) -> None:
         """Apply one message from the channel (ignoring our own echoes)."""
         if len(raw) > MAX_MESSAGE:
@@ -232,9 +238,7 @@ class BusBase:
             except Exception as exc:
                 logger.warning("%s revocation bus: %s", self.kind, type(exc).__name__)
             finally:
-                if self._healthy:
-                    self.counters.disconnects += 1
-                self._healthy = False
+                self._lost()
             if self._closing:
                 break
             # Jitter keeps a fleet of servers from reconnecting in lock-step after an outage.

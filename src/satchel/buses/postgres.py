@@ -117,7 +117,7 @@ class PostgresBus(BusBase):
                 async with asyncio.timeout(self.ping_timeout):
                     await conn.fetchval("SELECT 1")
         finally:
-            self._healthy = False
+            self._lost()
             self._conn = None
             # terminate(), not close(): a graceful close waits on a link that may be dead.
             conn.terminate()

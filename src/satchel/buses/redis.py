@@ -122,7 +122,7 @@ class RedisBus(BusBase):
                 elif kind == "unsubscribe":
                     raise _Lost()
         finally:
-            self._healthy = False
+            self._lost()
             self._pubsub = None
             # Close by dropping the socket: an UNSUBSCRIBE round trip could hang on a dead link.
             await quietly(pubsub.aclose(), 0.5)
