@@ -57,7 +57,7 @@ class Config:
     state: str  # where the state lives, for the table
     strategy: str
     sessions: str  # "sqlite" | "redis"
-    bus: bool  # a cross-process revocation bus (enables the local cache)
+    cache: bool  # the per-process cache of verified sessions (needs a cross-process bus)
     alg: str = "EdDSA"
 
     def settings(self, settings: Settings) -> dict[str, Any]:
@@ -75,17 +75,24 @@ class Config:
         }
         if self.sessions == "redis":
             values["sessions_store"] = settings.redis_url
-        if self.bus:
             values["redis_url"] = settings.redis_url
+        values["cache"] = self.cache
         return values
 
     def env(self, settings: Settings) -> dict[str, str]:
         """The same settings as ``SATCHEL_*`` environment variables (for the server process)."""
         out = {}
-        for name, value in self.settings(settings).items():
+        for name, value in known_settings(self.settings(settings)).items():
             text = ",".join(value) if isinstance(value, list) else str(value)
             out[f"SATCHEL_{name.upper()}"] = text.lower() if isinstance(value, bool) else text
         return out
+
+
+def known_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields this satchel version's Settings has (older ones lack e.g. ``cache``)."""
+    from satchel.settings import Settings as SatchelSettings
+
+    return {k: v for k, v in values.items() if k in SatchelSettings.model_fields}
 
 
 CONFIGS = (
@@ -119,7 +126,7 @@ async def opened(config: Config, settings: Settings) -> AsyncIterator[Any]:
     from satchel.factory import build_auth
     from satchel.settings import Settings as SatchelSettings
 
-    auth = await build_auth(SatchelSettings(**config.settings(settings)))
+    auth = await build_auth(SatchelSettings(**known_settings(config.settings(settings))))
     try:
         await auth.start()
         yield auth
