@@ -305,3 +305,17 @@ async def test_F07_sessions_survive_an_outage(
     finally:
         await store.delete_user("u1")
         await store.close()
+
+
+async def test_times_are_kept_to_the_millisecond(
+    store: RedisStore, manual_clock: ManualClock
+) -> None:
+    now = manual_clock.now + 0.1234567
+    rec = session(now)
+    await store.create(rec, now=now)
+    got = await store.get(rec.id)
+    assert got is not None
+    assert got.created_at == manual_clock.now + 0.123
+    assert got.idle_expires_at == manual_clock.now + 0.123 + HOUR
+    raw = await store.client.hget(f"{store.prefix}:s:{rec.id}", "c")
+    assert raw == str(round(now * 1000)).encode()

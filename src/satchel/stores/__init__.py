@@ -128,8 +128,10 @@ async def open_store(
             pg_kwargs["command_timeout"] = command_timeout
         pg: PostgresStore = await pg_mod.PostgresStore.connect(url, **pg_kwargs)
         return pg
+    # Only the scheme is echoed: the rest of a mistyped URL may hold a password.
+    shown = f"scheme {scheme!r}" if scheme.isascii() and scheme.isalnum() else "URL"
     raise ConfigurationError(
-        f"Unsupported store URL {redact_url(url)!r}: expected memory://, sqlite:///path, "
+        f"Unsupported store {shown}: expected memory://, sqlite:///path, "
         "redis://host or postgresql://host."
     )
 

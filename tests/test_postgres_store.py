@@ -1,0 +1,183 @@
+"""PostgreSQL-only behaviour: schema and migrations, timeouts, outages, mixed deployments."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from satchel.errors import ConfigurationError, StoreUnavailable
+from satchel.stores import SessionRecord, Stores, open_store, open_stores
+from satchel.stores.postgres import MIGRATIONS, PostgresStore
+from satchel.stores.redis import RedisStore
+
+pytestmark = pytest.mark.postgres
+
+NOW = 1_800_000_000.0
+MakeStores = Callable[..., Awaitable[Stores]]
+
+
+def session(now: float = NOW, *, user: str = "u1", **fields: Any) -> SessionRecord:
+    return SessionRecord(
+        id=secrets.token_urlsafe(32),
+        user_id=user,
+        secret_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
+        created_at=now,
+        last_seen_at=now,
+        idle_expires_at=now + 3600,
+        absolute_expires_at=now + 86400,
+        **fields,
+    )
+
+
+@pytest.fixture
+async def schema(database_url: str, run_id: str) -> Any:
+    name = f"satchel_pgtest_{run_id}_{secrets.token_hex(3)}"
+    yield name
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_startup_migrates_once(database_url: str, schema: str) -> None:
+    stores = await asyncio.gather(
+        *(PostgresStore.connect(database_url, schema=schema, max_size=2) for _ in range(6))
+    )
+    try:
+        rows = await stores[0].pool.fetch(
+            f'SELECT version FROM "{schema}".schema_migrations ORDER BY version'
+        )
+        assert [r["version"] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+        assert await stores[0].migrate() == len(MIGRATIONS)
+        indexes = {
+            r["indexdef"]
+            for r in await stores[0].pool.fetch(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'sessions'",
+                schema,
+            )
+        }
+        assert any("(user_id, created_at)" in d for d in indexes)
+        assert any("(expires_at)" in d for d in indexes)
+        assert any("(id)" in d for d in indexes)
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_newer_schema_is_a_configuration_error(database_url: str, schema: str) -> None:
+    store = await PostgresStore.connect(database_url, schema=schema)
+    await store.pool.execute(
+        f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)', len(MIGRATIONS) + 1
+    )
+    await store.close()
+    with pytest.raises(ConfigurationError, match="newer"):
+        await PostgresStore.connect(database_url, schema=schema)
+
+
+@pytest.mark.parametrize("bad", ["Bad", "x-y", 'x"; DROP SCHEMA public; --', "", "1abc", "a" * 64])
+async def test_schema_name_must_be_an_identifier(database_url: str, bad: str) -> None:
+    with pytest.raises(ConfigurationError):
+        await PostgresStore.connect(database_url, schema=bad)
+
+
+async def test_dead_port_is_store_unavailable_quickly() -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        await open_store("postgresql://postgres@127.0.0.1:1/test")
+    assert time.monotonic() - started < 1.0
+
+
+async def test_hung_server_is_store_unavailable_after_connect_timeout(
+    blackhole_port: int,
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        await PostgresStore.connect(
+            f"postgresql://postgres@127.0.0.1:{blackhole_port}/test", connect_timeout=0.3
+        )
+    assert time.monotonic() - started < 2.0
+
+
+async def test_unknown_role_is_configuration_error_without_password(database_url: str) -> None:
+    parts = urlsplit(database_url)
+    url = parts._replace(
+        netloc=f"no_such_role_x:hunter2@{parts.hostname}:{parts.port or 5432}"
+    ).geturl()
+    with pytest.raises((ConfigurationError, StoreUnavailable)) as info:
+        await open_store(url)
+    assert "hunter2" not in str(info.value)
+
+
+async def test_F06_slow_statement_times_out_and_pool_recovers(
+    database_url: str, schema: str
+) -> None:
+    store = await PostgresStore.connect(
+        database_url, schema=schema, command_timeout=0.3, max_size=2
+    )
+    rec = session()
+    await store.create(rec, now=NOW)
+    blocker = await asyncpg.connect(database_url)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute(f'LOCK TABLE "{schema}".sessions IN ACCESS EXCLUSIVE MODE')
+        for _ in range(3):  # more attempts than pool connections: nothing may leak
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.get(rec.id)
+            assert time.monotonic() - started < 1.5
+        await tx.rollback()
+        got = await store.get(rec.id)
+        assert got is not None and got.id == rec.id
+    finally:
+        await blocker.close()
+        await store.close()
+
+
+async def test_closed_pool_is_store_unavailable(database_url: str, schema: str) -> None:
+    store = await PostgresStore.connect(database_url, schema=schema)
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.get("x")
+
+
+async def test_mixed_deployment_users_in_postgres_sessions_in_redis(
+    make_stores: MakeStores,
+) -> None:
+    stores = await make_stores("postgres+redis")
+    assert isinstance(stores.sessions, RedisStore)
+    assert isinstance(stores.users, PostgresStore) and stores.keys is stores.users
+    pg = stores.users
+    rec = session()
+    await stores.sessions.create(rec, now=NOW)
+    assert await stores.sessions.get(rec.id) is not None
+    assert await pg.pool.fetchval(f'SELECT count(*) FROM "{pg.schema}".sessions') == 0
+    assert await pg.get_secret("pepper") is None
+    assert await stores.keys.set_secret_if_absent("pepper", b"p") == b"p"
+
+
+async def test_open_stores_closes_main_when_sessions_backend_fails(
+    database_url: str, schema: str
+) -> None:
+    with pytest.raises(StoreUnavailable):
+        await open_stores(database_url, schema=schema, sessions_url="redis://127.0.0.1:1/0")
+    conn = await asyncpg.connect(database_url)
+    try:
+        # Only our probe connection remains for this schema's application: the pool was closed.
+        open_pools = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND query LIKE $1",
+            f"%{schema}%",
+        )
+    finally:
+        await conn.close()
+    assert open_pools == 0
