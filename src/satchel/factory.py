@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from typing import TYPE_CHECKING
 
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
@@ -25,6 +26,9 @@ from satchel.stores.base import OnExceed
 from satchel.strategies.base import Strategy
 from satchel.transports.base import Transport
 from satchel.users import UserService
+
+if TYPE_CHECKING:
+    from satchel.throttle import LoginThrottle
 
 logger = logging.getLogger("satchel.factory")
 
@@ -82,6 +86,8 @@ class ConfiguredAuth(Auth):
             await self.bus.close()
         finally:
             await self.stores.close()
+            if self.throttle is not None:
+                await self.throttle.close()
             if self._owns_hasher:
                 self.users.hasher.close()
 
@@ -201,7 +207,7 @@ async def build_auth(
                 trusted_origins=settings.trusted_origins,
                 secure=settings.cookie_secure,
             )
-        return ConfiguredAuth(
+        configured = ConfiguredAuth(
             settings=settings,
             stores=stores,
             bus=bus,
@@ -214,9 +220,19 @@ async def build_auth(
             audit=audit,
             owns_hasher=hasher is None,
         )
+        configured.throttle = _login_throttle(settings, clock)
+        return configured
     except BaseException:
         await stores.close()
         raise
+
+
+def _login_throttle(settings: Settings, clock: Clock) -> LoginThrottle:
+    """Failed-login counters: in Redis when one is configured (shared by every process),
+    else in this process's memory."""
+    from satchel.throttle import LoginThrottle
+
+    return LoginThrottle.from_url(settings.redis_url, clock=clock, prefix=settings.key_prefix)
 
 
 async def _optional_keys(manager: KeyManager) -> KeyManager | None:

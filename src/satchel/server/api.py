@@ -36,6 +36,7 @@ from satchel.errors import (
 )
 from satchel.integrations.fastapi import CurrentIdentity, OptionalIdentity, get_auth
 from satchel.keys import KeyManager
+from satchel.netutil import client_ip, parse_networks
 from satchel.server.errors import error_responses
 from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext
@@ -132,13 +133,17 @@ class UnsupportedMediaType(SatchelError):
 
 
 def login_context(request: Request, remember: bool = False) -> LoginContext:
-    """Client facts for a new session: the peer address and a bounded User-Agent.
+    """Client facts for a new session: the client address and a bounded User-Agent.
 
-    ``X-Forwarded-For`` is ignored here: the peer address is trusted only as uvicorn
-    reports it (uvicorn rewrites it from trusted proxies when those are configured).
+    ``X-Forwarded-For`` counts only when the peer is one of ``settings.trusted_proxies``
+    (:func:`satchel.netutil.client_ip`): the address keys the per-IP login throttle, so a
+    client must not be able to choose it.
     """
     client = request.scope.get("client")
-    ip = str(client[0]) if client else None
+    peer = str(client[0]) if client else None
+    settings = getattr(request.app.state, "settings", None)
+    proxies = parse_networks(getattr(settings, "trusted_proxies", None) or ())
+    ip = client_ip(peer, request.scope.get("headers") or (), proxies)
     agent = request.headers.get("user-agent")
     if agent is not None:
         agent = agent[:MAX_USER_AGENT]
@@ -390,6 +395,47 @@ async def revoke_others(request: Request, identity: CurrentIdentity) -> RevokedO
     """Keeps the current session; returns how many others ended."""
     ended = await get_auth(request).revoke_other_sessions(identity)
     return RevokedOut(revoked=len(ended))
+
+
+class PasswordChangeBody(BaseModel):
+    """``POST /auth/password``: the current password and the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: StrictStr
+    new_password: StrictStr
+
+
+@router.post(
+    "/auth/password",
+    dependencies=[CSRFChecked],
+    responses=error_responses(400, 401, 403, 413, 422, 503),
+    summary="Change the caller's password; ends every other session",
+)
+async def change_password(
+    request: Request, identity: CurrentIdentity, body: PasswordChangeBody
+) -> Response:
+    """Needs the current password. Every earlier credential of the user ends (all devices,
+    signed tokens too); the caller gets a fresh one: a new cookie, or a new bearer token in
+    the body."""
+    auth = get_auth(request)
+    result = await auth.change_password(
+        identity, body.current_password, body.new_password, login_context(request)
+    )
+    if identity.transport == "cookie":
+        response: Response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
+        _apply(response, auth.login_headers(result, "cookie"))
+    else:
+        issued = result.credentials
+        out = TokenOut(
+            access_token=issued.access_token,
+            expires_in=issued.expires_in,
+            refresh_token=issued.refresh_token,
+            refresh_expires_in=issued.refresh_expires_in if issued.refresh_token else None,
+        )
+        response = JSONResponse(out.model_dump(exclude_none=True))
+    response.headers.update(_NO_STORE)
+    return response
 
 
 @router.get(
