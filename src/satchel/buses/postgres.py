@@ -76,6 +76,11 @@ class PostgresBus(BusBase):
         return f"PostgresBus(channel={self.channel!r}, healthy={self.healthy})"
 
     @property
+    def application_name(self) -> str:
+        """``application_name`` of the LISTEN connection: ``satchel-bus <channel>``."""
+        return f"satchel-bus {self.channel}"[:63]
+
+    @property
     def listen_pid(self) -> int | None:
         """Server process id of the LISTEN connection (for operators and fault tests)."""
         conn = self._conn
@@ -100,7 +105,12 @@ class PostgresBus(BusBase):
 
     async def _subscription(self) -> None:
         lost = asyncio.Event()
-        conn = await asyncpg.connect(self._dsn, timeout=self.connect_timeout)
+        conn = await asyncpg.connect(
+            self._dsn,
+            timeout=self.connect_timeout,
+            # Lets operators (and fault tests) find this backend in pg_stat_activity.
+            server_settings={"application_name": self.application_name},
+        )
         self._conn = conn
         try:
             conn.add_termination_listener(lambda _conn: lost.set())

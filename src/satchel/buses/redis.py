@@ -77,10 +77,17 @@ class RedisBus(BusBase):
                 socket_connect_timeout=connect_timeout,
                 retry=no_retry,
                 max_connections=1,
+                # Lets operators (and fault tests) find this subscriber in CLIENT LIST.
+                client_name=self.client_name,
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError("Invalid Redis URL for the revocation bus.") from exc
         self._pubsub: Any = None
+
+    @property
+    def client_name(self) -> str:
+        """CLIENT SETNAME of the subscriber connection: ``satchel-bus:<channel>``."""
+        return f"satchel-bus:{self.channel}"
 
     def __repr__(self) -> str:
         return f"RedisBus(channel={self.channel!r}, healthy={self.healthy})"
