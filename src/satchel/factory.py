@@ -198,8 +198,10 @@ async def build_auth(
         elif settings.strategy == "jwt":
             await manager.load_or_create(settings.jwt_alg)
             strategy = _jwt_strategy(settings, bounded, bus, clock, manager)
-        else:  # pragma: no cover - check_settings refuses it until the module exists
-            raise ConfigurationError("The 'hybrid' strategy is not available yet.")
+        else:
+            await manager.load_or_create(settings.jwt_alg)
+            audit = audit or AuditLog()
+            strategy = _hybrid_strategy(settings, bounded, bus, clock, manager, audit)
         csrf = None
         if "cookie" in settings.transports:
             csrf = await CSRFProtect.load(
@@ -282,4 +284,36 @@ def _jwt_strategy(
         access_ttl=settings.access_ttl,
         cache_size=10_000 if settings.cache else 0,
         cache_ttl=settings.cache_ttl,
+    )
+
+
+def _hybrid_strategy(
+    settings: Settings,
+    stores: Stores,
+    bus: RevocationBus,
+    clock: Clock,
+    keys: KeyManager,
+    audit: AuditLog,
+) -> Strategy:
+    from satchel.jwt import ClaimsPolicy
+    from satchel.strategies.hybrid import HybridStrategy
+
+    policy = ClaimsPolicy(
+        issuer=settings.issuer, audience=settings.audience, leeway=settings.leeway
+    )
+    # Hybrid access tokens are short-lived by design: 5 minutes unless configured.
+    access_ttl = settings.access_ttl if "access_ttl" in settings.model_fields_set else 300
+    return HybridStrategy(
+        stores.sessions,
+        stores.users,
+        keys,
+        policy,
+        policy=session_policy(settings),
+        clock=clock,
+        bus=bus,
+        access_ttl=access_ttl,
+        refresh_grace=settings.refresh_grace,
+        on_bus_down=settings.on_bus_down,
+        cache_size=10_000 if settings.cache else 0,
+        audit=audit,
     )

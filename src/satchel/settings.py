@@ -92,10 +92,14 @@ class Settings(BaseSettings):
     issuer: str = Field(default="satchel", min_length=1, max_length=200)
     audience: str = Field(default="satchel", min_length=1, max_length=200)
     jwt_alg: Literal["EdDSA", "ES256", "RS256", "HS256"] = "EdDSA"
-    #: Lifetime of a signed access token, seconds.
+    #: Lifetime of a signed access token, seconds (hybrid: 300 unless set).
     access_ttl: int = Field(default=900, ge=10, le=86_400)
-    #: Lifetime of a refresh token (hybrid), seconds.
+    #: Not used by hybrid, whose refresh tokens end with the session's absolute time-out.
     refresh_ttl: int = Field(default=14 * 86_400, ge=60, le=400 * 86_400)
+    #: Hybrid: refreshes racing with one token this many seconds apart get the same successor.
+    refresh_grace: float = Field(default=10.0, ge=0, le=300)
+    #: Hybrid, while the revocation bus is down: read the store per request, or answer 503.
+    on_bus_down: Literal["store", "reject"] = "store"
     leeway: int = Field(default=30, ge=0, le=300)
 
     # --- sessions -------------------------------------------------------------------------
