@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         app.include_router(debug_router)
     if importlib.util.find_spec(PAGES_MODULE) is not None:
         pages = importlib.import_module(PAGES_MODULE)
-        app.include_router(pages.router)
+        pages.install(app)
     # Added last = outermost: oversized bodies are refused before anything authenticates.
     app.add_middleware(AuthMiddleware, auth=auth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
