@@ -30,12 +30,15 @@ from satchel.auth import Auth
 from satchel.errors import (
     AuthenticationError,
     ConfigurationError,
+    ExpiredCredential,
     InvalidCredential,
     MissingCredential,
+    NotSupported,
     SatchelError,
     StoreUnavailable,
 )
 from satchel.identity import Identity
+from satchel.strategies.base import LoginContext
 from satchel.transports.base import HeaderPairs, Transport
 
 logger = logging.getLogger("satchel.integrations")
@@ -156,8 +159,11 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         auth = self._auth_for(scope)
+        refreshed: HeaderPairs | None = None
         try:
             await resolve_scope(auth, scope)
+            if kind == "http" and scope[SCOPE_IDENTITY] is None:
+                refreshed = await refresh_from_cookie(auth, scope)
         except StoreUnavailable as exc:
             logger.warning("store unavailable while verifying a credential: %s", exc.detail)
             if kind == "websocket":
@@ -175,4 +181,61 @@ class AuthMiddleware:
             headers = challenge_headers(auth, scope[SCOPE_TRANSPORT], error)
             await send_json_error(send, error.status, error.code, error.detail, headers)
             return
+        if refreshed:
+            send = _adding_headers(send, refreshed)
         await self.app(scope, receive, send)
+
+
+async def refresh_from_cookie(auth: Auth, scope: Scope) -> HeaderPairs | None:
+    """Transparent refresh (hybrid, cookie mode): when the access cookie is missing or
+    expired and a refresh cookie is present, rotate it and authenticate the request.
+
+    Returns the ``Set-Cookie`` headers of the new pair, or None. Browsers send the refresh
+    cookie only under its path (``/auth/refresh`` by default); configure
+    ``refresh_path="/"`` to refresh on any request. The refresh route itself is skipped: it
+    rotates on its own.
+    """
+    error = scope.get(SCOPE_ERROR)
+    if error is not None and not isinstance(error, ExpiredCredential):
+        return None
+    if scope.get(SCOPE_TRANSPORT) not in (None, "cookie"):
+        return None
+    cookie = auth.transport_by_name.get("cookie")
+    if cookie is None or scope.get("path") == getattr(cookie, "refresh_path", None):
+        return None
+    try:
+        token = cookie.extract_refresh(scope.get("headers") or ())
+    except InvalidCredential:
+        return None
+    if token is None:
+        return None
+    client = scope.get("client")
+    ctx = LoginContext(ip=str(client[0]) if client else None)
+    try:
+        result = await auth.refresh(token, ctx)
+    except NotSupported:
+        return None
+    except StoreUnavailable:
+        raise
+    except SatchelError as exc:
+        scope[SCOPE_ERROR] = error or exc
+        return None
+    scope[SCOPE_IDENTITY] = result.identity.with_transport("cookie")
+    scope[SCOPE_TRANSPORT] = "cookie"
+    scope[SCOPE_ERROR] = None
+    return auth.login_headers(result, "cookie")
+
+
+def _adding_headers(send: Send, headers: HeaderPairs) -> Send:
+    """``send`` that adds ``headers`` to the response start (no duplicate Cache-Control)."""
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {name.lower() for name, _ in message.get("headers") or ()}
+            raw = list(message.get("headers") or ())
+            raw.extend(h for h in extra if h[0] != b"cache-control" or h[0] not in present)
+            message["headers"] = raw
+        await send(message)
+
+    return wrapped

@@ -30,6 +30,7 @@ from satchel.csrf import (
 from satchel.errors import (
     ConfigurationError,
     InvalidInput,
+    MissingCredential,
     NotSupported,
     SatchelError,
     StoreUnavailable,
@@ -311,6 +312,72 @@ async def token(
         refresh_token=issued.refresh_token,
         refresh_expires_in=issued.refresh_expires_in if issued.refresh_token else None,
     )
+
+
+MAX_REFRESH_TOKEN = 512
+
+
+async def read_refresh_token(request: Request, auth: Auth) -> tuple[str, bool]:
+    """The refresh token of a ``POST /auth/refresh`` and whether it came in the cookie.
+
+    A body (JSON ``{"refresh_token": ...}`` or the form field) wins over the cookie; a
+    request with neither is unauthenticated.
+    """
+    ctype = content_type(request.scope.get("headers") or ()) or ""
+    value: object = None
+    if ctype == "application/json" or ctype.endswith("+json"):
+        raw = await request.body()
+        if raw.strip():
+            try:
+                data = json.loads(raw)
+            except (ValueError, RecursionError):
+                raise InvalidInput("The request body is not valid JSON.") from None
+            if not isinstance(data, dict):
+                raise InvalidInput("The request body must be a JSON object.")
+            value = data.get("refresh_token")
+    elif ctype in _FORM_TYPES:
+        value = (await request.form(max_files=0, max_fields=20)).get("refresh_token")
+    if value is not None:
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_REFRESH_TOKEN:
+            raise InvalidInput("refresh_token must be a non-empty string.")
+        return value, False
+    cookie = auth.transport_by_name.get("cookie")
+    token = cookie.extract_refresh(request.scope.get("headers") or ()) if cookie else None
+    if token is None:
+        raise MissingCredential("No refresh token was presented.")
+    return token, True
+
+
+@router.post(
+    "/auth/refresh",
+    dependencies=[CSRFChecked],
+    responses=error_responses(400, 401, 403, 413, 422, 503),
+    summary="Rotate a refresh token into a new token pair (hybrid strategy)",
+)
+async def refresh(request: Request) -> Response:
+    """A body token gets an OAuth 2.0 token response; the refresh cookie gets new cookies.
+
+    The presented token is retired; presenting it again after the grace window ends the
+    whole session.
+    """
+    auth = get_auth(request)
+    presented, via_cookie = await read_refresh_token(request, auth)
+    result = await auth.refresh(presented, login_context(request))
+    issued = result.credentials
+    response: Response
+    if via_cookie:
+        response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
+        _apply(response, auth.login_headers(result, "cookie"))
+    else:
+        out = TokenOut(
+            access_token=issued.access_token,
+            expires_in=issued.expires_in,
+            refresh_token=issued.refresh_token,
+            refresh_expires_in=issued.refresh_expires_in,
+        )
+        response = JSONResponse(out.model_dump(exclude_none=True))
+    response.headers.update(_NO_STORE)
+    return response
 
 
 @router.post(
