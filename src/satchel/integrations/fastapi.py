@@ -10,9 +10,10 @@ OpenAPI document lists both schemes; the values those classes extract are not us
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -37,10 +38,14 @@ from satchel.integrations.asgi import (
     SCOPE_IDENTITY,
     SCOPE_TRANSPORT,
     STATE_KEY,
+    AuthMiddleware,
     as_auth_failure,
     challenge_headers,
     resolve_scope,
 )
+
+if TYPE_CHECKING:
+    from satchel.settings import Settings
 
 logger = logging.getLogger("satchel.integrations")
 
@@ -224,6 +229,48 @@ def satchel_exception_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_class, handler)
 
 
+def install(
+    app: FastAPI,
+    settings: Settings | None = None,
+    *,
+    auth: Auth | None = None,
+    routes: bool = True,
+) -> None:
+    """Add satchel to an existing FastAPI ``app`` in one call.
+
+    Builds the :class:`Auth` from ``settings`` (default: the ``SATCHEL_*`` environment) when
+    the app starts, unless ``auth`` is given; adds the middleware that puts the identity on
+    every request, the JSON error handlers and, with ``routes``, the ``/auth/*`` API of the
+    reference server. The app's own lifespan still runs, inside satchel's.
+    """
+    from satchel.factory import build_auth
+    from satchel.settings import Settings
+
+    resolved = settings if settings is not None else Settings()
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(inner_app: Any) -> AsyncIterator[Any]:
+        current = auth if auth is not None else await build_auth(resolved)
+        setattr(app.state, STATE_KEY, current)
+        await current.start()
+        try:
+            async with inner(inner_app) as state:
+                yield state
+        finally:
+            await current.close()
+
+    app.router.lifespan_context = lifespan
+    if auth is not None:
+        setattr(app.state, STATE_KEY, auth)
+    satchel_exception_handlers(app)
+    if routes:
+        from satchel.server.api import router
+
+        app.include_router(router)
+    app.add_middleware(AuthMiddleware, auth=auth)
+
+
 CurrentIdentity = Annotated[Identity, Security(current_identity)]
 OptionalIdentity = Annotated[Identity | None, Security(optional_identity)]
 
@@ -237,6 +284,7 @@ __all__ = [
     "current_identity",
     "error_response",
     "get_auth",
+    "install",
     "optional_identity",
     "require_roles",
     "satchel_exception_handlers",
