@@ -221,3 +221,108 @@ def test_needs_check_only_for_cookie_or_login() -> None:
     # The pre-session cookie alone is not a session cookie.
     assert not needs_check("POST", [(b"cookie", b"__Host-satchel-csrf=abc")], names)
     assert needs_check("POST", [(b"cookie", b"__Host-satchel=a; __Host-satchel=b")], names)
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
+
+from .conftest import COOKIE, ORIGIN, PASSWORD, Server, assert_clean_error  # noqa: E402
+
+CROSS = [
+    {"sec-fetch-site": "cross-site"},
+    {"origin": "https://evil.example"},
+    {"origin": "null"},
+    {"origin": "https://testserver.evil.example"},
+    {"origin": "http://testserver"},
+]
+
+
+@pytest.mark.parametrize(
+    "headers", CROSS, ids=["fetch-cross", "foreign", "null", "lookalike", "scheme"]
+)
+async def test_C01_cross_site_unsafe_cookie_request_refused(
+    server: Server, headers: dict[str, str]
+) -> None:
+    await server.cookie_login()
+    sessions_before = await server.client.get("/auth/me")
+    assert sessions_before.status_code == 200
+    response = await server.client.post("/auth/logout", headers=headers)
+    assert_clean_error(response, 403, "csrf_failed")
+    # No state change: the session still works.
+    assert (await server.client.get("/auth/me")).status_code == 200
+
+
+async def test_C02_cookie_form_post_needs_session_token(server: Server) -> None:
+    await server.cookie_login()
+    form = {"origin": ORIGIN, "sec-fetch-site": "same-origin"}
+    missing = await server.client.post("/auth/logout", data={"x": "1"}, headers=form)
+    assert_clean_error(missing, 403, "csrf_failed")
+    unsigned = await server.client.post("/auth/logout", data={"csrf_token": "abc"}, headers=form)
+    assert_clean_error(unsigned, 403, "csrf_failed")
+    assert (await server.client.get("/auth/me")).status_code == 200
+    token = (await server.client.get("/auth/csrf")).json()["csrf_token"]
+    # Another session's token is foreign here.
+    other = server.fresh_client()
+    await server.cookie_login(other, "bob")
+    foreign = (await other.get("/auth/csrf")).json()["csrf_token"]
+    await other.aclose()
+    rejected = await server.client.post("/auth/logout", data={"csrf_token": foreign}, headers=form)
+    assert_clean_error(rejected, 403, "csrf_failed")
+    ok = await server.client.post("/auth/logout", data={"csrf_token": token}, headers=form)
+    assert ok.status_code == 204
+    assert_clean_error(await server.client.get("/auth/me"), 401)
+
+
+async def test_C02_headerless_json_allowed_headerless_form_refused(server: Server) -> None:
+    await server.cookie_login()
+    form = await server.client.post(
+        "/auth/sessions/revoke-others" if server.strategy != "jwt" else "/auth/logout",
+        content=b"a=b",
+        headers={"content-type": "text/plain"},
+    )
+    assert_clean_error(form, 403, "csrf_failed")
+    response = await server.client.post("/auth/logout", json={})
+    assert response.status_code == 204
+
+
+async def test_C03_login_csrf(server: Server) -> None:
+    async with server.fresh_client() as browser:
+        cross = await browser.post(
+            "/auth/login",
+            json={"username": "alice", "password": PASSWORD},
+            headers={"sec-fetch-site": "cross-site", "origin": "https://evil.example"},
+        )
+        assert_clean_error(cross, 403, "csrf_failed")
+        assert browser.cookies.get(COOKIE) is None
+        no_token = await browser.post(
+            "/auth/login",
+            data={"username": "alice", "password": PASSWORD},
+            headers={"origin": ORIGIN},
+        )
+        assert_clean_error(no_token, 403, "csrf_failed")
+        token = (await browser.get("/auth/csrf")).json()["csrf_token"]
+        ok = await browser.post(
+            "/auth/login",
+            data={"username": "alice", "password": PASSWORD, "csrf_token": token},
+            headers={"origin": ORIGIN},
+        )
+        assert ok.status_code == 200, ok.text
+    # A token minted for another browser's pre-session cookie does not work here.
+    async with server.fresh_client() as attacker, server.fresh_client() as victim:
+        stolen = (await attacker.get("/auth/csrf")).json()["csrf_token"]
+        await victim.get("/auth/csrf")
+        refused = await victim.post(
+            "/auth/login",
+            data={"username": "alice", "password": PASSWORD, "csrf_token": stolen},
+        )
+        assert_clean_error(refused, 403, "csrf_failed")
+
+
+async def test_C03_bearer_requests_exempt(server: Server) -> None:
+    token = await server.bearer_token()
+    async with server.fresh_client() as api:
+        response = await api.post(
+            "/auth/logout",
+            headers={"authorization": f"Bearer {token}", "sec-fetch-site": "cross-site"},
+            content=b"x",
+        )
+    assert response.status_code == 204
