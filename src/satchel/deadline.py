@@ -1,11 +1,12 @@
 """A per-call deadline in front of any store, so a slow or black-holed backend fails fast.
 
 Drivers have their own socket and command time-outs, but not every wait is covered by them:
-an asyncpg pool that is exhausted queues callers without limit, and a call that makes
-several round trips can spend each time-out in turn. :class:`DeadlineStore` bounds the
-whole call: past ``timeout`` seconds it is cancelled and raises
-:class:`~satchel.errors.StoreUnavailable`, so the request answers 503 within the time-out
-(checklist F06) and the cancelled call gives its connection back to the pool.
+an asyncpg pool that is exhausted queues callers without limit, a call that makes several
+round trips can spend each time-out in turn, and cancelling a query on a dead link waits
+for the driver's clean-up. :class:`DeadlineStore` bounds the whole call: past ``timeout``
+seconds the caller gets :class:`~satchel.errors.StoreUnavailable` at once, so the request
+answers 503 within the time-out (checklist F06), while the cancelled call finishes its
+clean-up in the background and returns its connection to the pool.
 
 A write that times out may still have been applied by the server; every write the
 strategies make is idempotent (delete, touch that never recreates), so the caller's retry
@@ -56,13 +57,21 @@ class DeadlineStore:
         return f"DeadlineStore({self.inner!r}, timeout={self.timeout})"
 
     async def _call(self, operation: Awaitable[_T]) -> _T:
+        # A task rather than ``asyncio.timeout``: cancelling a driver call can itself block
+        # (asyncpg sends a cancel request and resets the connection over the same dead
+        # link), and the request must not wait for that clean-up.
+        task = asyncio.ensure_future(operation)
         try:
-            async with asyncio.timeout(self.timeout):
-                return await operation
-        except TimeoutError:
-            self.timeouts += 1
-            logger.warning("store call exceeded %.2f s; failing closed", self.timeout)
-            raise StoreUnavailable("The store did not answer in time.") from None
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        except asyncio.CancelledError:
+            _abandon(task)
+            raise
+        if task in done:
+            return task.result()
+        _abandon(task)
+        self.timeouts += 1
+        logger.warning("store call exceeded %.2f s; failing closed", self.timeout)
+        raise StoreUnavailable("The store did not answer in time.")
 
     # --- SessionStore ---------------------------------------------------------------------
 
@@ -154,6 +163,22 @@ class DeadlineStore:
     async def close(self) -> None:
         """Closing is left to the owner of the wrapped stores (no deadline on shutdown)."""
         return None
+
+
+_abandoned: set[asyncio.Future[Any]] = set()
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and let it finish its clean-up in the background."""
+    task.cancel()
+    _abandoned.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("abandoned store call ended with %s", type(task.exception()).__name__)
 
 
 def with_deadline(stores: Stores, timeout: float) -> Stores:
