@@ -107,7 +107,7 @@ NOTICES: Final[Mapping[str, str]] = {
     "user-created": "User created.",
     "user-disabled": "User disabled; their sessions were ended.",
     "user-enabled": "User enabled.",
-    "roles-changed": "Roles changed; they apply from the user's next request.",
+    "roles-changed": "Roles changed; the user's sessions were ended so the new roles apply.",
     "password-reset": "Password reset; the user's sessions were ended.",
     "user-logged-out": "Every session of the user was ended.",
     "keys-rotated": "Signing keys rotated. The previous key keeps verifying during the overlap.",
@@ -341,6 +341,24 @@ def field(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def check_form(csrf: CSRFProtect, request: Request, form: FormData, binding: str | None) -> None:
+    """Raise :class:`CSRFError` unless a page's form post is same-origin and carries its token.
+
+    Stricter than the API's rule: every page form embeds a token, so a post without one is
+    refused even when its body type or headers would let a script-free request through.
+    """
+    token = field(form, FORM_FIELD)
+    if not token:
+        raise CSRFError("A CSRF token is required.")
+    csrf.check(
+        request.method,
+        request.scope.get("headers") or (),
+        own_origin=scope_origin(request.scope),
+        binding=binding,
+        form_token=token,
+    )
+
+
 def _csrf_refused() -> HTMLResponse:
     return error_page(
         403,
@@ -372,13 +390,7 @@ async def accept_post(
     csrf = await csrf_for(request, auth)
     form = await read_form(request)
     try:
-        csrf.check(
-            request.method,
-            request.scope.get("headers") or (),
-            own_origin=scope_origin(request.scope),
-            binding=binding_for(identity),
-            form_token=field(form, FORM_FIELD) or None,
-        )
+        check_form(csrf, request, form, binding_for(identity))
     except CSRFError:
         return _csrf_refused()
     if admin and not identity.has_role(ADMIN_ROLE):
@@ -470,13 +482,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
     remember = field(form, "remember").lower() in ("1", "on", "true", "yes")
     try:
         # Checked before the password, so a forged post learns nothing about it.
-        csrf.check(
-            request.method,
-            headers,
-            own_origin=scope_origin(request.scope),
-            binding=csrf.login_binding(headers),
-            form_token=field(form, FORM_FIELD) or None,
-        )
+        check_form(csrf, request, form, csrf.login_binding(headers))
     except CSRFError:
         return await _login_page(
             request,
@@ -831,22 +837,13 @@ async def password_submit(request: Request, identity: OptionalIdentity) -> Respo
     record = await _current_record(auth, me)
     remember = record is not None and is_remembered(record)
     try:
-        user = await auth.users.change_password(me.user_id, current, new)
+        # Ends every credential of the user (this one too) and issues this browser a new
+        # session, so the session id changes with the password.
+        result = await auth.change_password(me, current, new, login_context(request, remember))
     except InvalidLogin:
         return await again(400, "The current password is incorrect.")
     except InvalidInput as exc:
         return await again(exc.status, exc.detail)
-    # Every credential issued so far (this one included) ends; this browser then signs in
-    # again with the new password, which also gives it a fresh session id.
-    await auth.revoke_user_sessions(user.id, actor=me)
-    cookie = _cookie_transport(auth)
-    try:
-        result = await auth.login(user.username, new, login_context(request, remember))
-    except SatchelError:
-        return redirect(
-            with_notice("/login", "password-changed-login"),
-            cookie.logout_headers() if cookie else [],
-        )
     return redirect(with_notice("/", "password-changed"), auth.login_headers(result, "cookie"))
 
 
@@ -985,8 +982,7 @@ async def admin_disable_user(
     async def action(p: Posted) -> str:
         if user_id == p.identity.user_id:
             raise InvalidInput("You cannot disable your own account.")
-        await p.auth.users.set_disabled(user_id, True)
-        await p.auth.revoke_user_sessions(user_id, actor=p.identity)
+        await p.auth.set_disabled(user_id, True, actor=p.identity)
         return "user-disabled"
 
     return await _admin_action(request, identity, action)
@@ -999,7 +995,7 @@ async def admin_enable_user(
     """Allow a disabled account to sign in again."""
 
     async def action(p: Posted) -> str:
-        await p.auth.users.set_disabled(user_id, False)
+        await p.auth.set_disabled(user_id, False, actor=p.identity)
         return "user-enabled"
 
     return await _admin_action(request, identity, action)
@@ -1009,16 +1005,15 @@ async def admin_enable_user(
 async def admin_set_roles(
     request: Request, user_id: UserIdPath, identity: OptionalIdentity
 ) -> Response:
-    """Replace a user's roles; every process drops the user's cached sessions."""
+    """Replace a user's roles; the user's sessions end, so privileges change with a new
+    session id at the next sign-in."""
 
     async def action(p: Posted) -> str:
         roles = parse_roles(field(p.form, "roles"))
         if user_id == p.identity.user_id and ADMIN_ROLE not in roles:
             raise InvalidInput("You cannot remove the admin role from your own account.")
-        user = await p.auth.users.set_roles(user_id, roles)
-        # Sessions read roles from the account; cached ones must be dropped everywhere.
-        await p.auth.strategy.user_changed(user)
-        return "roles-changed"
+        await p.auth.set_roles(user_id, roles, actor=p.identity)
+        return "self-logged-out" if user_id == p.identity.user_id else "roles-changed"
 
     return await _admin_action(request, identity, action)
 
