@@ -1,0 +1,228 @@
+"""Verify satchel access tokens in another service: only the JWKS URL, optionally Redis.
+
+::
+
+    verifier = Verifier("https://auth.example/.well-known/jwks.json",
+                        issuer="https://auth.example", audience="api",
+                        redis_url="redis://cache:6379/0")
+    await verifier.start()
+    identity = await verifier.verify(token)   # raises InvalidToken / InvalidCredential
+
+Keys come from the JWKS, cached; an unknown ``kid`` triggers a re-fetch (at most once per
+``refetch_interval``), the set is refreshed in the background after ``max_age``, and when a
+fetch fails the last good set stays in use. Symmetric (``oct``) keys in a JWKS are ignored:
+anyone who can read a JWKS could forge with them.
+
+Revocation: with ``redis_url`` the verifier subscribes to the auth server's revocation
+channel (:class:`~satchel.buses.redis.RedisBus`, same ``prefix``) and refuses tokens of
+ended sessions and of users whose credentials were invalidated. It has no store to fall
+back on, so it fails closed: while the channel is down :meth:`Verifier.verify` raises
+:class:`~satchel.errors.StoreUnavailable` (503), and a token issued before the verifier last
+(re)subscribed is refused as unknown — a revocation of it may have been missed — so the
+client refreshes it once at the auth server. Without ``redis_url`` only signature and
+claims are checked: a token then stays usable until it expires, like any plain JWT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from satchel import jws
+from satchel import jwt as claims_mod
+from satchel.clock import Clock, system_clock
+from satchel.errors import ConfigurationError, InvalidCredential, InvalidToken, StoreUnavailable
+from satchel.identity import Identity
+from satchel.jwt import ClaimsPolicy
+from satchel.keys import KeySet, SigningKey, key_from_jwk
+from satchel.revocation import RevocationBus, RevocationEvent
+from satchel.strategies.hybrid import RevocationState, identity_from_claims
+
+logger = logging.getLogger("satchel.verify")
+
+#: Largest JWKS document accepted, in bytes.
+MAX_JWKS_BYTES = 256 * 1024
+_REVOKED = "The session has ended."
+
+
+def _fetch_jwks(url: str, timeout: float) -> bytes:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only
+        body: bytes = response.read(MAX_JWKS_BYTES + 1)
+    if len(body) > MAX_JWKS_BYTES:
+        raise ValueError("JWKS document too large")
+    return body
+
+
+def parse_jwks(body: bytes | str) -> list[SigningKey]:
+    """The usable public signature keys of a JWKS document; ValueError if it is not one."""
+    data: Any = json.loads(body)
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise ValueError("not a JWK Set")
+    keys: list[SigningKey] = []
+    for jwk in data["keys"]:
+        if not isinstance(jwk, dict) or jwk.get("kty") == "oct":
+            continue
+        try:
+            keys.append(key_from_jwk(jwk))
+        except ConfigurationError as exc:
+            logger.warning("skipped unusable JWK: %s", exc.detail)
+    return keys
+
+
+class Verifier:
+    """Checks access tokens of one satchel issuer; see the module docstring."""
+
+    def __init__(
+        self,
+        jwks_url: str,
+        *,
+        issuer: str,
+        audience: str,
+        redis_url: str | None = None,
+        prefix: str = "satchel",
+        leeway: float = 30.0,
+        max_lifetime: float = 86_400.0,
+        max_age: float = 300.0,
+        refetch_interval: float = 30.0,
+        fetch_timeout: float = 5.0,
+        cache_size: int = 10_000,
+        clock: Clock = system_clock,
+        bus: RevocationBus | None = None,
+    ) -> None:
+        scheme = urllib.parse.urlsplit(jwks_url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise ConfigurationError("The JWKS URL must be http:// or https://.")
+        if redis_url is not None and bus is not None:
+            raise ConfigurationError("Give redis_url or bus, not both.")
+        self.jwks_url = jwks_url
+        self.policy = ClaimsPolicy(
+            issuer=issuer, audience=audience, leeway=leeway, max_lifetime=max_lifetime
+        )
+        self.max_age = float(max_age)
+        self.refetch_interval = float(refetch_interval)
+        self.fetch_timeout = float(fetch_timeout)
+        self.cache_size = cache_size
+        self.clock = clock
+        if redis_url is not None:
+            from satchel.buses.redis import RedisBus
+
+            bus = RedisBus(redis_url, prefix=prefix)
+        self.bus = bus
+        self.revoked = RevocationState(max_lifetime + leeway)
+        self.keyset = KeySet.verify_only(())
+        self._fetched_at = -math.inf
+        self._attempted_at = -math.inf
+        self._refresh_task: asyncio.Task[None] | None = None
+        self._fetch_lock = asyncio.Lock()
+        self._verified: dict[str, tuple[Identity, float]] = {}
+        self._subscribed_at = math.inf
+        self._bus_was_down = True
+        if bus is not None:
+            bus.subscribe(self._on_event, self._on_reset)
+
+    def __repr__(self) -> str:
+        return f"Verifier(issuer={self.policy.issuer!r}, kids={self.keyset.kids()!r})"
+
+    async def start(self) -> None:
+        """Fetch the keys and subscribe to the revocation channel.
+
+        Raises :class:`StoreUnavailable` when the first JWKS fetch fails; a channel that is
+        not up yet only makes :meth:`verify` answer 503 until it is.
+        """
+        if not await self.refresh_keys(force=True):
+            raise StoreUnavailable("The JWKS could not be fetched.")
+        if self.bus is not None:
+            await self.bus.start()
+            self._trusted()
+
+    async def close(self) -> None:
+        """Stop background work and the subscription."""
+        task, self._refresh_task = self._refresh_task, None
+        if task is not None:
+            task.cancel()
+        if self.bus is not None:
+            await self.bus.close()
+
+    async def refresh_keys(self, *, force: bool = False) -> bool:
+        """Re-fetch the JWKS (rate limited unless ``force``); False when it failed."""
+        async with self._fetch_lock:
+            now = self.clock()
+            if not force and now - self._attempted_at < self.refetch_interval:
+                return False
+            self._attempted_at = now
+            try:
+                body = await asyncio.to_thread(_fetch_jwks, self.jwks_url, self.fetch_timeout)
+                keys = parse_jwks(body)
+            except Exception as exc:  # network, HTTP or format: keep the last good set
+                logger.warning("JWKS fetch failed, keeping %d keys: %s", len(self.keyset), exc)
+                return False
+            self.keyset = KeySet.verify_only(keys)
+            self._fetched_at = self.clock()
+            self._verified.clear()
+            return True
+
+    async def verify(self, token: str) -> Identity:
+        """The identity of a valid, unrevoked access token; raises otherwise."""
+        now = self.clock()
+        watched = self.bus is not None
+        if watched and not self._trusted():
+            raise StoreUnavailable("The revocation channel is down; try again shortly.")
+        if now - self._fetched_at > self.max_age and self._refresh_task is None:
+            self._refresh_task = asyncio.create_task(self._background_refresh())
+        hit = self._verified.get(token)
+        if hit is not None and now <= hit[1]:
+            identity = hit[0]
+        else:
+            identity = await self._verify(token, now)
+        if watched and self.revoked.blocks(
+            identity.session_id, identity.user_id, identity.auth_time
+        ):
+            raise InvalidCredential(_REVOKED)
+        return identity
+
+    async def _verify(self, token: str, now: float) -> Identity:
+        try:
+            header, claims = jws.decode(token, self.keyset, now)
+        except jws.UnknownKey:
+            if not await self.refresh_keys():
+                raise
+            header, claims = jws.decode(token, self.keyset, now)
+        claims_mod.check_claims(header, claims, self.policy, now)
+        identity = identity_from_claims(claims, "hybrid")
+        if self.bus is not None and claims["iat"] <= self._subscribed_at:
+            raise InvalidToken("Token predates the revocation feed; refresh it.")
+        if len(self._verified) >= self.cache_size and self._verified:
+            del self._verified[next(iter(self._verified))]
+        until = min(identity.expires_at + self.policy.leeway, self.keyset.not_after(header["kid"]))
+        self._verified[token] = (identity, until)
+        return identity
+
+    async def _background_refresh(self) -> None:
+        try:
+            await self.refresh_keys()
+        finally:
+            self._refresh_task = None
+
+    def _trusted(self) -> bool:
+        bus = self.bus
+        if bus is None or not bus.healthy:
+            self._bus_was_down = True
+            return False
+        if self._bus_was_down:
+            self._bus_was_down = False
+            self._on_reset()
+        return True
+
+    def _on_event(self, event: RevocationEvent) -> None:
+        self.revoked.apply(event, self.clock())
+
+    def _on_reset(self) -> None:
+        # Missed events are unknowable; tokens issued until now are refused (see above).
+        self._subscribed_at = self.clock()
+        self._verified.clear()

@@ -1,0 +1,316 @@
+"""satchel.verify: a verifier that needs only the JWKS URL and, optionally, the Redis channel.
+
+The JWKS is served by a real HTTP server (a thread here, ``satchel serve`` in the
+end-to-end test), and revocations travel over the real Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from satchel.buses.redis import RedisBus
+from satchel.clock import ManualClock, system_clock
+from satchel.errors import (
+    ConfigurationError,
+    ExpiredCredential,
+    InvalidCredential,
+    InvalidToken,
+    StoreUnavailable,
+)
+from satchel.jws import UnknownKey
+from satchel.jwt import ClaimsPolicy, build_claims, sign
+from satchel.keys import HS256Key, KeySet, SigningKey, generate_key
+from satchel.revocation import RevocationEvent, RevocationKind
+from satchel.verify import Verifier
+
+ISSUER, AUDIENCE = "https://auth.test", "api"
+POLICY = ClaimsPolicy(issuer=ISSUER, audience=AUDIENCE)
+
+
+class JWKSServer:
+    """Serves ``body`` with ``status`` on ``/jwks``; counts the requests."""
+
+    def __init__(self) -> None:
+        self.body = b'{"keys":[]}'
+        self.status = 200
+        self.hits = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits += 1
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks"
+
+    def publish(self, *keys: SigningKey, extra: list[dict[str, Any]] | None = None) -> None:
+        jwks = [k.public_jwk() for k in keys] + (extra or [])
+        self.body = json.dumps({"keys": jwks}).encode()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JWKSServer]:
+    server = JWKSServer()
+    yield server
+    server.close()
+
+
+def mint(
+    key: SigningKey, now: float, *, sid: str | None = None, ttl: float = 300, **kw: Any
+) -> str:
+    claims = build_claims(
+        POLICY,
+        sub="user-1",
+        now=now,
+        ttl=ttl,
+        roles=["admin"],
+        sid=sid or secrets.token_urlsafe(16),
+        extra={"preferred_username": "alice", "auth_time": now - 10, **kw},
+    )
+    return sign(KeySet(key), POLICY, claims)
+
+
+async def test_verifies_with_only_the_jwks(jwks_server: JWKSServer) -> None:
+    clock = ManualClock()
+    key = generate_key("EdDSA")
+    jwks_server.publish(key)
+    verifier = Verifier(jwks_server.url, issuer=ISSUER, audience=AUDIENCE, clock=clock)
+    await verifier.start()
+    token = mint(key, clock())
+    identity = await verifier.verify(token)
+    assert (identity.user_id, identity.username, identity.roles) == ("user-1", "alice", {"admin"})
+    assert identity.strategy == "hybrid" and identity.session_id
+    await verifier.verify(token)  # cached
+    clock.advance(300 + POLICY.leeway + 1)
+    with pytest.raises(ExpiredCredential):
+        await verifier.verify(token)
+    other_issuer = Verifier(jwks_server.url, issuer="https://evil", audience=AUDIENCE, clock=clock)
+    await other_issuer.start()
+    with pytest.raises(InvalidToken):
+        await other_issuer.verify(mint(key, clock()))
+    await verifier.close()
+
+
+async def test_unknown_kid_refetches_with_a_rate_limit(jwks_server: JWKSServer) -> None:
+    clock = ManualClock()
+    old, new, never = generate_key("EdDSA"), generate_key("ES256"), generate_key("EdDSA")
+    jwks_server.publish(old)
+    verifier = Verifier(
+        jwks_server.url, issuer=ISSUER, audience=AUDIENCE, clock=clock, refetch_interval=30
+    )
+    await verifier.start()
+    assert jwks_server.hits == 1
+    clock.advance(31)
+    jwks_server.publish(old, new)  # the server rotated its key
+    await verifier.verify(mint(new, clock()))
+    assert jwks_server.hits == 2
+    # Made-up kids cannot turn into a flood of fetches.
+    for _ in range(5):
+        with pytest.raises(UnknownKey):
+            await verifier.verify(mint(never, clock()))
+    assert jwks_server.hits == 2
+    await verifier.close()
+
+
+async def test_last_good_key_set_is_kept_when_a_fetch_fails(jwks_server: JWKSServer) -> None:
+    clock = ManualClock()
+    key = generate_key("EdDSA")
+    jwks_server.publish(key)
+    verifier = Verifier(jwks_server.url, issuer=ISSUER, audience=AUDIENCE, clock=clock)
+    await verifier.start()
+    for status, body in ((500, b"oops"), (200, b"not json"), (200, b'{"keys": 1}')):
+        jwks_server.status, jwks_server.body = status, body
+        assert await verifier.refresh_keys(force=True) is False
+        await verifier.verify(mint(key, clock()))
+    await verifier.close()
+
+
+async def test_symmetric_keys_in_a_jwks_are_ignored(jwks_server: JWKSServer) -> None:
+    secret_key = HS256Key("hs", b"s" * 32)
+    jwk = {"kty": "oct", "kid": "hs", "alg": "HS256", "k": "c" * 43}
+    jwks_server.publish(extra=[jwk])
+    verifier = Verifier(jwks_server.url, issuer=ISSUER, audience=AUDIENCE)
+    await verifier.start()
+    with pytest.raises(UnknownKey):
+        await verifier.verify(mint(secret_key, system_clock()))
+    with pytest.raises(ConfigurationError):
+        Verifier("file:///etc/passwd", issuer=ISSUER, audience=AUDIENCE)
+
+
+async def test_start_fails_closed_without_a_jwks() -> None:
+    verifier = Verifier("http://127.0.0.1:9/jwks", issuer=ISSUER, audience=AUDIENCE)
+    with pytest.raises(StoreUnavailable):
+        await verifier.start()
+
+
+async def test_R02_revocations_arrive_over_the_redis_channel(
+    jwks_server: JWKSServer, redis_url: str, run_id: str
+) -> None:
+    key = generate_key("EdDSA")
+    jwks_server.publish(key)
+    prefix = f"verify-{run_id}"
+    before = mint(key, time.time() - 5)
+    verifier = Verifier(
+        jwks_server.url, issuer=ISSUER, audience=AUDIENCE, redis_url=redis_url, prefix=prefix
+    )
+    await verifier.start()
+    publisher = RedisBus(redis_url, prefix=prefix)
+    await publisher.start()
+    try:
+        # Issued before the subscription: a revocation of it may have been missed.
+        with pytest.raises(InvalidToken, match="predates"):
+            await verifier.verify(before)
+        time.sleep(1.01)  # iat has whole-second resolution
+        sid = secrets.token_urlsafe(16)
+        token = mint(key, time.time(), sid=sid)
+        await verifier.verify(token)
+        await publisher.publish(RevocationEvent(RevocationKind.SESSION, sid, time.time() + 600))
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                await verifier.verify(token)
+            except InvalidCredential:
+                break
+            assert time.monotonic() < deadline, "revocation not applied"
+            await _tick()
+    finally:
+        await publisher.close()
+        await verifier.close()
+    with pytest.raises(StoreUnavailable):
+        await verifier.verify(token)  # channel closed: fail closed
+
+
+async def _tick() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.01)
+
+
+# --- end to end: a real auth server and a verifier in another process --------------------
+
+VERIFIER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from satchel.verify import Verifier
+
+    async def main():
+        url, issuer, audience, redis_url, prefix = sys.argv[1:6]
+        verifier = Verifier(url, issuer=issuer, audience=audience,
+                            redis_url=redis_url, prefix=prefix)
+        await verifier.start()
+        print("ready", flush=True)
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                break
+            try:
+                identity = await verifier.verify(line.strip())
+                out = {"ok": True, "user": identity.username, "sid": identity.session_id}
+            except Exception as exc:
+                out = {"ok": False, "error": getattr(exc, "code", type(exc).__name__)}
+            print(json.dumps(out), flush=True)
+        await verifier.close()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_verifier_in_another_process_uses_only_jwks_and_channel(
+    tmp_path: Path, run_id: str, redis_url: str, database_url: str
+) -> None:
+    from procs import satchel_cli, start_servers
+    from test_hybrid_multiprocess import PASSWORD, USER, drop_deployment, hybrid_env
+
+    tag = f"hv{run_id}".lower()
+    env = hybrid_env(database_url, redis_url, tag)
+    try:
+        done = satchel_cli(["users", "add", USER, "--password-stdin"], env, PASSWORD + "\n")
+        assert done.returncode == 0, done.stderr
+        (server,) = start_servers([env], ["A"])
+        script = tmp_path / "verifier.py"
+        script.write_text(VERIFIER_SCRIPT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                f"{server.url}/.well-known/jwks.json",
+                "satchel",
+                "satchel",
+                redis_url,
+                tag,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(1.01)  # tokens issued after the verifier subscribed (whole seconds)
+
+            def ask(token: str) -> dict[str, Any]:
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(token + "\n")
+                proc.stdin.flush()
+                return dict(json.loads(proc.stdout.readline()))
+
+            pair = httpx.post(
+                f"{server.url}/auth/token",
+                data={"username": USER, "password": PASSWORD},
+                timeout=10,
+            ).json()
+            access = pair["access_token"]
+            answer = ask(access)
+            assert answer["ok"] is True and answer["user"] == USER
+            assert ask(pair["refresh_token"])["ok"] is False
+            revoked = httpx.delete(
+                f"{server.url}/auth/sessions/{answer['sid']}",
+                headers={"Authorization": f"Bearer {access}"},
+                timeout=10,
+            )
+            assert revoked.status_code == 204
+            deadline = time.monotonic() + 2
+            while (result := ask(access))["ok"]:
+                assert time.monotonic() < deadline, "revocation not applied"
+                time.sleep(0.01)
+            assert result["error"] == "invalid_token"
+        finally:
+            proc.kill()
+            proc.wait(5)
+            server.stop()
+    finally:
+        drop_deployment(database_url, redis_url, tag)
