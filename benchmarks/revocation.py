@@ -1,29 +1,226 @@
 """Revocation-to-refusal latency across three server processes (the seed table's last rows).
 
-The measurement itself belongs to the scale-out work (pushed revocation between processes):
-start three ``satchel serve`` processes per configuration on loopback ports sharing the
-stores, log in on A, revoke on C, and time from the revoke call returning until A and B
-refuse the credential; at least 200 revocations, p50/p99 in milliseconds.
+Three ``satchel serve`` processes (A, B, C) on loopback ports share their stores. For each
+sample: log in on A, make A and B cache the session (two authenticated requests each),
+log out on C, and from the moment C's logout *returned* poll A and B as fast as they answer
+until both refuse the token. The sample is the later of the two refusals, so it includes
+one request round trip (what a client would see), not just the pub/sub hop.
 
-Contract with the report: fill ``results.revocation[config.label]`` with
-``{"p50_ms": float, "p99_ms": float, "samples": int, "processes": 3, "note": str}``.
-Configurations left out are shown as "not measured" in the comparison table and the
-target "revocation visible on 3 processes: p99 <= 10 ms" is reported as not measured.
+Contract with the report: ``results.revocation[config.label]`` is
+``{"p50_ms", "p99_ms", "max_ms", "samples", "processes": 3, "note"}``.
+
+Entry points: :func:`measure_revocation` (async, one deployment, returns that dict) and
+:func:`run` (the harness phase).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import importlib.util
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 from benchmarks.common import Results, Settings
 
 Progress = Callable[[str], None]
 
+PASSWORD = "bench password 0123456789"
+USER = "revocation-bench"
+POLL_LIMIT = 2.0  # seconds; a sample slower than this counts as lost
+
+
+def _procs() -> Any:
+    """The process helpers shared with the multi-process tests (tests/procs.py)."""
+    path = Path(__file__).resolve().parent.parent / "tests" / "procs.py"
+    spec = importlib.util.spec_from_file_location("satchel_test_procs", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("satchel_test_procs", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def measure_revocation(
+    n: int = 200,
+    *,
+    redis_url: str | None = "redis://127.0.0.1:6379/0",
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/test",
+    env: Mapping[str, str] | None = None,
+    tag: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Median and 99th-percentile ms from "logout returned on C" to "refused on A and B".
+
+    By default the deployment is users and keys in PostgreSQL, sessions in Redis (Redis
+    bus); ``redis_url=None`` makes it PostgreSQL only (LISTEN/NOTIFY). ``env`` replaces
+    the ``SATCHEL_*`` settings entirely. Everything created (Redis keys, schema) is removed.
+    """
+    import httpx
+
+    procs = _procs()
+    tag = tag or f"rev{time.time_ns() % 10**10}"
+    schema = tag.lower()
+    if env is None:
+        env = {"SATCHEL_STORE": database_url, "SATCHEL_PG_SCHEMA": schema}
+        if redis_url is not None:
+            env["SATCHEL_SESSIONS_STORE"] = redis_url
+    env = {
+        "SATCHEL_KEY_PREFIX": tag,
+        **env,
+        "SATCHEL_TRANSPORTS": "bearer",
+        "SATCHEL_EXPOSE_COUNTERS": "true",
+        "SATCHEL_LOG_LEVEL": "error",
+    }
+    servers: list[Any] = []
+    try:
+        done = procs.satchel_cli(["users", "add", USER, "--password-stdin"], env, PASSWORD + "\n")
+        if done.returncode != 0 and "exists" not in done.stderr:
+            raise RuntimeError(f"could not create the benchmark user: {done.stderr.strip()}")
+        servers = procs.start_servers([env] * 3, ["A", "B", "C"])
+        a, b, c = servers
+        samples: list[float] = []
+        lost = 0
+        async with httpx.AsyncClient(timeout=5) as client:
+            pollers = {s.url: await _Poller.open(s.port) for s in (a, b)}
+
+            async def refused_at(url: str, auth: dict[str, str]) -> float | None:
+                poller = pollers[url]
+                deadline = time.perf_counter() + POLL_LIMIT
+                while time.perf_counter() < deadline:
+                    if await poller.status(auth["Authorization"]) == 401:
+                        return time.perf_counter()
+                return None
+
+            for i in range(n):
+                login = await client.post(
+                    f"{a.url}/auth/token", data={"username": USER, "password": PASSWORD}
+                )
+                login.raise_for_status()
+                auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                for server in (a, b, a, b):
+                    (await client.get(f"{server.url}/auth/me", headers=auth)).raise_for_status()
+                logout = await client.post(f"{c.url}/auth/logout", headers=auth)
+                returned = time.perf_counter()
+                if logout.status_code != 204:
+                    raise RuntimeError(f"logout failed with {logout.status_code}")
+                ends = await asyncio.gather(refused_at(a.url, auth), refused_at(b.url, auth))
+                if None in ends:
+                    lost += 1
+                    continue
+                samples.append((max(e for e in ends if e is not None) - returned) * 1000)
+                if progress is not None and (i + 1) % 50 == 0:
+                    progress(f"{i + 1}/{n} revocations")
+            bus = (await client.get(f"{a.url}/debug/counters")).json().get("bus", {})
+            for poller in pollers.values():
+                poller.close()
+    finally:
+        for server in servers:
+            server.stop()
+        await _cleanup(env, redis_url, database_url, schema, tag)
+    if not samples:
+        raise RuntimeError("no revocation reached the other processes within 2 s")
+    return {
+        "p50_ms": round(statistics.median(samples), 3),
+        "p99_ms": round(_percentile(samples, 0.99), 3),
+        "max_ms": round(max(samples), 3),
+        "mean_ms": round(statistics.fmean(samples), 3),
+        "samples": len(samples),
+        "lost": lost,
+        "processes": 3,
+        "note": (
+            f"3 processes, {bus.get('kind', '?')}; logout on C returned → refused on A and B"
+            " (incl. one keep-alive request round trip)"
+        ),
+    }
+
+
+class _Poller:
+    """A bare keep-alive HTTP/1.1 connection: polling costs the server's time, not httpx's."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Poller:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def status(self, authorization: str) -> int:
+        self.writer.write(
+            f"GET /auth/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {authorization}"
+            "\r\n\r\n".encode()
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        await self.reader.readexactly(length)
+        return int(lines[0].split(" ", 2)[1])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _cleanup(
+    env: Mapping[str, str], redis_url: str | None, database_url: str, schema: str, tag: str
+) -> None:
+    if env.get("SATCHEL_STORE", "").startswith(("postgresql:", "postgres:")):
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+    if redis_url is not None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            prefix = env.get("SATCHEL_KEY_PREFIX", tag)
+            keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+
+#: Report label -> deployment. The label of the Redis row matches benchmarks.satchel_side.
+DEPLOYMENTS = (
+    ("session + Redis + local cache", True),
+    ("session + PostgreSQL only (LISTEN/NOTIFY)", False),
+)
+
 
 def run(settings: Settings, results: Results, progress: Progress) -> None:
-    """Measure revocation propagation per configuration (not implemented yet)."""
-    results.skip(
-        "revocation latency across 3 processes",
-        "not measured yet: the multi-process propagation benchmark is pending "
-        "(benchmarks/revocation.py describes the slot it fills)",
-    )
+    """Measure each deployment in turn; one that cannot run is skipped with its reason."""
+    n = 50 if settings.quick else 200
+    for label, with_redis in DEPLOYMENTS:
+        progress(label)
+        try:
+            results.revocation[label] = asyncio.run(
+                measure_revocation(
+                    n,
+                    redis_url=settings.redis_url if with_redis else None,
+                    database_url=settings.database_url,
+                    tag=f"rev{settings.run_id}{'r' if with_redis else 'p'}",
+                    progress=progress,
+                )
+            )
+        except Exception as exc:
+            results.skip(f"revocation / {label}", f"{type(exc).__name__}: {exc}")
