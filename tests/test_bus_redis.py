@@ -14,9 +14,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from procs import PrivateRedis, TcpProxy
+from satchel.buses import bus_kind_for, make_bus
 from satchel.buses.redis import RedisBus
 from satchel.errors import ConfigurationError, StoreUnavailable
-from satchel.revocation import RevocationEvent, RevocationKind
+from satchel.revocation import NullBus, RevocationEvent, RevocationKind
 
 pytestmark = pytest.mark.redis
 
@@ -260,3 +261,37 @@ async def test_start_without_redis_does_not_block_and_connects_later() -> None:
     finally:
         await bus.close()
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("store", "sessions", "redis", "expected"),
+    [
+        ("memory://", None, None, "local"),
+        ("sqlite:///x.db", None, None, "none"),
+        ("redis://h/0", None, None, "redis"),
+        ("postgresql://h/db", None, None, "postgres"),
+        ("postgres://h/db", None, None, "postgres"),
+        ("postgresql://h/db", "redis://h/0", None, "redis"),
+        ("sqlite:///x.db", None, "redis://h/0", "redis"),
+        ("memory://", "sqlite:///x.db", None, "none"),
+    ],
+)
+def test_auto_bus_choice(
+    store: str, sessions: str | None, redis: str | None, expected: str
+) -> None:
+    assert bus_kind_for(store, sessions, redis) == expected
+
+
+def test_make_bus_builds_without_connecting_and_uses_the_store_namespace() -> None:
+    class FakeBackend:  # only the attributes make_bus reads
+        prefix = "tenant1"
+
+    bus = make_bus("auto", store="redis://127.0.0.1:1/0", sessions_backend=FakeBackend())
+    assert isinstance(bus, RedisBus)
+    assert bus.channel == "tenant1:revocations"
+    assert not bus.healthy
+    assert isinstance(make_bus("none", store="redis://127.0.0.1:1/0"), NullBus)
+    with pytest.raises(ConfigurationError):
+        make_bus("postgres", store="sqlite:///x.db")
+    with pytest.raises(ConfigurationError):
+        make_bus("carrier-pigeon", store="memory://")
