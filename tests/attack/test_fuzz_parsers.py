@@ -32,7 +32,7 @@ from satchel.transports.cookie import CookieTransport
 from satchel.users import normalize_username
 
 KEY = ES256Key.generate(kid="fuzz")
-KEYSET = KeySet([KEY]) if not hasattr(KeySet, "verify_only") else KeySet.verify_only([KEY])
+KEYSET = KeySet.verify_only([KEY])
 NOW = 1_800_000_000.0
 
 b64chars = st.text(
