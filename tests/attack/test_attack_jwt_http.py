@@ -544,12 +544,15 @@ async def test_J25_key_rotation_overlap(jwt_server: Server) -> None:
     keys = jwt_server.auth.keys
     assert keys is not None
     old_token = await jwt_server.bearer_token()
+    old_kid = old_token.split(".")[0]
     await keys.rotate(overlap=600)
+    # The new key is published first and signs only after the publish delay (F14).
+    jwt_server.clock.advance(float(getattr(keys, "publish_delay", 0.0)) + 1)
     reload = getattr(jwt_server.auth.strategy, "reload_keys", None)
     if reload is not None:
         await reload()
     new_token = await jwt_server.bearer_token()
-    assert new_token.split(".")[0] != old_token.split(".")[0]  # another kid
+    assert new_token.split(".")[0] != old_kid  # another kid in the header
     assert (await me(jwt_server, new_token)).status_code == 200
     assert (await me(jwt_server, old_token)).status_code == 200  # inside the overlap
     jwt_server.clock.advance(601)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import httpx
@@ -72,8 +71,9 @@ async def test_P01_timing_unknown_vs_wrong_password() -> None:
             return time.perf_counter() - start
 
         await timed("unknown")  # the dummy hash is computed once, lazily
-        unknown = statistics.median([await timed("unknown") for _ in range(7)])
-        wrong = statistics.median([await timed("wrong") for _ in range(7)])
+        # The minimum of several runs is the cost itself; larger samples are scheduler noise.
+        unknown = min([await timed("unknown") for _ in range(9)])
+        wrong = min([await timed("wrong") for _ in range(9)])
         assert abs(unknown - wrong) / max(unknown, wrong) < 0.2, (unknown, wrong)
     finally:
         hasher.close()

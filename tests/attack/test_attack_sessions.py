@@ -227,7 +227,10 @@ async def test_S12_end_that_session(session_server: Server) -> None:
 @pytest.mark.parametrize("on_exceed", ["evict_oldest", "deny"])
 async def test_S13_session_cap(make_server: ServerFactory, on_exceed: str) -> None:
     server = await make_server("session", max_sessions_per_user=2, on_exceed=on_exceed)
-    tokens = [await server.bearer_token() for _ in range(2)]
+    tokens = []
+    for _ in range(2):
+        tokens.append(await server.bearer_token())
+        server.clock.advance(1)  # distinct creation times make "oldest" unambiguous
     async with server.fresh_client() as client:
         third = await client.post("/auth/token", data={"username": "alice", "password": PASSWORD})
     if on_exceed == "deny":
