@@ -305,11 +305,15 @@ async def test_J25_rotation_reload_and_jwks(manual_clock: ManualClock) -> None:
     manual_clock.advance(61)
     await KeyManager(store, manual_clock).rotate(overlap=300)
     await node_a.reload_keys()
+    # F14: the new key is published now and signs only after the publish delay.
+    assert node_a.keyset.active.kid == old_kid
+    assert len(node_a.jwks()["keys"]) == 2
+    manual_clock.advance(120)
     new_kid = node_a.keyset.active.kid
     assert new_kid != old_kid
     assert {k["kid"] for k in node_a.jwks()["keys"]} == {old_kid, new_kid}
     new_token = (await node_a.issue(user, LoginContext()))[1].access_token
-    # node_b has not reloaded: the unknown kid triggers one throttled reload.
+    # node_b last read the keys more than a reload interval ago: it re-reads them first.
     assert (await node_b.authenticate(new_token)).user_id == "u1"
     assert node_b.keyset.active.kid == new_kid
     assert (await node_b.authenticate(old_token)).user_id == "u1"  # inside the overlap

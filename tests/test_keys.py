@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -16,11 +17,14 @@ from satchel.keys import (
     ES256Key,
     HS256Key,
     KeyManager,
+    KeyRole,
     KeySet,
     RS256Key,
     SigningKey,
     generate_key,
     key_from_jwk,
+    key_statuses,
+    signing_record,
 )
 from satchel.stores.base import KeyState, StoredKey
 from satchel.stores.memory import MemoryStore
@@ -217,23 +221,30 @@ async def test_keys_without_active_one_are_refused(manual_clock: ManualClock) ->
 
 async def test_J25_rotation_overlap(manual_clock: ManualClock) -> None:
     store = MemoryStore()
-    manager = KeyManager(store, manual_clock)
+    manager = KeyManager(store, manual_clock, publish_delay=120)
     old = (await manager.load_or_create()).active
     old_sig = old.sign(MSG)
     manual_clock.advance(100)
+    rotated_at = manual_clock()
     ks = await manager.rotate(overlap=600)
-    new = ks.active
-    assert new.kid != old.kid and new.alg == "EdDSA"
-    now = manual_clock()
-    # Inside the overlap both verify and both are published.
-    previous = ks.get(old.kid, now + 600)
-    assert previous is not None and previous.verify(MSG, old_sig)
-    assert {k["kid"] for k in ks.jwks(now)["keys"]} == {old.kid, new.kid}
+    # F14: the new key is published at once but the old one keeps signing for now.
+    assert ks.active.kid == old.kid
+    new_kid = next(k.kid for k in await manager.list() if k.kid != old.kid)
+    assert {k["kid"] for k in ks.jwks(rotated_at)["keys"]} == {old.kid, new_kid}
+    switch = rotated_at + 120
     states = {k.kid: (k.state, k.not_after) for k in await manager.list()}
-    assert states[old.kid] == (KeyState.PREVIOUS, now + 600)
-    assert states[new.kid] == (KeyState.ACTIVE, None)
+    assert states[old.kid] == (KeyState.PREVIOUS, switch + 600)
+    assert states[new_kid] == (KeyState.ACTIVE, None)
+    manual_clock.advance(120)
+    ks = manager.keyset
+    new = ks.active
+    assert new.kid == new_kid and new.alg == "EdDSA"
+    # Inside the overlap both verify and both are published.
+    previous = ks.get(old.kid, switch + 600)
+    assert previous is not None and previous.verify(MSG, old_sig)
+    assert {k["kid"] for k in ks.jwks(switch)["keys"]} == {old.kid, new.kid}
     # After the overlap the previous key is not used, in this set or a reloaded one.
-    assert ks.get(old.kid, now + 601) is None
+    assert ks.get(old.kid, switch + 601) is None
     manual_clock.advance(601)
     reloaded = await KeyManager(store, manual_clock).load_or_create()
     assert reloaded.get(old.kid, manual_clock()) is None
@@ -247,12 +258,112 @@ async def test_J25_rotation_overlap(manual_clock: ManualClock) -> None:
 
 async def test_rotation_can_change_algorithm(manual_clock: ManualClock) -> None:
     store = MemoryStore()
-    manager = KeyManager(store, manual_clock, alg="EdDSA")
+    manager = KeyManager(store, manual_clock, alg="EdDSA", publish_delay=30)
     old = (await manager.load_or_create()).active
-    ks = await manager.rotate(alg="HS256", overlap=60)
+    await manager.rotate(alg="HS256", overlap=60)
+    # A node configured for the new algorithm may start while the old key still signs.
+    started = await KeyManager(store, manual_clock, alg="HS256").load_or_create()
+    assert started.active.kid == old.kid
+    with pytest.raises(ConfigurationError):
+        await KeyManager(store, manual_clock, alg="EdDSA").load_or_create()
+    manual_clock.advance(30)
+    ks = manager.keyset
     assert ks.active.alg == "HS256"
     assert ks.get(old.kid, manual_clock()) is not None
     assert [k["kid"] for k in ks.jwks()["keys"]] == [old.kid]  # HS256 never published
+
+
+def _record(kid: str, created_at: float, state: KeyState, not_after: float | None = None):  # type: ignore[no-untyped-def]
+    return StoredKey(kid, "EdDSA", "unused", state, created_at, not_after)
+
+
+def test_F14_signing_record_rule() -> None:
+    first = _record("k1", 0.0, KeyState.ACTIVE)
+    # The first key ever signs at once.
+    assert signing_record([first], 0.0, 120) is first
+    # Rotated at 10 (before k1 was "published" itself): k1, known everywhere, keeps signing.
+    old = _record("k1", 0.0, KeyState.PREVIOUS, 130.0 + 60)
+    new = _record("k2", 10.0, KeyState.ACTIVE)
+    assert signing_record([old, new], 10.0, 120) is old
+    assert signing_record([old, new], 129.9, 120) is old
+    assert signing_record([old, new], 130.0, 120) is new
+    # Two rotations inside one delay: each key signs only once its own delay is over.
+    mid = _record("k2", 10.0, KeyState.PREVIOUS, 140.0 + 60)
+    newest = _record("k3", 20.0, KeyState.ACTIVE)
+    keys = [old, mid, newest]
+    assert [signing_record(keys, t, 120) for t in (20.0, 130.0, 140.0)] == [old, mid, newest]
+    # Created in the same instant: rotation demoted the PREVIOUS one, so ACTIVE is newer.
+    twin_old = _record("zz", 0.0, KeyState.PREVIOUS, 500.0)
+    twin_new = _record("aa", 0.0, KeyState.ACTIVE)
+    assert signing_record([twin_old, twin_new], 0.0, 120) is twin_old
+    assert signing_record([twin_old, twin_new], 120.0, 120) is twin_new
+    # Retired and expired keys never sign; with nothing else left the newest signs at once.
+    gone = _record("k1", 0.0, KeyState.RETIRED, 10.0)
+    assert signing_record([gone, new], 10.0, 120) is new
+    assert signing_record([gone], 10.0, 120) is None
+    expired = _record("k1", 0.0, KeyState.PREVIOUS, 5.0)
+    assert signing_record([expired, new], 10.0, 120) is new
+
+
+def test_F14_key_statuses_name_signing_and_pending() -> None:
+    old = _record("k1", 0.0, KeyState.PREVIOUS, 250.0)
+    new = _record("k2", 100.0, KeyState.ACTIVE)
+    gone = _record("k0", -50.0, KeyState.RETIRED, 0.0)
+    stale = _record("k-1", -90.0, KeyState.PREVIOUS, 1.0)
+    roles = {s.kid: (s.role, s.signs_from) for s in key_statuses([stale, gone, old, new], 150, 120)}
+    assert roles == {
+        "k-1": (KeyRole.EXPIRED, None),
+        "k0": (KeyRole.RETIRED, None),
+        "k1": (KeyRole.SIGNING, None),
+        "k2": (KeyRole.PENDING, 220.0),
+    }
+    roles = {s.kid: s.role for s in key_statuses([old, new], 220, 120)}
+    assert roles == {"k1": KeyRole.VERIFYING, "k2": KeyRole.SIGNING}
+
+
+@pytest.mark.parametrize("bad", [-1, math.inf, math.nan, True, "120"])
+def test_publish_delay_and_overlap_are_checked(bad: object) -> None:
+    with pytest.raises(ConfigurationError):
+        KeyManager(MemoryStore(), publish_delay=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        KeyManager(MemoryStore(), overlap=bad)  # type: ignore[arg-type]
+
+
+async def test_immediate_rotation_retires_every_other_key(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    manager = KeyManager(store, manual_clock)
+    old = (await manager.load_or_create()).active
+    manual_clock.advance(200)
+    await manager.rotate(overlap=600)
+    pending = manager.keyset
+    assert pending.active.kid == old.kid
+    ks = await manager.rotate(immediate=True)
+    assert ks.active.kid not in {
+        k.kid for k in await manager.list() if k.state is not KeyState.ACTIVE
+    }
+    assert ks.kids() == [ks.active.kid]  # the compromised key no longer verifies
+    assert [k.state for k in await manager.list()].count(KeyState.RETIRED) == 2
+
+
+async def test_refresh_rereads_only_when_due_and_reports_changes(
+    manual_clock: ManualClock,
+) -> None:
+    store = MemoryStore()
+    node = KeyManager(store, manual_clock)
+    await node.load_or_create()
+    other = KeyManager(store, manual_clock)
+    await other.reload()
+    await other.rotate()
+    assert await node.refresh(60) is False  # loaded less than 60 s ago: no read
+    assert len(node.keyset.kids()) == 1
+    manual_clock.advance(60)
+    assert await node.refresh(60) is True
+    assert len(node.keyset.kids()) == 2
+    manual_clock.advance(60)
+    assert await node.refresh(60) is False  # re-read, nothing changed
+    await node.rotate()
+    assert await node.refresh(60) is True  # a rotation through this manager counts too
+    assert await node.refresh(60) is False
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis", "postgres"])
@@ -263,7 +374,10 @@ async def test_key_manager_on_real_stores(
     manager = KeyManager(stores.keys, manual_clock, alg="ES256")
     first = (await manager.load_or_create()).active
     manual_clock.advance(5)
-    second = (await manager.rotate(overlap=30)).active
+    await manager.rotate(overlap=30)
+    manual_clock.advance(manager.publish_delay)
+    second = manager.keyset.active
+    assert second.kid != first.kid
     other = await KeyManager(stores.keys, manual_clock, alg="ES256").load_or_create()
     assert other.active.kid == second.kid
     signed = first.sign(MSG)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hmac
 import json
 import logging
@@ -20,6 +21,7 @@ import math
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -505,7 +507,8 @@ class KeySet:
     """The keys a process verifies with, and the one it signs with.
 
     Each entry carries ``not_after``: a previous key verifies until that instant and is
-    ignored afterwards. ``get`` never falls back to another key (J06).
+    ignored afterwards. ``get`` never falls back to another key (J06). ``active_not_after``
+    is set for a signing key that is already superseded by a published successor.
     """
 
     __slots__ = ("_active", "_entries")
@@ -514,13 +517,16 @@ class KeySet:
         self,
         active: SigningKey | None = None,
         previous: Iterable[tuple[SigningKey, float | None]] = (),
+        *,
+        active_not_after: float | None = None,
     ) -> None:
         self._entries: dict[str, tuple[SigningKey, float]] = {}
         self._active = active
         if active is not None:
             if not active.can_sign:
                 raise active._verify_only()
-            self._entries[active.kid] = (active, math.inf)
+            until = math.inf if active_not_after is None else float(active_not_after)
+            self._entries[active.kid] = (active, until)
         for key, not_after in previous:
             if key.kid in self._entries:
                 raise ConfigurationError(f"Duplicate key id {key.kid!r} in key set.")
@@ -599,13 +605,108 @@ def _stored_from_json(raw: bytes) -> StoredKey:
         raise ConfigurationError("The stored initial signing key is corrupt.") from None
 
 
+#: Default seconds between publishing a new key and signing with it: twice the strategies'
+#: default ``key_reload_interval`` (60 s), so every node has re-read the keys in between.
+DEFAULT_PUBLISH_DELAY = 120.0
+
+
+class KeyRole(enum.StrEnum):
+    """What a stored key does at a given instant (derived, never stored)."""
+
+    SIGNING = "signing"  # signs new tokens (exactly one key) and verifies
+    PENDING = "pending"  # published and verifying; signs from ``signs_from``
+    VERIFYING = "verifying"  # verifies only, until ``not_after`` (if set)
+    EXPIRED = "expired"  # past ``not_after``: neither signs nor verifies
+    RETIRED = "retired"  # never used again
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    """The role of one stored key at one instant; carries no key material."""
+
+    kid: str
+    alg: str
+    state: KeyState
+    role: KeyRole
+    created_at: float
+    not_after: float | None
+    signs_from: float | None = None
+
+
+def _order(record: StoredKey) -> tuple[float, bool, str]:
+    # Age order. A rotation demotes every ACTIVE key, so on equal creation times the
+    # ACTIVE one is the newer; the kid only makes the order total.
+    return (record.created_at, record.state is KeyState.ACTIVE, record.kid)
+
+
+def _usable(record: StoredKey, now: float) -> bool:
+    return record.state is not KeyState.RETIRED and (
+        record.not_after is None or now <= record.not_after
+    )
+
+
+def signing_record(
+    records: Iterable[StoredKey], now: float, publish_delay: float
+) -> StoredKey | None:
+    """The record that signs at ``now`` under the publish-before-sign rule (F14).
+
+    A key is published when it is stored; it may sign from ``created_at + publish_delay``,
+    by which time every node has re-read the store and accepts it. The newest usable key
+    past that point signs. While no usable key is past it (the very first key, or a
+    rotation right after it), the oldest usable key signs: it is the one every node knows.
+    """
+    usable = [r for r in records if _usable(r, now)]
+    if not usable:
+        return None
+    published = [r for r in usable if r.created_at + publish_delay <= now]
+    if published:
+        return max(published, key=_order)
+    return min(usable, key=_order)
+
+
+def key_statuses(records: Sequence[StoredKey], now: float, publish_delay: float) -> list[KeyStatus]:
+    """The role of every record at ``now`` (same order as ``records``)."""
+    signer = signing_record(records, now, publish_delay)
+    statuses = []
+    for record in records:
+        signs_from = None
+        if record.state is KeyState.RETIRED:
+            role = KeyRole.RETIRED
+        elif not _usable(record, now):
+            role = KeyRole.EXPIRED
+        elif record is signer:
+            role = KeyRole.SIGNING
+        elif signer is not None and _order(record) > _order(signer):
+            # Newer than the signer means not yet past its publish delay.
+            role, signs_from = KeyRole.PENDING, record.created_at + publish_delay
+        else:
+            role = KeyRole.VERIFYING
+        statuses.append(
+            KeyStatus(
+                kid=record.kid,
+                alg=record.alg,
+                state=record.state,
+                role=role,
+                created_at=record.created_at,
+                not_after=record.not_after,
+                signs_from=signs_from,
+            )
+        )
+    return statuses
+
+
+def _fingerprint(records: Iterable[StoredKey]) -> tuple[tuple[str, str, str, float, Any], ...]:
+    return tuple(sorted((r.kid, r.alg, r.state.value, r.created_at, r.not_after) for r in records))
+
+
 class KeyManager:
     """Loads, creates and rotates the signing keys kept in a :class:`KeyStore`.
 
     Keys are generated once and never silently regenerated. The first key is agreed
     through ``set_secret_if_absent`` so processes starting together end up with the same
-    key. Among ACTIVE keys (more than one only if a rotation was interrupted) the newest
-    signs and the others keep verifying.
+    key, and signs at once. A rotated-in key is published first and signs only after
+    ``publish_delay`` (see :func:`signing_record`); until then the old key keeps signing.
+    ``publish_delay`` must be at least the ``key_reload_interval`` of every node.
     """
 
     def __init__(
@@ -615,25 +716,44 @@ class KeyManager:
         *,
         alg: str = DEFAULT_ALG,
         overlap: float = 86_400.0,
+        publish_delay: float = DEFAULT_PUBLISH_DELAY,
     ) -> None:
         if alg not in ALGORITHMS:
             raise ConfigurationError(
                 f"Unsupported signing algorithm; use one of {', '.join(ALGORITHMS)}."
             )
-        if overlap < 0:
-            raise ConfigurationError("Key overlap must not be negative.")
         self.store = store
         self.clock = clock
         self.alg = alg
-        self.overlap = float(overlap)
+        self.overlap = _seconds("Key overlap", overlap)
+        self.publish_delay = _seconds("Key publish delay", publish_delay)
+        # Records that loaded, their key objects, and the set built for the current signer.
+        self._records: list[StoredKey] | None = None
+        self._keys: dict[str, SigningKey] = {}
         self._keyset: KeySet | None = None
+        self._fingerprint: tuple[Any, ...] = ()
+        self._reported: tuple[Any, ...] | None = None
+        self._loaded_at = -math.inf
 
     @property
     def keyset(self) -> KeySet:
-        """The last loaded key set."""
-        if self._keyset is None:
+        """The last loaded keys, signing with the key that signs now (no store read)."""
+        if self._records is None:
             raise ConfigurationError("Signing keys are not loaded; call load_or_create().")
+        signer = signing_record(self._records, self.clock(), self.publish_delay)
+        if signer is None:
+            raise ConfigurationError("No usable signing key is loaded; rotate the keys.")
+        if self._keyset is None or self._keyset.active.kid != signer.kid:
+            self._keyset = KeySet(
+                self._keys[signer.kid],
+                ((self._keys[r.kid], r.not_after) for r in self._records if r is not signer),
+                active_not_after=signer.not_after,
+            )
         return self._keyset
+
+    async def status(self) -> list[KeyStatus]:
+        """Every stored key, oldest first, with what it does now (signing, pending, ...)."""
+        return key_statuses(await self.store.list_keys(), self.clock(), self.publish_delay)
 
     async def list(self) -> list[StoredKey]:
         """Every stored key, oldest first (records hide their material in ``repr``)."""
@@ -642,7 +762,7 @@ class KeyManager:
     async def load_or_create(self, alg: str | None = None) -> KeySet:
         """Load the stored keys, creating the first one if the store has none.
 
-        Raises ConfigurationError when the stored signing key uses another algorithm than
+        Raises ConfigurationError when the newest active key uses another algorithm than
         ``alg`` (change algorithms with :meth:`rotate`), or when keys exist but none is active.
         """
         alg = alg or self.alg
@@ -655,66 +775,112 @@ class KeyManager:
             winner = _stored_from_json(raw)
             await self.store.save_key(winner)
             stored = await self.store.list_keys()
-        keyset = self._build(stored)
-        if keyset.active.alg != alg:
+        newest = self._load(stored)
+        if newest.alg != alg:
             raise ConfigurationError(
-                f"The stored signing key uses {keyset.active.alg}, not {alg}; rotate the keys "
+                f"The stored signing key uses {newest.alg}, not {alg}; rotate the keys "
                 "to change algorithm."
             )
-        self._keyset = keyset
-        return keyset
+        return self.keyset
 
     async def reload(self) -> KeySet:
         """Re-read the store (after a rotation by another process)."""
-        self._keyset = self._build(await self.store.list_keys())
-        return self._keyset
+        self._load(await self.store.list_keys())
+        return self.keyset
 
-    async def rotate(self, alg: str | None = None, overlap: float | None = None) -> KeySet:
-        """Make a new ACTIVE key; current keys become PREVIOUS until ``now + overlap``.
+    async def refresh(self, max_age: float) -> bool:
+        """Re-read the store if the keys were loaded more than ``max_age`` seconds ago.
 
-        The new key is saved before the old ones are demoted, so an interruption leaves two
-        verifying keys rather than none. Previous keys past their ``not_after`` are retired.
+        Keeps a node's view at most ``max_age`` old, so it learns of a rotation before the
+        new key signs. A failed read keeps the loaded keys (logged) and is retried after
+        ``max_age``. Returns True when the loaded keys changed since the previous call, by
+        this re-read or any other (a :meth:`rotate` through this manager included), so the
+        caller can drop what it derived from them.
         """
         now = self.clock()
-        overlap = self.overlap if overlap is None else float(overlap)
-        if overlap < 0:
-            raise ConfigurationError("Key overlap must not be negative.")
+        if self._records is not None and now - self._loaded_at >= max_age:
+            try:
+                self._load(await self.store.list_keys())
+            except Exception as exc:
+                self._loaded_at = now
+                logger.warning(
+                    "signing keys not refreshed, keeping loaded ones: %s", type(exc).__name__
+                )
+        changed = self._fingerprint != self._reported
+        self._reported = self._fingerprint
+        return changed
+
+    async def rotate(
+        self, alg: str | None = None, overlap: float | None = None, *, immediate: bool = False
+    ) -> KeySet:
+        """Publish a new key that signs once ``publish_delay`` has passed (F14).
+
+        The current ACTIVE keys become PREVIOUS and verify until the new key starts signing
+        plus ``overlap``. The new key is saved before the old ones are demoted, so an
+        interruption leaves two verifying keys rather than none. Previous keys past their
+        ``not_after`` are retired. ``immediate`` is for a compromised key: every other key
+        is retired at once (their tokens stop verifying) and the new key signs now; nodes
+        that have not reloaded reject its tokens until they do.
+        """
+        now = self.clock()
+        overlap = self.overlap if overlap is None else _seconds("Key overlap", overlap)
         stored = await self.store.list_keys()
         current = [k for k in stored if k.state is KeyState.ACTIVE]
         if alg is None:
-            alg = max(current, key=lambda k: (k.created_at, k.kid)).alg if current else self.alg
+            alg = max(current, key=_order).alg if current else self.alg
         fresh = generate_key(alg, created_at=now)
         await self.store.save_key(fresh.to_stored(KeyState.ACTIVE))
+        switch = now + self.publish_delay
         for key in stored:
-            if key.state is KeyState.ACTIVE:
-                key.state, key.not_after = KeyState.PREVIOUS, now + overlap
+            if immediate and key.state is not KeyState.RETIRED:
+                key.state, key.not_after = KeyState.RETIRED, min(key.not_after or now, now)
+            elif key.state is KeyState.ACTIVE:
+                key.state, key.not_after = KeyState.PREVIOUS, switch + overlap
             elif key.state is KeyState.PREVIOUS and (key.not_after or 0.0) < now:
                 key.state = KeyState.RETIRED
             else:
                 continue
             await self.store.save_key(key)
-        logger.info("signing key rotated: new kid=%s alg=%s", fresh.kid, alg)
+        logger.info(
+            "signing key published: kid=%s alg=%s signs from %s",
+            fresh.kid,
+            alg,
+            "now" if immediate else f"{switch:.0f}",
+        )
         return await self.reload()
 
-    def _build(self, stored: Sequence[StoredKey]) -> KeySet:
+    def _load(self, stored: Sequence[StoredKey]) -> StoredKey:
+        """Replace the loaded keys; returns the newest ACTIVE record (the rotation target)."""
         now = self.clock()
         active = [k for k in stored if k.state is KeyState.ACTIVE]
         if not active:
             raise ConfigurationError("No active signing key is stored; rotate the keys.")
-        newest = max(active, key=lambda k: (k.created_at, k.kid))
-        previous: list[tuple[SigningKey, float | None]] = []
+        newest = max(active, key=_order)
+        keys = {newest.kid: SigningKey.from_stored(newest)}
+        records = [newest]
         for record in stored:
-            if record is newest or record.state is KeyState.RETIRED:
-                continue
-            if record.state is KeyState.PREVIOUS and (record.not_after or 0.0) < now:
+            if record is newest or not _usable(record, now):
                 continue
             try:
-                previous.append((SigningKey.from_stored(record), record.not_after))
+                keys[record.kid] = SigningKey.from_stored(record)
             except ConfigurationError as exc:
-                # A damaged old key only costs the tokens it signed; the active key decides
-                # whether the process can start.
+                # A damaged old key only costs the tokens it signed; the newest active key
+                # decides whether the process can start.
                 logger.error("skipped unusable stored key %s: %s", record.kid, exc.detail)
-        return KeySet(SigningKey.from_stored(newest), previous)
+                continue
+            records.append(record)
+        self._records, self._keys, self._keyset = records, keys, None
+        self._fingerprint = _fingerprint(stored)
+        if self._reported is None:
+            self._reported = self._fingerprint
+        self._loaded_at = now
+        return newest
 
     def __repr__(self) -> str:
-        return f"KeyManager(alg={self.alg!r}, loaded={self._keyset is not None})"
+        return f"KeyManager(alg={self.alg!r}, loaded={self._records is not None})"
+
+
+def _seconds(what: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ConfigurationError(f"{what} must be a finite non-negative number of seconds.")
+    return float(value)
