@@ -362,6 +362,7 @@ class HybridStrategy(SessionStrategy):
         refresh = tokens.first(record.id)
         record.refresh_hash = tokens.digest(refresh)
         await self._create(record, now)
+        await self._refresh_keys()
         return self._pair(record, user, refresh, now)
 
     async def refresh(
@@ -399,6 +400,7 @@ class HybridStrategy(SessionStrategy):
         if not await self._io(self.store.touch(sid, last_seen_at=now, idle_expires_at=idle)):
             raise InvalidCredential(_UNKNOWN_REFRESH)
         record.last_seen_at, record.idle_expires_at = now, idle
+        await self._refresh_keys()
         return self._pair(record, user, successor, now)
 
     def _pair(
@@ -484,7 +486,14 @@ class HybridStrategy(SessionStrategy):
         self._remember_token(token, identity, header["kid"])
         return identity
 
+    async def _refresh_keys(self) -> None:
+        # F14: the key view is never older than key_reload_interval, so this process
+        # accepts a new key before anyone signs with it and starts signing with it in time.
+        if await self.keys.refresh(self.key_reload_interval):
+            self._verified.clear()
+
     async def _decode(self, token: str, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        await self._refresh_keys()
         try:
             return jws.decode(token, self.keyset, now)
         except jws.UnknownKey:

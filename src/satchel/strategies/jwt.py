@@ -103,6 +103,9 @@ class JWTStrategy(Strategy):
         self.key_reload_interval = float(key_reload_interval)
         self.counters = Counters()
         self._manager = keys if isinstance(keys, KeyManager) else None
+        if self._manager is not None and self._manager.publish_delay < self.key_reload_interval:
+            # F14: a key could sign before this node has re-read the store and accepts it.
+            raise ConfigurationError("key_reload_interval must not exceed the key publish delay.")
         self._static_keys = keys if isinstance(keys, KeySet) else None
         self._last_key_load = -math.inf
         # token -> (identity, trusted until): only tokens that passed full verification.
@@ -146,6 +149,12 @@ class JWTStrategy(Strategy):
         self._cache.clear()
         return self.keyset
 
+    async def _refresh_keys(self) -> None:
+        # F14: the key view is never older than key_reload_interval, so this node accepts
+        # a new key before anyone signs with it and starts signing with it in time.
+        if self._manager is not None and await self._manager.refresh(self.key_reload_interval):
+            self._cache.clear()  # cached expiries were computed with the old keys' not_after
+
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """The public keys currently accepted (RFC 7517 JWK Set)."""
         return self.keyset.jwks(self.clock())
@@ -172,6 +181,7 @@ class JWTStrategy(Strategy):
             sid=sid,
             extra={USERNAME_CLAIM: user.username},
         )
+        await self._refresh_keys()
         keyset = self.keyset
         token = claims_mod.sign(keyset, self.policy, claims)
         identity = self._identity(claims)
@@ -211,6 +221,7 @@ class JWTStrategy(Strategy):
         return identity
 
     async def _verify(self, token: str, now: float) -> Identity:
+        await self._refresh_keys()
         keyset = self.keyset
         try:
             header, claims = jws.decode(token, keyset, now)
