@@ -317,17 +317,36 @@ def test_keys_rotate_and_list_never_show_material(cli: Invoke, store_url: str) -
     states = {kid: state for kid, state, _ in stored}
     assert sorted(states.values()) == sorted([KeyState.ACTIVE, KeyState.PREVIOUS])
     active = next(kid for kid, state in states.items() if state is KeyState.ACTIVE)
-    assert active in second.output
+    previous = next(kid for kid, state in states.items() if state is KeyState.PREVIOUS)
+    # F14: the new key is published, the old one keeps signing until the publish delay.
+    assert active in second.output and "signs from" in second.output
+    assert f"Until then {previous} keeps signing" in second.output
 
     listing = cli("keys", "list")
     assert listing.exit_code == 0, listing.output
-    rows = [line for line in listing.output.splitlines() if any(k in line for k in states)]
+    rows = {k: line for line in listing.output.splitlines() for k in states if k in line}
     assert len(rows) == 2
-    assert any("active" in row for row in rows) and any("previous" in row for row in rows)
+    assert "pending" in rows[active] and "active" in rows[active]
+    assert "signing" in rows[previous] and "previous" in rows[previous]
     for _, _, material in stored:
         for chunk in re.findall(r"[A-Za-z0-9+/_=-]{16,}", material)[:5]:
             assert chunk not in listing.output
             assert chunk not in second.output
+
+
+def test_F14_keys_rotate_now_signs_at_once(cli: Invoke, store_url: str) -> None:
+    assert cli("keys", "rotate").exit_code == 0
+    assert cli("keys", "rotate").exit_code == 0
+    result = cli("keys", "rotate", "--now")
+    assert result.exit_code == 0, result.output
+    stored = asyncio.run(_stored_keys(store_url))
+    active = [kid for kid, state, _ in stored if state is KeyState.ACTIVE]
+    assert len(active) == 1 and f"{active[0]} (EdDSA) signs now" in result.output
+    assert sorted(state for _, state, _ in stored).count(KeyState.RETIRED) == 2
+    listing = cli("keys", "list").output
+    row = next(line for line in listing.splitlines() if active[0] in line)
+    assert "signing" in row
+    assert sum("retired" in line for line in listing.splitlines()) == 2
 
 
 def test_keys_rotate_bad_alg_is_a_clean_error(cli: Invoke) -> None:

@@ -432,21 +432,29 @@ def sessions_purge(store: StoreOption = None) -> None:
 
 @keys_app.command("list")
 def keys_list(store: StoreOption = None) -> None:
-    """List signing keys (identifiers and dates only; never key material)."""
+    """List signing keys and what each does now (identifiers and dates only; never material).
+
+    Exactly one key is "signing". A "pending" key is already published and accepted by
+    every node; it starts signing at "signs from".
+    """
     settings = _run_sync(lambda: _settings(store=store))
 
     async def main() -> None:
         from satchel.keys import KeyManager
 
         async with _stores(settings) as stores:
-            keys = await KeyManager(stores.keys, system_clock).list()
-        table = _table("Signing keys", ["kid", "alg", "state", "created", "not after"])
+            keys = await KeyManager(stores.keys, system_clock).status()
+        table = _table(
+            "Signing keys", ["kid", "alg", "role", "state", "created", "signs from", "not after"]
+        )
         for key in keys:
             table.add_row(
                 safe_text(key.kid),
                 key.alg,
+                key.role.value,
                 key.state.value,
                 _when(key.created_at),
+                _when(key.signs_from),
                 _when(key.not_after),
             )
         _out().print(table if keys else "No signing keys.")
@@ -461,39 +469,64 @@ def keys_rotate(
         typer.Option(
             min=0,
             max=30 * 86_400,
-            help="Seconds the previous key keeps verifying tokens after the rotation "
-            "[default: 86400]; keep it above the token lifetime.",
+            help="Seconds the previous key keeps verifying tokens after the new key starts "
+            "signing [default: 86400]; keep it above the token lifetime.",
             show_default=False,
         ),
     ] = None,
     alg: Annotated[
         str | None,
         typer.Option(
-            help="Algorithm of the new key [default: that of the active key].",
+            help="Algorithm of the new key [default: that of the newest key].",
             show_default=False,
         ),
     ] = None,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="For a compromised key: retire every current key at once (their tokens stop "
+            "verifying) and sign with the new key immediately.",
+        ),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
-    """Make a new active signing key; the old one verifies only until the overlap ends.
+    """Publish a new signing key; it signs once every node has had time to load it.
 
-    On a store without keys this creates the first key (SATCHEL_JWT_ALG, or --alg).
+    Until then the current key keeps signing; afterwards it verifies only, for the overlap.
+    On a store without keys this creates the first key (SATCHEL_JWT_ALG, or --alg), which
+    signs at once.
     """
     settings = _run_sync(lambda: _settings(store=store))
 
     async def main() -> None:
-        from satchel.keys import KeyManager
+        from satchel.keys import KeyManager, KeyRole
 
         async with _stores(settings) as stores:
             manager = KeyManager(stores.keys, system_clock, alg=alg or settings.jwt_alg)
-            if await manager.list():
-                keyset = await manager.rotate(alg=alg, overlap=overlap)
-                verb = "Rotated signing keys"
-            else:
-                keyset = await manager.load_or_create()
-                verb = "Created the first signing key"
-        active = keyset.active
-        _out().print(f"{verb}; active key is now {safe_text(active.kid)} ({active.alg}).")
+            if not await manager.list():
+                active = (await manager.load_or_create()).active
+                _out().print(
+                    f"Created the first signing key {safe_text(active.kid)} ({active.alg}); "
+                    "it signs now."
+                )
+                return
+            await manager.rotate(alg=alg, overlap=overlap, immediate=now)
+            statuses = await manager.status()
+        signing = next(k for k in statuses if k.role is KeyRole.SIGNING)
+        pending = [k for k in statuses if k.role is KeyRole.PENDING]
+        if not pending:
+            _out().print(
+                f"Rotated signing keys; {safe_text(signing.kid)} ({signing.alg}) signs now. "
+                "Every other key is retired."
+            )
+            return
+        fresh = pending[-1]
+        _out().print(
+            f"Rotated signing keys; new key {safe_text(fresh.kid)} ({fresh.alg}) is published "
+            f"and signs from {_when(fresh.signs_from)} UTC. Until then "
+            f"{safe_text(signing.kid)} keeps signing."
+        )
 
     _run(main)
 
