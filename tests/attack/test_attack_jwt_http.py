@@ -48,26 +48,31 @@ def keyset_of(server: Server) -> KeySet:
 
 def policy_of(server: Server) -> claims_mod.ClaimsPolicy:
     strategy: Any = server.auth.strategy
-    policy = getattr(strategy, "policy", None) or getattr(strategy, "access_policy", None)
-    if policy is None:
-        jwt_part = getattr(strategy, "jwt", None)
-        policy = getattr(jwt_part, "policy", None)
+    # JWTStrategy.policy; the hybrid strategy keeps the access-token policy as .claims.
+    policy = getattr(strategy, "claims", None)
+    if not isinstance(policy, claims_mod.ClaimsPolicy):
+        policy = getattr(strategy, "policy", None)
     if not isinstance(policy, claims_mod.ClaimsPolicy):
         pytest.skip("strategy exposes no ClaimsPolicy")
     return policy
 
 
 def good_claims(server: Server, **changes: Any) -> dict[str, Any]:
-    policy = policy_of(server)
-    claims = claims_mod.build_claims(
-        policy,
-        sub=server.users["alice"],
-        now=server.clock(),
-        ttl=300,
-        roles=["admin"],
-        sid="attacker-chosen-sid",
-        extra={"preferred_username": "alice"},
-    )
+    """The claims of a genuine token of this server (so every strategy's own claims are
+    present), with ``changes`` applied; ``_DROP`` removes a claim."""
+    real = getattr(server, "real_claims", None)
+    if real is not None:
+        claims = dict(real)
+    else:
+        claims = claims_mod.build_claims(
+            policy_of(server),
+            sub=server.users["alice"],
+            now=server.clock(),
+            ttl=300,
+            roles=["admin"],
+            sid="attacker-chosen-sid",
+            extra={"preferred_username": "alice"},
+        )
     for name, value in changes.items():
         if value is _DROP:
             claims.pop(name, None)
@@ -124,7 +129,10 @@ async def assert_rejected(server: Server, token: str) -> None:
 
 @pytest.fixture(params=JWT_STRATEGIES)
 async def jwt_server(request: pytest.FixtureRequest, make_server: ServerFactory) -> Server:
-    return await make_server(request.param)
+    server = await make_server(request.param)
+    payload = (await server.bearer_token()).split(".")[1]
+    server.real_claims = json.loads(base64.urlsafe_b64decode(payload + "=="))  # type: ignore[attr-defined]
+    return server
 
 
 async def test_forging_helper_positive_control(jwt_server: Server) -> None:
