@@ -526,6 +526,7 @@ async def test_admin_rotates_keys_and_shows_the_jwks(make_app: AppFactory) -> No
     # The new key is listed and published in the JWKS next to the old one.
     (new_kid,) = new_kids
     assert shown.count(new_kid) >= 2 and shown.count(before) >= 2
+    assert ">signing<" in shown and ">pending<" in shown
     # Private key material never reaches the page.
     for stored in await app.auth.keys.list():
         assert stored.material not in page.text

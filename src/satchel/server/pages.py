@@ -55,7 +55,7 @@ from satchel.errors import (
 from satchel.identity import Identity
 from satchel.integrations.asgi import SCOPE_ERROR, SCOPE_TRANSPORT
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.keys import KeyManager
+from satchel.keys import KeyManager, key_statuses
 from satchel.policy import is_remembered
 from satchel.server.api import login_context
 from satchel.stores.base import SessionRecord, UserRecord
@@ -859,7 +859,7 @@ async def _keys_view(auth: Auth) -> dict[str, Any]:
     keys = getattr(auth, "keys", None)
     if not isinstance(keys, KeyManager):
         return {"keys_supported": False, "stored_keys": [], "jwks": None}
-    stored = await keys.list()
+    stored = key_statuses(await keys.list(), auth.clock(), keys.publish_delay)
     try:
         jwks: str | None = json.dumps(keys.keyset.jwks(auth.clock()), indent=2)
     except SatchelError:
