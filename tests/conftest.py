@@ -108,7 +108,7 @@ async def _drop_redis_prefix(url: str, prefix: str) -> None:
         pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
         pattern = pattern.replace("[", "\\[").replace("]", "\\]") + ":*"
         batch: list[bytes] = []
-        async for key in client.scan_iter(match=pattern, count=1000):
+        async for key in client.scan_iter(match=pattern, count=10_000):
             batch.append(key)
             if len(batch) >= 500:
                 await client.delete(*batch)

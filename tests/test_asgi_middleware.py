@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from procs import TcpProxy
 from satchel.auth import Auth
 from satchel.clock import ManualClock
 from satchel.integrations.asgi import AuthMiddleware, Message, Receive, Scope, Send
@@ -206,49 +206,6 @@ async def test_websocket_identity_and_required(auth: Auth) -> None:
 # --- F01: a real store outage while verifying ------------------------------------------------
 
 
-class TcpProxy:
-    """Forwards TCP to a real service and can cut every connection, simulating an outage."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
-        for writer in list(self.writers):
-            writer.close()
-        self.writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self.writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, ConnectionError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
 @pytest.mark.redis
 async def test_F01_store_down_while_verifying_is_503_and_recovers(hasher: PasswordHasher) -> None:
     from urllib.parse import urlsplit
@@ -256,8 +213,7 @@ async def test_F01_store_down_while_verifying_is_503_and_recovers(hasher: Passwo
     from satchel.stores.redis import RedisStore
 
     target = urlsplit(REDIS_URL)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await proxy.start()
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379).start()
     prefix = f"satchel_test_{secrets.token_hex(6)}"
     db = target.path or "/0"
     sessions = RedisStore.from_url(f"redis://127.0.0.1:{proxy.port}{db}", prefix=prefix)
@@ -271,7 +227,7 @@ async def test_F01_store_down_while_verifying_is_503_and_recovers(hasher: Passwo
             ok = await client.get("/", headers={"cookie": f"{COOKIE}={token}"})
             assert ok.json()["user"] == "alice"
 
-            await proxy.stop()
+            proxy.cut()
             down = await client.get("/", headers={"cookie": f"{COOKIE}={token}"})
             assert down.status_code == 503
             assert down.json()["error"] == "store_unavailable"
@@ -287,15 +243,13 @@ async def test_F01_store_down_while_verifying_is_503_and_recovers(hasher: Passwo
             assert (await client.get("/")).status_code == 200
 
             # F07: the session from before the outage works again once the store is back.
-            await proxy.start()
+            proxy.restore()
             again = await client.get("/", headers={"cookie": f"{COOKIE}={token}"})
             assert again.status_code == 200
             assert again.json()["user"] == "alice"
     finally:
-        await proxy.stop()
-        await proxy.start()
-        keys = [k async for k in sessions.client.scan_iter(match=f"{prefix}:*")]
+        keys = [k async for k in sessions.client.scan_iter(match=f"{prefix}:*", count=10_000)]
         if keys:
             await sessions.client.delete(*keys)
         await sessions.close()
-        await proxy.stop()
+        proxy.close()

@@ -58,7 +58,7 @@ def drop_deployment(database_url: str, redis_url: str, tag: str) -> None:
     asyncio.run(drop_schema())
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = list(client.scan_iter(match=f"{tag}:*", count=1000))
+        keys = list(client.scan_iter(match=f"{tag}:*", count=10_000))
         if keys:
             client.delete(*keys)
     finally:

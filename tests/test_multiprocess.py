@@ -60,7 +60,7 @@ def _drop(database_url: str, schema: str, redis_url: str | None, prefix: str) ->
     if redis_url is not None:
         client = redis.Redis.from_url(redis_url)
         try:
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=10_000))
             if keys:
                 client.delete(*keys)
         finally:

@@ -117,7 +117,7 @@ async def redis_rig(
         proxy.close()
         raw = aioredis.Redis.from_url(redis_url)
         try:
-            keys = [key async for key in raw.scan_iter(match=f"{prefix}:*", count=1000)]
+            keys = [key async for key in raw.scan_iter(match=f"{prefix}:*", count=10_000)]
             if keys:
                 await raw.delete(*keys)
         finally:

@@ -683,7 +683,7 @@ async def dump_sessions(store: Any) -> bytes:
         return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
     if type(store).__name__ == "RedisStore":
         chunks: list[bytes] = []
-        async for key in store.client.scan_iter(match=f"{store.prefix}:*"):
+        async for key in store.client.scan_iter(match=f"{store.prefix}:*", count=10_000):
             chunks.append(key)
             kind = await store.client.type(key)
             if kind == b"hash":
