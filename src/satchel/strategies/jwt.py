@@ -278,6 +278,8 @@ class JWTStrategy(Strategy):
         return valid_after
 
     def _set_valid_after(self, user_id: str, valid_after: float, now: float) -> None:
+        if self.cache_size == 0:
+            return
         if user_id not in self._valid_after and len(self._valid_after) >= self.cache_size:
             del self._valid_after[next(iter(self._valid_after))]
         self._valid_after[user_id] = (valid_after, now + self.cache_ttl)
