@@ -112,7 +112,7 @@ async def _redis_used_memory(url: str) -> int:
 
 async def _one_backend(
     backend: str, settings: Settings, results: Results, progress: Progress
-) -> dict[str, Any]:
+) -> None:
     from satchel.stores import open_store
 
     n = settings.scale_sessions
@@ -128,9 +128,15 @@ async def _one_backend(
     now = time.time()
     progress(f"{backend}: preparing {n:,} records")
     records, purge_at = _records(n, now)
-    out: dict[str, Any] = {"sessions_target": n}
+    # Filled in place, so the figures measured before a failure still reach the report.
+    out: dict[str, Any] = results.scale.setdefault(backend, {})
+    out["sessions_target"] = n
     before = await _redis_used_memory(settings.redis_url) if backend == "Redis" else 0
-    store = await open_store(url, prefix=f"{settings.redis_prefix}_scale", schema=schema)
+    # Generous per-command time-outs: this measures capacity on a busy shared machine, not
+    # the fail-fast behaviour the stores' defaults are tuned for.
+    store = await open_store(
+        url, prefix=f"{settings.redis_prefix}_scale", schema=schema, command_timeout=30.0
+    )
     try:
         # PostgreSQL writes one transaction per login (~1-2k/s here): the first
         # BULK_AFTER go through the store (that is the write rate reported), the rest are
@@ -168,7 +174,6 @@ async def _one_backend(
         if backend == "SQLite":
             for suffix in ("", "-wal", "-shm"):
                 sqlite_file.with_name(sqlite_file.name + suffix).unlink(missing_ok=True)
-    return out
 
 
 async def _copy_sessions(url: str, schema: str, records: list[Any]) -> int:
@@ -237,6 +242,6 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
     for backend in ("Redis", "SQLite", "PostgreSQL"):
         progress(backend)
         try:
-            results.scale[backend] = _run(_one_backend(backend, settings, results, progress))
+            _run(_one_backend(backend, settings, results, progress))
         except Exception as exc:
             results.skip(f"scale / {backend}", f"{type(exc).__name__}: {exc}")
