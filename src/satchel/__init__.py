@@ -32,6 +32,7 @@ from satchel.errors import (
     StoreUnavailable,
     Throttled,
     UserExists,
+    WeakPassword,
 )
 from satchel.identity import Identity
 
@@ -115,6 +116,7 @@ __all__ = [
     "Transport",
     "UserExists",
     "UserService",
+    "WeakPassword",
     "build_auth",
     "open_stores",
     "system_clock",

@@ -131,6 +131,13 @@ class PasswordTooLong(InvalidInput):
     status = 413
 
 
+class WeakPassword(InvalidInput):
+    """The new password is too easy to guess."""
+
+    code = "weak_password"
+    status = 400
+
+
 class Throttled(SatchelError):
     """Too many attempts; retry later."""
 

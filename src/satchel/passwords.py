@@ -4,6 +4,10 @@ Hashing runs in a small dedicated thread pool: each hash takes tens of milliseco
 and 19+ MiB of memory, so it must neither block the event loop nor run unboundedly in
 parallel during a login flood. Lengths are checked before any hashing so an oversized
 password is rejected for free.
+
+New passwords are also refused when they are one of the common passwords of zxcvbn's
+frequency list or contain the username or the service name (ASVS 6.2.4, 6.2.11). Only new
+passwords are checked: an existing password keeps working at login.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ import logging
 import os
 import secrets
 import threading
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import Final, TypeVar
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from satchel.errors import ConfigurationError, InvalidInput, PasswordTooLong
+from satchel.errors import ConfigurationError, InvalidInput, PasswordTooLong, WeakPassword
 
 logger = logging.getLogger("satchel.passwords")
 
@@ -28,6 +34,11 @@ logger = logging.getLogger("satchel.passwords")
 MAX_PASSWORD_BYTES: Final = 1024
 #: Shortest accepted *new* password, in characters.
 MIN_PASSWORD_CHARS: Final = 8
+#: Words a new password must not contain, whatever the case (ASVS 6.2.11).
+CONTEXT_WORDS: Final = ("satchel",)
+# A username shorter than this is only refused as the whole password: a two- or
+# three-letter name turns up by chance inside long passphrases.
+_MIN_CONTAINED_USERNAME: Final = 4
 
 # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
 MIN_MEMORY_COST: Final = 19456
@@ -59,11 +70,46 @@ def check_password_length(password: object) -> bytes:
     return raw
 
 
-def check_new_password(password: object) -> bytes:
-    """Like :func:`check_password_length`, plus the minimum length for a new password."""
+@cache
+def common_passwords() -> frozenset[str]:
+    """The common passwords of zxcvbn's frequency list (30 000, lower case), loaded once."""
+    # Imported here, not at module load: the list costs a few MiB and tens of milliseconds,
+    # which only processes that set passwords should pay.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    words: list[str] = FREQUENCY_LISTS["passwords"]
+    return frozenset(word.casefold() for word in words)
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def check_new_password(password: object, *, username: str | None = None) -> bytes:
+    """Like :func:`check_password_length`, plus the rules for a new password.
+
+    Raises :class:`InvalidInput` below :data:`MIN_PASSWORD_CHARS` and :class:`WeakPassword`
+    when the password, ignoring case, is a common password, equals or contains ``username``
+    (contains: names of 4 characters or more) or contains a word of :data:`CONTEXT_WORDS`.
+    The error never repeats the password.
+    """
     raw = check_password_length(password)
-    if isinstance(password, str) and len(password) < MIN_PASSWORD_CHARS:
+    assert isinstance(password, str)  # check_password_length refused everything else
+    if len(password) < MIN_PASSWORD_CHARS:
         raise InvalidInput(f"The password must be at least {MIN_PASSWORD_CHARS} characters.")
+    folded = _fold(password)
+    if folded in common_passwords():
+        raise WeakPassword(
+            "This password is one of the most common passwords and easy to guess; "
+            "choose another, e.g. a phrase of several unrelated words."
+        )
+    if username:
+        name = _fold(username.strip())
+        if name and (folded == name or (len(name) >= _MIN_CONTAINED_USERNAME and name in folded)):
+            raise WeakPassword("The password must not contain the username.")
+    for word in CONTEXT_WORDS:
+        if word in folded:
+            raise WeakPassword(f"The password must not contain the word {word!r}.")
     return raw
 
 

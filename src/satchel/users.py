@@ -138,11 +138,15 @@ class UserService:
     async def create_user(
         self, username: str, password: str, roles: Iterable[str] = ()
     ) -> UserRecord:
-        """Create an account; :class:`UserExists` if the normalised name is taken."""
+        """Create an account; :class:`UserExists` if the normalised name is taken.
+
+        A common password or one containing the username raises
+        :class:`~satchel.errors.WeakPassword`.
+        """
         display = display_username(username)
         key = normalize_username(username)
         role_list = normalize_roles(roles)
-        check_new_password(password)
+        check_new_password(password, username=display)
         now = self.clock()
         user = UserRecord(
             id=new_user_id(),
@@ -223,11 +227,13 @@ class UserService:
     async def change_password(self, user_id: str, current: str, new: str) -> UserRecord:
         """Change the password after checking the current one; ends earlier credentials.
 
-        A wrong current password raises :class:`InvalidLogin`.
+        A wrong current password raises :class:`InvalidLogin`; a common password or one
+        containing the username raises :class:`~satchel.errors.WeakPassword`.
         """
         check_password_length(current)
         check_new_password(new)
         user = await self.get(user_id)
+        check_new_password(new, username=user.username)
         if not await self.hasher.verify(user.password_hash, current) or user.disabled:
             raise InvalidLogin("The current password is incorrect.")
         if hmac.compare_digest(current.encode("utf-8"), new.encode("utf-8")):
@@ -237,7 +243,8 @@ class UserService:
     async def reset_password(self, user_id: str, new: str) -> UserRecord:
         """Set a new password without the current one (administrators only)."""
         check_new_password(new)
-        await self.get(user_id)
+        user = await self.get(user_id)
+        check_new_password(new, username=user.username)
         return await self._set_password(user_id, new)
 
     async def _set_password(
