@@ -690,3 +690,40 @@ async def test_build_auth_maps_transport_order_and_cookie_flags() -> None:
     finally:
         await auth.close()
         hasher.close()
+
+
+async def test_P02_login_throttle_limits_come_from_settings(
+    monkeypatch: pytest.MonkeyPatch, make_server: ServerFactory
+) -> None:
+    from satchel.errors import ConfigurationError
+    from satchel.throttle import ThrottlePolicy
+
+    assert Settings().login_account_limit == 100 and Settings().login_ip_window == 60
+    monkeypatch.setenv("SATCHEL_LOGIN_ACCOUNT_LIMIT", "0")
+    monkeypatch.setenv("SATCHEL_LOGIN_ACCOUNT_WINDOW", "600")
+    monkeypatch.setenv("SATCHEL_LOGIN_IP_LIMIT", "3")
+    monkeypatch.setenv("SATCHEL_LOGIN_IP_WINDOW", "30")
+    server = await make_server()
+    assert server.auth.throttle is not None
+    assert server.auth.throttle.policy == ThrottlePolicy(
+        account_limit=0, account_window=600.0, ip_limit=3, ip_window=30.0
+    )
+    # Three failures from one address, then 429 (the account limit is off).
+    for _ in range(3):
+        wrong = await server.client.post(
+            "/auth/token", data={"username": "bob", "password": "wrong password!"}
+        )
+        assert wrong.status_code == 401
+    refused = await server.client.post(
+        "/auth/token", data={"username": "alice", "password": PASSWORD}
+    )
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 30
+    server.clock.advance(61)  # two windows later every count has decayed
+    allowed = await server.client.post(
+        "/auth/token", data={"username": "alice", "password": PASSWORD}
+    )
+    assert allowed.status_code == 200
+    for name, value in (("login_ip_window", 0), ("login_account_limit", -1)):
+        with pytest.raises(ConfigurationError, match=f"SATCHEL_{name.upper()}"):
+            Settings(**{name: value})

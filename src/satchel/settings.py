@@ -70,8 +70,11 @@ class Settings(BaseSettings):
 
     # --- revocation bus and local cache ---------------------------------------------------
     #: ``auto``: Redis when Redis is configured, PostgreSQL LISTEN/NOTIFY for PostgreSQL-only
-    #: stores, in-process for memory://, none (no cache) for SQLite.
-    bus: Literal["auto", "redis", "postgres", "local", "none"] = "auto"
+    #: stores, a polled table in the file for SQLite, in-process for memory://.
+    bus: Literal["auto", "redis", "postgres", "sqlite", "local", "none"] = "auto"
+    #: SQLite bus: seconds between polls; a revocation reaches other processes this fast,
+    #: and a process whose polling stalls stops trusting its cache after 3 intervals.
+    bus_poll_interval: float = Field(default=0.05, ge=0.005, le=5.0)
     #: Cache verified sessions per process (only ever trusted while the bus is healthy).
     cache: bool = True
     #: Upper bound, seconds, on trusting a cached session without re-reading the store.
@@ -109,6 +112,14 @@ class Settings(BaseSettings):
     remember_absolute_timeout: int = Field(default=30 * 86_400, ge=60, le=400 * 86_400)
     max_sessions_per_user: int | None = Field(default=None, ge=1, le=10_000)
     on_exceed: Literal["evict_oldest", "deny"] = "evict_oldest"
+
+    # --- login throttling (failed attempts; 0 turns a limit off) ---------------------------
+    #: Failed logins allowed per account in ``login_account_window`` seconds (ASVS 6.3.1).
+    login_account_limit: int = Field(default=100, ge=0, le=1_000_000)
+    login_account_window: int = Field(default=3600, ge=1, le=7 * 86_400)
+    #: Failed logins allowed per client address in ``login_ip_window`` seconds.
+    login_ip_limit: int = Field(default=20, ge=0, le=1_000_000)
+    login_ip_window: int = Field(default=60, ge=1, le=7 * 86_400)
 
     def __init__(self, **values: Any) -> None:
         try:
