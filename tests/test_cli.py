@@ -140,17 +140,25 @@ def test_P03_huge_password_on_stdin_rejected(cli: Invoke) -> None:
     )
 
 
-def test_users_disable_and_enable(cli: Invoke, store_url: str) -> None:
+def test_users_disable_and_enable(
+    cli: Invoke, store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     assert add_user(cli, "erin").exit_code == 0
+    caplog.set_level("INFO", logger="satchel.audit")
     result = cli("users", "disable", "ERIN")
     assert result.exit_code == 0, result.output
     assert "Disabled user erin" in result.output
+    # Audited like the admin page's action (it goes through Auth.set_disabled).
+    events = [r.satchel_event for r in caplog.records if hasattr(r, "satchel_event")]
+    assert [e["event"] for e in events] == ["user.disabled"]
     listing = cli("users", "list").output
     assert "disabled" in next(line for line in listing.splitlines() if "erin" in line)
     with pytest.raises(InvalidLogin):
         asyncio.run(_verify(store_url, "erin", PASSWORD))
 
     assert cli("users", "enable", "erin").exit_code == 0
+    events = [r.satchel_event for r in caplog.records if hasattr(r, "satchel_event")]
+    assert [e["event"] for e in events] == ["user.disabled", "user.enabled"]
     assert asyncio.run(_verify(store_url, "erin", PASSWORD)) == "erin"
 
 

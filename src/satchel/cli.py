@@ -304,9 +304,9 @@ def _set_disabled(name: str, disabled: bool, store: str | None, strategy: str | 
     async def main() -> None:
         async with _auth(settings) as auth:
             user = await auth.users.get_by_name(name)
-            user = await auth.users.set_disabled(user.id, disabled)
-            # Lets the strategy end live sessions and publish the revocation to servers.
-            await auth.strategy.user_changed(user)
+            # Through the facade: the strategy ends live credentials and publishes the
+            # revocation to running servers, and the change is audited like the admin page's.
+            await auth.set_disabled(user.id, disabled)
         state = "Disabled" if disabled else "Enabled"
         note = "; existing credentials revoked" if disabled else ""
         _out().print(f"{state} user {safe_text(user.username)}{note}.")
