@@ -393,7 +393,27 @@ def _seed_table(results: Results) -> str:
         "first-seen credential. Credential bytes: the whole `Authorization: Bearer …` header "
         "line including CRLF."
     )
-    return intro + "\n\n" + table(["", *labels], rows)
+    text = intro + "\n\n" + table(["", *labels], rows)
+    if results.revocation:
+        text += (
+            "\n\nRevocation across 3 server processes, per deployment measured "
+            "(`benchmarks/revocation.py`):\n\n"
+            + table(
+                ["Deployment", "p50", "p99", "max", "Samples", "How"],
+                [
+                    [
+                        label,
+                        f"{rev.get('p50_ms', math.nan):.2f} ms",
+                        f"{rev.get('p99_ms', math.nan):.2f} ms",
+                        f"{rev.get('max_ms', math.nan):.2f} ms",
+                        str(rev.get("samples", "")),
+                        str(rev.get("note", "")),
+                    ]
+                    for label, rev in results.revocation.items()
+                ],
+            )
+        )
+    return text
 
 
 def _micro_section(results: Results) -> str:

@@ -410,6 +410,7 @@ def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
                     env=config.env(settings),
                     factory=True,
                     prepare_before_start=True,
+                    in_quick=framework == "fastapi",
                 )
             )
     return specs
