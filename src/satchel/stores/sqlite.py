@@ -76,6 +76,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) STRICT""",
         "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT",
     ),
+    (
+        # The revocation bus of processes sharing this file (satchel.buses.sqlite).
+        """CREATE TABLE revocations (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            event TEXT NOT NULL,
+            until REAL NOT NULL
+        ) STRICT""",
+        "CREATE INDEX revocations_until ON revocations (until)",
+    ),
 ]
 
 # The statements below are built once from constants at import time; values are bound.
