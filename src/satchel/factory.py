@@ -141,13 +141,15 @@ def session_policy(settings: Settings) -> SessionPolicy:
     )
 
 
-def choose_bus(settings: Settings, stores: Stores | None = None) -> RevocationBus:
+def choose_bus(
+    settings: Settings, stores: Stores | None = None, clock: Clock = system_clock
+) -> RevocationBus:
     """The revocation bus that is correct for this deployment (``settings.bus``).
 
     A memory store lives in one process, so in-process delivery reaches every cache. A
     shared store may have several processes in front of it (or the CLI revoking while the
-    server runs): Redis pub/sub or PostgreSQL LISTEN/NOTIFY reach them all; SQLite has no
-    bus, so caches stay off and every request reads the store. See :mod:`satchel.buses`.
+    server runs): Redis pub/sub, PostgreSQL LISTEN/NOTIFY or the SQLite file's polled
+    ``revocations`` table reach them all. See :mod:`satchel.buses`.
     """
     from satchel.buses import make_bus
 
@@ -158,6 +160,8 @@ def choose_bus(settings: Settings, stores: Stores | None = None) -> RevocationBu
         redis_url=settings.redis_url,
         prefix=settings.key_prefix,
         sessions_backend=stores.sessions if stores is not None else None,
+        poll_interval=settings.bus_poll_interval,
+        clock=clock,
     )
 
 
@@ -183,7 +187,7 @@ async def build_auth(
         schema=settings.pg_schema,
     )
     try:
-        bus = choose_bus(settings, stores)
+        bus = choose_bus(settings, stores, clock)
         # Strategies and the user service see every store call bounded (503 past the
         # time-out, F06); ``stores`` itself stays the raw backends, closed on shutdown.
         bounded = with_deadline(stores, settings.store_timeout)

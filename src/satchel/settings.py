@@ -70,8 +70,11 @@ class Settings(BaseSettings):
 
     # --- revocation bus and local cache ---------------------------------------------------
     #: ``auto``: Redis when Redis is configured, PostgreSQL LISTEN/NOTIFY for PostgreSQL-only
-    #: stores, in-process for memory://, none (no cache) for SQLite.
-    bus: Literal["auto", "redis", "postgres", "local", "none"] = "auto"
+    #: stores, a polled table in the file for SQLite, in-process for memory://.
+    bus: Literal["auto", "redis", "postgres", "sqlite", "local", "none"] = "auto"
+    #: SQLite bus: seconds between polls; a revocation reaches other processes this fast,
+    #: and a process whose polling stalls stops trusting its cache after 3 intervals.
+    bus_poll_interval: float = Field(default=0.05, ge=0.005, le=5.0)
     #: Cache verified sessions per process (only ever trusted while the bus is healthy).
     cache: bool = True
     #: Upper bound, seconds, on trusting a cached session without re-reading the store.

@@ -2,15 +2,19 @@
 
 - :class:`~satchel.buses.redis.RedisBus` — Redis pub/sub, for deployments with Redis.
 - :class:`~satchel.buses.postgres.PostgresBus` — ``LISTEN``/``NOTIFY``, PostgreSQL only.
+- :class:`~satchel.buses.sqlite.SQLiteBus` — a polled table in the SQLite file, for every
+  process (and the CLI) sharing that file.
 - :class:`~satchel.revocation.LocalBus` — one process (the memory store).
-- :class:`~satchel.revocation.NullBus` — no delivery (SQLite): caches stay off.
+- :class:`~satchel.revocation.NullBus` — no delivery (``bus=none``): caches stay off.
 
 Consistency bound (what a successful revocation guarantees): the revoking call returns
 only after the store write *and* the publish succeeded; every process with a healthy
-subscription drops the credential when the message arrives (about a millisecond, see
-``docs/benchmarks.md``). A process whose subscription died silently trusts its cache for
-at most ``ping_interval + ping_timeout`` (1.5 s by default) before it notices and turns to
-per-request store reads. If the publish fails, the call raises
+subscription drops the credential when the message arrives (about a millisecond on Redis
+and PostgreSQL, see ``docs/benchmarks.md``; on SQLite at the next poll, within
+``poll_interval`` — 50 ms by default — plus the request in progress). A process whose
+subscription died silently trusts its cache for at most ``ping_interval + ping_timeout``
+(1.5 s by default; on SQLite ``3 × poll_interval``, 0.15 s, after its last successful poll)
+before it notices and turns to per-request store reads. If the publish fails, the call raises
 :class:`~satchel.errors.StoreUnavailable` *after* the store write (the store is the source
 of truth, so the credential is dead on every uncached path); the caller should retry, and
 meanwhile a process that cached the credential may accept it until its cache entry expires:
@@ -23,12 +27,14 @@ from __future__ import annotations
 from typing import Any
 
 from satchel.buses.base import BusBase, BusCounters
+from satchel.buses.sqlite import DEFAULT_POLL_INTERVAL
+from satchel.clock import Clock, system_clock
 from satchel.errors import ConfigurationError
 from satchel.revocation import LocalBus, NullBus, RevocationBus
 
 __all__ = ["BusBase", "BusCounters", "bus_kind_for", "make_bus"]
 
-BUS_KINDS = ("auto", "redis", "postgres", "local", "none")
+BUS_KINDS = ("auto", "redis", "postgres", "sqlite", "local", "none")
 
 
 def _scheme(url: str | None) -> str:
@@ -45,17 +51,20 @@ def _scheme(url: str | None) -> str:
 def bus_kind_for(
     store: str, sessions_store: str | None = None, redis_url: str | None = None
 ) -> str:
-    """The bus ``auto`` picks for these URLs: ``redis``, ``postgres``, ``local`` or ``none``.
+    """The bus ``auto`` picks: ``redis``, ``postgres``, ``sqlite``, ``local`` or ``none``.
 
     Redis whenever Redis is in the deployment (explicit ``redis_url`` or a redis store);
-    PostgreSQL when a PostgreSQL store is the only shared backend; in-process delivery for a
-    memory-only deployment; otherwise none (caches off, every request reads the store).
+    PostgreSQL when a PostgreSQL store is the only shared backend; the SQLite file's table
+    when a SQLite store is; in-process delivery for a memory-only deployment; otherwise none
+    (caches off, every request reads the store).
     """
     kinds = {_scheme(store), _scheme(sessions_store) if sessions_store else _scheme(store)}
     if redis_url or "redis" in kinds:
         return "redis"
     if "postgres" in kinds:
         return "postgres"
+    if "sqlite" in kinds:
+        return "sqlite"
     if kinds == {"memory"}:
         return "local"
     return "none"
@@ -69,11 +78,15 @@ def make_bus(
     redis_url: str | None = None,
     prefix: str = "satchel",
     sessions_backend: Any = None,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    clock: Clock = system_clock,
 ) -> RevocationBus:
     """Build (without connecting) the bus of ``kind`` (or the ``auto`` choice).
 
     ``sessions_backend`` is the opened session store: its Redis ``prefix``, PostgreSQL
     ``schema`` and ``pool`` are reused so the channel matches the data it guards.
+    ``poll_interval`` and ``clock`` configure the SQLite bus (``clock`` is the strategies'
+    clock, which stamps each event's ``until``).
     """
     if kind not in BUS_KINDS:
         raise ConfigurationError(f"Unknown revocation bus {kind!r}; use one of {BUS_KINDS}.")
@@ -83,6 +96,18 @@ def make_bus(
         return LocalBus()
     if kind == "none":
         return NullBus()
+    if kind == "sqlite":
+        from satchel.stores import sqlite_path
+
+        url = next((u for u in (sessions_store, store) if u and _scheme(u) == "sqlite"), None)
+        if url is None:
+            raise ConfigurationError("The sqlite revocation bus needs a sqlite:/// store.")
+        path = sqlite_path(url)
+        if path == ":memory:":
+            return LocalBus()  # a private in-memory database has exactly one process
+        from satchel.buses.sqlite import SQLiteBus
+
+        return SQLiteBus(path, poll_interval=poll_interval, clock=clock)
     if kind == "redis":
         url = redis_url or next(
             (u for u in (sessions_store, store) if u and _scheme(u) == "redis"), None

@@ -135,7 +135,7 @@ class BusBase:
         self._deliver(event)
         try:
             async with asyncio.timeout(self.publish_timeout):
-                await self._send(f"{self.origin}|{event.to_json()}")
+                await self._send_event(event, f"{self.origin}|{event.to_json()}")
         except Exception as exc:
             self.counters.publish_failures += 1
             logger.warning("revocation publish failed: %s", type(exc).__name__)
@@ -174,6 +174,10 @@ class BusBase:
 
     async def _send(self, message: str) -> None:
         raise NotImplementedError
+
+    async def _send_event(self, event: RevocationEvent, message: str) -> None:
+        """Send one wire ``message`` (the encoded ``event``); buses storing more override it."""
+        await self._send(message)
 
     async def _subscription(self) -> None:
         raise NotImplementedError
