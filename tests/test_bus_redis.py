@@ -267,13 +267,14 @@ async def test_start_without_redis_does_not_block_and_connects_later() -> None:
     ("store", "sessions", "redis", "expected"),
     [
         ("memory://", None, None, "local"),
-        ("sqlite:///x.db", None, None, "none"),
+        ("sqlite:///x.db", None, None, "sqlite"),
         ("redis://h/0", None, None, "redis"),
         ("postgresql://h/db", None, None, "postgres"),
         ("postgres://h/db", None, None, "postgres"),
         ("postgresql://h/db", "redis://h/0", None, "redis"),
         ("sqlite:///x.db", None, "redis://h/0", "redis"),
-        ("memory://", "sqlite:///x.db", None, "none"),
+        ("memory://", "sqlite:///x.db", None, "sqlite"),
+        ("sqlite:///x.db", "postgresql://h/db", None, "postgres"),
     ],
 )
 def test_auto_bus_choice(

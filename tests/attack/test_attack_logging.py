@@ -7,6 +7,7 @@ password, token, cookie value, session secret or key material.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -219,8 +220,8 @@ async def test_R01_refresh_rotation_reuse_revokes_family(make_server: ServerFact
 async def test_R02_revoke_on_one_node_seen_by_another(
     make_server: ServerFactory, tmp_path: object
 ) -> None:
-    # Two servers (two "nodes") over one SQLite file: no shared cache, each request reads the
-    # store, so a revocation on A is seen by B on the next request.
+    # Two servers (two "nodes") over one SQLite file: B caches the session, and A's
+    # revocation reaches B through the file's revocations table at B's next poll.
     from pathlib import Path
 
     assert isinstance(tmp_path, Path)
@@ -237,8 +238,11 @@ async def test_R02_revoke_on_one_node_seen_by_another(
     try:
         await node_b.start()
         assert (await node_b.strategy.authenticate(token)).user_id == a.users["alice"]
+        await node_b.strategy.authenticate(token)  # now from B's cache
         await a.auth.revoke_session(sid)
         with pytest.raises(InvalidCredential):
-            await node_b.strategy.authenticate(token)
+            for _ in range(200):  # bounded: the bus polls every 50 ms
+                await node_b.strategy.authenticate(token)
+                await asyncio.sleep(0.01)
     finally:
         await node_b.close()
