@@ -21,13 +21,14 @@ from satchel.clock import ManualClock
 from satchel.factory import ConfiguredAuth, build_auth
 from satchel.passwords import PasswordHasher
 from satchel.server import create_app
-from satchel.server.pages import NOTICES, decode_jwt_parts, format_span, relative
+from satchel.server.pages import NOTICES, decode_jwt_parts, format_span, relative, safe_next
 from satchel.settings import Settings
 from satchel.useragent import describe
 
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"
 COOKIE = "__Host-satchel"
+REFRESH_COOKIE = "__Secure-satchel-refresh"
 SAME_ORIGIN = {"origin": BASE, "sec-fetch-site": "same-origin"}
 BROWSER = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
@@ -261,6 +262,198 @@ async def test_logout_ends_the_session_and_clears_the_cookie(app: App) -> None:
     again = await app.browser().get("/", headers={"cookie": f"{COOKIE}={token}"})
     assert again.status_code == 303
     assert again.headers["location"] == "/login?notice=ended"
+
+
+# --- hybrid: refreshing page loads through GET /auth/refresh ------------------------------
+
+
+def refresh_cookie(client: httpx.AsyncClient) -> str | None:
+    return next((c.value for c in client.cookies.jar if c.name == REFRESH_COOKIE), None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "devices",
+        "//evil.example/",
+        "///evil.example",
+        "/\\evil.example",
+        "\\/evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/ok path",
+        "/d\u00e9j\u00e0",
+        "/auth/refresh?next=/x",
+        "/auth/refresh/",
+        "/" + "a" * 3000,
+        ["/devices"],
+    ],
+)
+def test_safe_next_refuses_everything_but_a_same_site_path(value: object) -> None:
+    assert safe_next(value) == "/"
+
+
+@pytest.mark.parametrize("value", ["/", "/devices", "/admin?user=alice&ip=10.", "/a/b;c=d#x"])
+def test_safe_next_keeps_a_same_site_path(value: str) -> None:
+    assert safe_next(value) == value
+
+
+async def test_R01_expired_access_cookie_is_refreshed_through_the_refresh_route(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(strategy="hybrid")
+    client = app.browser()
+    await sign_in(client)
+    old_access, old_refresh = session_cookie(client), refresh_cookie(client)
+    assert old_access and old_refresh
+    app.clock.advance(400)  # past the 300 s access lifetime and the 30 s leeway
+
+    page = await client.get("/devices", params={"notice": "session-ended"})
+    assert page.status_code == 303
+    assert page.headers["location"] == "/auth/refresh?next=%2Fdevices%3Fnotice%3Dsession-ended"
+    assert "set-cookie" not in page.headers
+    rotated = await client.get(page.headers["location"])
+    assert rotated.status_code == 303
+    assert rotated.headers["location"] == "/devices?notice=session-ended"
+    assert rotated.headers["cache-control"] == "no-store"
+    names = [c.split("=", 1)[0] for c in rotated.headers.get_list("set-cookie")]
+    assert names == [COOKIE, REFRESH_COOKIE]
+    assert "Path=/auth/refresh" in rotated.headers.get_list("set-cookie")[1]
+    new_access, new_refresh = session_cookie(client), refresh_cookie(client)
+    assert new_access not in (None, old_access) and new_refresh not in (None, old_refresh)
+    landed = await client.get(rotated.headers["location"])
+    assert landed.status_code == 200
+    assert "1 active session" in landed.text
+
+    # The old refresh cookie comes back (a stolen copy) after the grace window: the whole
+    # family ends, on the thief's side ...
+    app.clock.advance(30)
+    stolen = await app.browser().get(
+        "/auth/refresh",
+        params={"next": "/devices"},
+        headers={"cookie": f"{REFRESH_COOKIE}={old_refresh}"},
+    )
+    assert stolen.status_code == 303
+    assert stolen.headers["location"] == "/login?notice=ended&next=%2Fdevices"
+    cleared = stolen.headers.get_list("set-cookie")
+    assert f"{COOKIE}=; Max-Age=0" in cleared[0] and f"{REFRESH_COOKIE}=; Max-Age=0" in cleared[1]
+    # ... and on the victim's: the still-fresh access cookie is refused at once and the
+    # browser goes to the sign-in page, not through the refresh route again.
+    bounced = await client.get("/devices")
+    assert bounced.status_code == 303
+    assert bounced.headers["location"] == "/login?notice=ended"
+    assert session_cookie(client) is None and refresh_cookie(client) is None  # cleared
+    # The successor the victim held is dead as well.
+    again = await app.browser().get(
+        "/auth/refresh",
+        params={"next": "/devices"},
+        headers={"cookie": f"{REFRESH_COOKIE}={new_refresh}"},
+    )
+    assert again.headers["location"] == "/login?notice=ended&next=%2Fdevices"
+    alice = await app.auth.users.get_by_name("alice")
+    assert await app.auth.list_sessions(alice.id) == []
+
+
+async def test_refresh_route_without_a_refresh_cookie_goes_to_login_and_back(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(strategy="hybrid")
+    client = app.browser()
+    first = await client.get("/admin", params={"user": "bob"})
+    assert first.headers["location"] == "/auth/refresh?next=%2Fadmin%3Fuser%3Dbob"
+    login = await client.get(first.headers["location"])
+    assert login.status_code == 303
+    assert login.headers["location"] == "/login?next=%2Fadmin%3Fuser%3Dbob"
+    # No refresh cookie: nothing is cleared (a cross-site link must not sign anyone out).
+    assert "set-cookie" not in login.headers
+    # The sign-in page never sends the browser back to the refresh route: no loop.
+    form = await client.get(login.headers["location"])
+    assert form.status_code == 200
+    assert '<input type="hidden" name="next" value="/admin?user=bob">' in form.text
+    signed_in = await sign_in_from(client, form, "root")
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/admin?user=bob"
+    # A signed-in browser asking for the sign-in page goes on to ``next`` too.
+    assert (await client.get("/login?next=/devices")).headers["location"] == "/devices"
+
+
+async def sign_in_from(
+    client: httpx.AsyncClient, form_page: httpx.Response, username: str
+) -> httpx.Response:
+    """Submit the sign-in form already loaded in ``form_page`` (with its hidden fields)."""
+    fields = dict(
+        re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form_page.text)
+    )
+    fields = {k: html.unescape(v) for k, v in fields.items()}
+    data = {**fields, "username": username, "password": PASSWORD}
+    return await client.post("/login", data=data, headers=SAME_ORIGIN)
+
+
+async def test_refresh_route_refuses_open_redirects(make_app: AppFactory) -> None:
+    app = await make_app(strategy="hybrid")
+    client = app.browser()
+    await sign_in(client)
+    app.clock.advance(400)
+    for evil in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil"):
+        response = await client.get("/auth/refresh", params={"next": evil})
+        assert response.status_code == 303
+        assert response.headers["location"] == "/"
+    # Sign-in with a hostile ``next`` lands on the dashboard.
+    other = app.browser()
+    form = await other.get("/login", params={"next": "//evil.example/"})
+    assert 'name="next"' not in form.text
+    token = csrf_token(form)
+    posted = await other.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": "bob",
+            "password": PASSWORD,
+            "next": "//evil.example",
+        },
+        headers=SAME_ORIGIN,
+    )
+    assert posted.headers["location"] == "/"
+
+
+async def test_refresh_route_leaves_a_valid_access_cookie_alone(make_app: AppFactory) -> None:
+    app = await make_app(strategy="hybrid")
+    client = app.browser()
+    await sign_in(client)
+    before = refresh_cookie(client)
+    response = await client.get("/auth/refresh", params={"next": "/devices"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/devices"
+    assert "set-cookie" not in response.headers
+    assert refresh_cookie(client) == before
+
+
+async def test_pages_use_the_refresh_route_only_when_it_can_help(make_app: AppFactory) -> None:
+    hybrid = await make_app(strategy="hybrid")
+    # Not a page load: API-style requests and form posts go to the sign-in page directly.
+    api_like = await hybrid.browser().get("/devices", headers={"accept": "application/json"})
+    assert api_like.headers["location"] == "/login"
+    # A credential rejected for another reason than expiry (here: garbage) is not refreshed.
+    forged = await hybrid.browser().get("/devices", headers={"cookie": f"{COOKIE}=a.b.c"})
+    assert forged.headers["location"] == "/login?notice=ended"
+
+
+async def test_strategies_without_refresh_tokens_never_detour(make_app: AppFactory) -> None:
+    session = await make_app(strategy="session")
+    client = session.browser()
+    assert (await client.get("/devices")).headers["location"] == "/login"
+    assert (await client.get("/auth/refresh")).headers["location"] == "/"
+    await sign_in(client)
+    token = session_cookie(client)
+    bounce = await client.get("/auth/refresh", params={"next": "/devices"})
+    assert bounce.headers["location"] == "/devices"
+    assert "set-cookie" not in bounce.headers
+    assert (await client.get("/devices")).status_code == 200
+    assert session_cookie(client) == token
 
 
 # --- CSRF on signed-in forms --------------------------------------------------------------
@@ -521,8 +714,12 @@ async def test_admin_rotates_keys_and_shows_the_jwks(make_app: AppFactory) -> No
     assert app.auth.keys is not None
     new_kids = {k.kid for k in await app.auth.keys.list()} - kids_before
     assert len(new_kids) == 1
-    page = await admin.get("/admin")
+    page = await admin.get(rotated.headers["location"])
     shown = html.unescape(page.text)
+    # The notice says when the new key takes over: after the publish delay (120 s).
+    assert app.auth.keys.publish_delay == 120
+    assert "It starts signing in 2 min" in shown
+    assert "after the publish delay of 2 min" in shown
     # The new key is listed and published in the JWKS next to the old one.
     (new_kid,) = new_kids
     assert shown.count(new_kid) >= 2 and shown.count(before) >= 2

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from fastapi import APIRouter, FastAPI, Path, Request, Response
@@ -41,6 +41,8 @@ from satchel.auth import Auth
 from satchel.csrf import FORM_FIELD, CSRFProtect, binding_for, scope_origin
 from satchel.errors import (
     CSRFError,
+    ExpiredCredential,
+    InvalidCredential,
     InvalidInput,
     InvalidLogin,
     NotFound,
@@ -55,10 +57,11 @@ from satchel.errors import (
 from satchel.identity import Identity
 from satchel.integrations.asgi import SCOPE_ERROR, SCOPE_TRANSPORT
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.keys import KeyManager, key_statuses
+from satchel.keys import KeyManager, KeyStatus, key_statuses
 from satchel.policy import is_remembered
 from satchel.server.api import login_context
 from satchel.stores.base import SessionRecord, UserRecord
+from satchel.strategies.base import Strategy
 from satchel.transports.cookie import CookieTransport
 from satchel.useragent import Device, describe
 
@@ -71,6 +74,10 @@ ADMIN_SESSION_LIMIT: Final = 200
 ADMIN_USER_LIMIT: Final = 500
 MAX_FORM_FIELDS: Final = 20
 MAX_FILTER_CHARS: Final = 150
+#: Where a browser goes to rotate its refresh cookie (the cookie's default path).
+REFRESH_PATH: Final = "/auth/refresh"
+#: Longest ``next`` path a redirect will carry back.
+MAX_NEXT_CHARS: Final = 2048
 
 _HERE = FilePath(__file__).parent
 _TEMPLATES = _HERE / "templates"
@@ -110,7 +117,8 @@ NOTICES: Final[Mapping[str, str]] = {
     "roles-changed": "Roles changed; the user's sessions were ended so the new roles apply.",
     "password-reset": "Password reset; the user's sessions were ended.",
     "user-logged-out": "Every session of the user was ended.",
-    "keys-rotated": "Signing keys rotated. The previous key keeps verifying during the overlap.",
+    "keys-rotated": "New signing key published. It starts signing after the publish delay, "
+    "once every server has loaded it; until then the current key keeps signing.",
 }
 
 _GENERIC_LOGIN_ERROR = "Invalid username or password."
@@ -318,8 +326,84 @@ def _stale_cookie(request: Request) -> bool:
     )
 
 
+def safe_next(value: object) -> str:
+    """``value`` if it is a path on this site to return to after a redirect, else ``"/"``.
+
+    Only a relative path starting with a single ``/`` is accepted: no ``//`` (another host),
+    no backslash (browsers read it as ``/``), no scheme, no whitespace or control character
+    (browsers drop tabs and newlines, which could turn ``/<TAB>/x`` into ``//x``) and nothing
+    under the refresh route, so a redirect never returns to it. No open redirect.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NEXT_CHARS:
+        return "/"
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(not 0x21 <= ord(ch) <= 0x7E for ch in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    if parts.path == REFRESH_PATH or parts.path.startswith(REFRESH_PATH + "/"):
+        return "/"
+    return value
+
+
+def _login_url(target: str, notice: str | None = None) -> str:
+    """``/login`` remembering where to go after signing in (and a notice)."""
+    params = {"next": target} if target != "/" else {}
+    if notice is not None:
+        return with_notice("/login", notice, **params)
+    return f"/login?{urlencode(params)}" if params else "/login"
+
+
+def has_refresh_tokens(auth: Auth) -> bool:
+    """True when the strategy rotates refresh tokens (hybrid)."""
+    return type(auth.strategy).refresh is not Strategy.refresh
+
+
+def _cookie_sent_to(cookie_path: str, path: str) -> bool:
+    """RFC 6265 path-match: does a cookie of ``cookie_path`` go with a request for ``path``?"""
+    if path == cookie_path:
+        return True
+    prefix = cookie_path if cookie_path.endswith("/") else cookie_path + "/"
+    return path.startswith(prefix)
+
+
+def refresh_redirect(request: Request, auth: Auth) -> RedirectResponse | None:
+    """The detour through ``GET /auth/refresh`` for a page load whose access cookie is gone
+    or expired, when the strategy has refresh tokens; None when it does not apply.
+
+    The refresh cookie is scoped to the refresh route, so a page never sees it: the browser
+    has to be sent there. Only GETs of pages are redirected (a form post would lose its
+    body), and a credential rejected for any other reason than expiry (ended, revoked,
+    ambiguous) goes straight to the sign-in page.
+    """
+    if request.method != "GET" or not wants_html(request):
+        return None
+    cookie = _cookie_transport(auth)
+    if cookie is None or not has_refresh_tokens(auth):
+        return None
+    if not _cookie_sent_to(cookie.refresh_path, REFRESH_PATH):
+        return None
+    if _cookie_sent_to(cookie.refresh_path, request.url.path):
+        return None  # the middleware already tried the refresh cookie sent with this request
+    if request.scope.get(SCOPE_TRANSPORT) not in (None, "cookie"):
+        return None
+    error = request.scope.get(SCOPE_ERROR)
+    if error is not None and not isinstance(error, ExpiredCredential):
+        return None
+    here = request.url.path
+    if request.url.query:
+        here += "?" + request.url.query
+    return redirect(f"{REFRESH_PATH}?{urlencode({'next': safe_next(here)})}")
+
+
 def to_login(request: Request, auth: Auth) -> RedirectResponse:
-    """Send an anonymous browser to the sign-in page; clear a dead cookie on the way."""
+    """Send an anonymous browser to the sign-in page (through the refresh route first when
+    a refresh cookie may bring the session back); clear a dead cookie on the way."""
+    detour = refresh_redirect(request, auth)
+    if detour is not None:
+        return detour
     cookie = _cookie_transport(auth)
     if _stale_cookie(request) and cookie is not None:
         return redirect(with_notice("/login", "ended"), cookie.logout_headers())
@@ -429,6 +513,7 @@ async def _login_page(
     username: str = "",
     remember: bool = False,
     headers: Sequence[tuple[str, str]] = (),
+    next_path: str = "/",
 ) -> HTMLResponse:
     cookie = _cookie_transport(auth)
     extra: list[tuple[str, str]] = list(headers)
@@ -448,18 +533,23 @@ async def _login_page(
         remember=remember,
         remember_days=_remember_days(auth),
         cookie_enabled=cookie is not None,
+        next_path=next_path,
     )
 
 
 @router.get("/login")
 async def login_form(request: Request, identity: OptionalIdentity) -> Response:
-    """The sign-in form (signed-in browsers go to the dashboard)."""
+    """The sign-in form (signed-in browsers go on to ``next``, by default the dashboard).
+
+    Never redirects to the refresh route: a failed refresh ends here, so there is no loop.
+    """
     auth = get_auth(request)
+    target = safe_next(request.query_params.get("next"))
     if page_identity(request, identity) is not None:
-        return redirect("/")
+        return redirect(target)
     cookie = _cookie_transport(auth)
     clear = cookie.logout_headers() if cookie is not None and _stale_cookie(request) else []
-    return await _login_page(request, auth, headers=clear)
+    return await _login_page(request, auth, headers=clear, next_path=target)
 
 
 def _retry_text(seconds: int) -> str:
@@ -480,6 +570,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
     headers = request.scope.get("headers") or ()
     username = field(form, "username")
     remember = field(form, "remember").lower() in ("1", "on", "true", "yes")
+    target = safe_next(field(form, "next") or "/")
     try:
         # Checked before the password, so a forged post learns nothing about it.
         check_form(csrf, request, form, csrf.login_binding(headers))
@@ -487,6 +578,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
         return await _login_page(
             request,
             auth,
+            next_path=target,
             status=403,
             error="This sign-in form expired or was sent from another site. Please try again.",
             username=username,
@@ -497,6 +589,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
         return await _login_page(
             request,
             auth,
+            next_path=target,
             status=400,
             error="Enter your username and password.",
             username=username,
@@ -506,7 +599,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
         result = await auth.login(username, password, login_context(request, remember))
     except PasswordTooLong as exc:
         return await _login_page(
-            request, auth, status=exc.status, error=exc.detail, username=username
+            request, auth, status=exc.status, error=exc.detail, username=username, next_path=target
         )
     except (InvalidLogin, InvalidInput):
         # The same words for unknown user, wrong password, disabled account and a name
@@ -514,6 +607,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
         return await _login_page(
             request,
             auth,
+            next_path=target,
             status=401,
             error=_GENERIC_LOGIN_ERROR,
             username=username,
@@ -523,6 +617,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
         return await _login_page(
             request,
             auth,
+            next_path=target,
             status=429,
             error="Too many sign-in attempts. "
             f"Wait {_retry_text(exc.retry_after)} before trying again.",
@@ -533,6 +628,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
         return await _login_page(
             request,
             auth,
+            next_path=target,
             status=409,
             error="This account is signed in on the maximum number of devices. "
             "Sign out on another device first.",
@@ -542,7 +638,45 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
     if previous is not None:
         # Signing in again replaces the browser's session; do not leave the old one alive.
         await auth.logout(previous)
-    return redirect("/", auth.login_headers(result, "cookie"))
+    return redirect(target, auth.login_headers(result, "cookie"))
+
+
+@router.get(REFRESH_PATH)
+async def refresh_and_return(request: Request, identity: OptionalIdentity) -> Response:
+    """Rotate the refresh cookie and go back to ``next`` (a page whose access cookie expired).
+
+    The rotation is the one of ``POST /auth/refresh`` (reuse detection, grace window). When
+    there is no usable refresh cookie the browser goes to the sign-in page, never back here.
+    A GET needs no CSRF token: a cross-site link can only make the victim's browser rotate
+    its own tokens into itself (see docs/security.md). A browser that still holds a valid
+    access cookie, or a strategy without refresh tokens, rotates nothing.
+    """
+    auth = get_auth(request)
+    target = safe_next(request.query_params.get("next"))
+    cookie = _cookie_transport(auth)
+    if (
+        cookie is None
+        or not has_refresh_tokens(auth)
+        or page_identity(request, identity) is not None
+    ):
+        return redirect(target)
+    try:
+        token = cookie.extract_refresh(request.scope.get("headers") or ())
+    except InvalidCredential:  # two refresh cookies, or a malformed one: unusable
+        return redirect(_login_url(target, "ended"), cookie.logout_headers())
+    if token is None:
+        # Nothing to rotate. Cookies are left alone: a cross-site link must not be able to
+        # sign anybody out (a SameSite=Strict cookie is not sent with such a request).
+        return redirect(_login_url(target))
+    try:
+        result = await auth.refresh(token, login_context(request))
+    except StoreUnavailable as exc:
+        # An outage is not a sign-out: keep the cookies, let the browser retry.
+        return error_page(exc.status, headers=[("Retry-After", str(exc.retry_after))])
+    except SatchelError:
+        # Unknown, expired, ended or reused (reuse has just ended the whole session).
+        return redirect(_login_url(target, "ended"), cookie.logout_headers())
+    return redirect(target, auth.login_headers(result, "cookie"))
 
 
 @router.post("/logout")
@@ -867,6 +1001,20 @@ async def _keys_view(auth: Auth) -> dict[str, Any]:
     return {"keys_supported": True, "stored_keys": stored, "jwks": jwks}
 
 
+def rotation_notice(stored: Sequence[KeyStatus], publish_delay: float, now: float) -> str:
+    """The "keys rotated" message, saying when the new key starts signing (``signs_from`` of
+    the pending key: its creation plus the publish delay)."""
+    pending = [key.signs_from for key in stored if key.signs_from is not None]
+    if not pending:
+        return NOTICES["keys-rotated"]
+    starts = max(pending)
+    return (
+        f"New signing key published. It starts signing {relative(starts, now)} "
+        f"({format_time(starts)}), after the publish delay of {format_span(publish_delay)} "
+        "that lets every server load it first; until then the current key keeps signing."
+    )
+
+
 async def _admin_page(
     request: Request,
     auth: Auth,
@@ -902,6 +1050,12 @@ async def _admin_page(
     counts: dict[str, int] = {}
     for record in sessions or [] if not user_filter and not ip_filter else []:
         counts[record.user_id] = counts.get(record.user_id, 0) + 1
+    keys_view = await _keys_view(auth)
+    keys = getattr(auth, "keys", None)
+    if request.query_params.get("notice") == "keys-rotated" and isinstance(keys, KeyManager):
+        context["notice"] = rotation_notice(
+            keys_view["stored_keys"], keys.publish_delay, context["now"]
+        )
     return render(
         "admin.html",
         status=status,
@@ -914,7 +1068,7 @@ async def _admin_page(
         user_filter=user_filter,
         ip_filter=ip_filter,
         filtered=bool(user_filter or ip_filter),
-        **await _keys_view(auth),
+        **keys_view,
         **context,
     )
 
