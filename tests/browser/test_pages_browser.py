@@ -30,6 +30,7 @@ from .conftest import (
 pytestmark = pytest.mark.browser
 
 COOKIE = "__Host-satchel"
+REFRESH_COOKIE = "__Secure-satchel-refresh"
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
@@ -114,17 +115,20 @@ def test_login_focus_order_and_labels(server: Server, new_context: Any) -> None:
 def test_throttling_message_after_too_many_attempts(
     make_server: Any, new_context: Any, shot: Any
 ) -> None:
-    server = make_server()
+    # A low per-address limit keeps the test short; the rule is the same as the default's.
+    server = make_server(login_ip_limit=3, login_ip_window=60)
     page = new_context().new_page()
-    message = ""
-    # The default per-address limit is 20 failures a minute; a fresh server starts at zero.
-    for _ in range(25):
+    messages = []
+    for _ in range(4):
         login(page, server, "alice", "wrong password!")
-        message = page.get_by_role("alert").inner_text()
-        if "Too many" in message:
-            break
-    assert message.startswith("Too many sign-in attempts. Wait "), message
+        messages.append(page.get_by_role("alert").inner_text())
+    assert messages[:3] == ["Invalid username or password."] * 3
+    assert messages[3].startswith("Too many sign-in attempts. Wait "), messages
     shot(page, "throttled")
+    # During the lockout the right password gets the same answer.
+    login(page, server, "alice", ALICE_PASSWORD)
+    assert page.get_by_role("alert").inner_text().startswith("Too many sign-in attempts.")
+    assert not any(c["name"] == COOKIE for c in page.context.cookies())
 
 
 # --- revocation ---------------------------------------------------------------------------
@@ -190,6 +194,109 @@ def test_one_session_per_user_logs_the_first_browser_out(
     shot(a, "evicted")
     b.goto(server.url("/devices"))
     assert b.get_by_role("heading", name="1 active session").is_visible()
+
+
+# --- hybrid strategy: refresh through the refresh route ------------------------------------
+
+
+def redirect_chain(response: Any) -> list[str]:
+    """Paths (with query) the navigation went through, first to last."""
+    chain = []
+    request = response.request
+    while request is not None:
+        chain.append(request.url)
+        request = request.redirected_from
+    return [url.split("/", 3)[3] if url.count("/") >= 3 else url for url in reversed(chain)]
+
+
+def test_R01_hybrid_page_loads_refresh_through_the_refresh_cookie_and_reuse_ends_all(
+    make_server: Any, new_context: Any, shot: Any
+) -> None:
+    # Grace 0: the replay below must count as reuse however quickly it comes.
+    server = make_server(strategy="hybrid", access_ttl=10, refresh_grace=0)
+    context = new_context()
+    page = context.new_page()
+    login(page, server, "alice", ALICE_PASSWORD)
+    assert page.get_by_role("heading", level=1).inner_text() == "Signed in as alice"
+    cookies = {c["name"]: c for c in context.cookies()}
+    refresh = cookies[REFRESH_COOKIE]
+    assert refresh["path"] == "/auth/refresh" and refresh["httpOnly"] and refresh["secure"]
+    assert cookies[COOKIE]["path"] == "/"
+    old_access, old_refresh = cookies[COOKIE]["value"], refresh["value"]
+
+    # The access cookie is gone (what its 10 s Max-Age does too); only the refresh cookie,
+    # which the browser sends to /auth/refresh alone, is left.
+    context.clear_cookies(name=COOKIE)
+    response = page.goto(server.url("/devices"))
+    assert response is not None and response.status == 200
+    assert page.url == server.url("/devices")
+    assert redirect_chain(response) == ["devices", "auth/refresh?next=%2Fdevices", "devices"]
+    assert page.get_by_role("heading", name="1 active session").is_visible()
+    shot(page, "refreshed")
+    rotated = {c["name"]: c["value"] for c in context.cookies()}
+    assert rotated[COOKIE] not in ("", old_access)
+    assert rotated[REFRESH_COOKIE] not in ("", old_refresh)
+
+    # A copy of the old refresh cookie comes back in another browser: reuse. The whole
+    # session ends, and that browser is sent to the sign-in page with its cookies cleared.
+    thief = new_context()
+    thief.add_cookies(
+        [
+            {
+                "name": REFRESH_COOKIE,
+                "value": old_refresh,
+                "domain": "127.0.0.1",
+                "path": "/auth/refresh",
+                "secure": True,
+                "httpOnly": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
+    stolen = thief.new_page()
+    response = stolen.goto(server.url("/devices"))
+    assert response is not None
+    assert redirect_chain(response) == [
+        "devices",
+        "auth/refresh?next=%2Fdevices",
+        "login?notice=ended&next=%2Fdevices",
+    ]
+    assert stolen.get_by_role("status").inner_text() == (
+        "Your session has ended. Please sign in again."
+    )
+    assert not any(c["name"] in (COOKIE, REFRESH_COOKIE) for c in thief.cookies())
+    shot(stolen, "reuse-detected")
+
+    # The rightful browser is signed out too: its fresh access cookie is refused at once
+    # and it lands on the sign-in page (no detour through the refresh route, no loop).
+    response = page.goto(server.url("/devices"))
+    assert response is not None and on_login_page(page, server)
+    assert len(redirect_chain(response)) <= 3
+    assert page.get_by_role("status").inner_text() == (
+        "Your session has ended. Please sign in again."
+    )
+    # Signing in again returns to the page that was asked for.
+    response = page.goto(server.url("/devices"))
+    assert response is not None and on_login_page(page, server)
+    assert "next=%2Fdevices" in page.url
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(ALICE_PASSWORD)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    assert page.url == server.url("/devices")
+    assert page.get_by_role("heading", name="1 active session").is_visible()
+
+
+def test_hybrid_refresh_route_is_no_open_redirect(make_server: Any, new_context: Any) -> None:
+    server = make_server(strategy="hybrid", access_ttl=10)
+    context = new_context()
+    page = context.new_page()
+    login(page, server, "bob", BOB_PASSWORD)
+    context.clear_cookies(name=COOKIE)
+    for evil in ("//localhost:9/", "/\\localhost:9/", "http://localhost:9/", "/%09/localhost:9"):
+        page.goto(server.url("/auth/refresh?next=") + evil)
+        assert page.url == server.url("/"), evil
+        assert page.get_by_role("heading", level=1).inner_text() == "Signed in as bob"
 
 
 # --- cross-site requests ------------------------------------------------------------------
