@@ -363,8 +363,8 @@ def check_authenticated(base_url: str, credential: Credential) -> None:
         raise BenchError(f"GET /me answered {response.status_code} with the prepared credential")
 
 
-def measure(spec: AppSpec, settings: Settings) -> E2ERow:
-    """Start ``spec``, log in, warm up, and run the configured number of wrk passes."""
+def measure(spec: AppSpec, settings: Settings, passes: int | None = None) -> E2ERow:
+    """Start ``spec``, log in, warm up, and run ``passes`` wrk passes (default: configured)."""
     row = E2ERow(app=spec.name, kind=spec.kind, framework=spec.framework)
     credential = Credential()
     if spec.prepare is not None and spec.prepare_before_start:
@@ -377,7 +377,7 @@ def measure(spec: AppSpec, settings: Settings) -> E2ERow:
         url = f"{server.base_url}/me"
         if not settings.quick:
             run_wrk(url, credential, settings, 1)  # warm-up, discarded
-        for _ in range(settings.wrk_passes):
+        for _ in range(settings.wrk_passes if passes is None else passes):
             result = run_wrk(url, credential, settings, settings.wrk_seconds)
             if result["non_2xx"] or result["socket_errors"]:
                 raise BenchError(
@@ -393,23 +393,39 @@ def all_specs(settings: Settings, results: Results) -> list[AppSpec]:
 
 
 def run(settings: Settings, results: Results, progress: Progress) -> None:
-    """Every app in turn; an app that cannot run is reported with its reason."""
+    """Every app, pass by pass: pass 1 of every app, then pass 2 of every app.
+
+    Interleaving the passes spreads load bursts from other work on a shared machine over
+    all apps instead of one; the report shows every pass and uses the best. An app that
+    cannot run is reported with its reason.
+    """
     missing = ensure_wrk()
     if missing:
         results.skip("end to end", missing)
         return
+    specs: list[AppSpec] = []
     for spec in all_specs(settings, results):
-        progress(spec.name)
         if settings.quick and not spec.in_quick:
             results.skip(f"end to end / {spec.name}", "full runs only")
-            continue
-        if spec.unavailable:
+        elif spec.unavailable:
             results.skip(f"end to end / {spec.name}", spec.unavailable)
-            continue
-        try:
-            results.e2e.append(measure(spec, settings))
-        except Exception as exc:
-            results.skip(f"end to end / {spec.name}", f"{type(exc).__name__}: {exc}")
-            results.e2e.append(
-                E2ERow(app=spec.name, kind=spec.kind, framework=spec.framework, error=str(exc))
-            )
+        else:
+            specs.append(spec)
+    rows = {
+        spec.name: E2ERow(app=spec.name, kind=spec.kind, framework=spec.framework) for spec in specs
+    }
+    results.e2e.extend(rows.values())
+    for number in range(1, settings.wrk_passes + 1):
+        for spec in specs:
+            row = rows[spec.name]
+            if row.error:
+                continue
+            progress(f"pass {number}/{settings.wrk_passes}: {spec.name}")
+            try:
+                measured = measure(spec, settings, passes=1)
+            except Exception as exc:
+                results.skip(f"end to end / {spec.name}", f"{type(exc).__name__}: {exc}")
+                row.error, row.passes = str(exc), []
+                continue
+            row.passes.extend(measured.passes)
+            row.credential_bytes = measured.credential_bytes
