@@ -352,3 +352,23 @@ def test_cookie_scan_matches_reference_split_parser() -> None:
                 transport.extract(headers)
         else:
             assert transport.extract(headers) == expected, values
+
+
+def test_bearer_scan_matches_token68_grammar() -> None:
+    """The byte-table check accepts exactly RFC 9110 token68: 1*( ALPHA / DIGIT / "-" / "." /
+    "_" / "~" / "+" / "/" ) *"=" — compared with the grammar as a regex on random input."""
+    import random
+    import re
+
+    token68 = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+    rng = random.Random(9110)
+    alphabet = b'Aa0-._~+/=  \t\x00\xff;,"\\=='
+    transport = BearerTransport()
+    for _ in range(20_000):
+        token = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        headers = auth_header(b"Bearer " + token)
+        if token68.fullmatch(token):
+            assert transport.extract(headers) == token.decode(), token
+        else:
+            with pytest.raises(InvalidCredential):
+                transport.extract(headers)

@@ -21,8 +21,9 @@ from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, 
 #: Longest token accepted (checked before any decoding; J22).
 MAX_TOKEN_LENGTH = 8192
 
-# token68 (RFC 9110 §11.2).
-_TOKEN68_RE = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+# token68 (RFC 9110 §11.2): one or more of these, then optional "=" padding. Checked with
+# bytes.translate rather than a regex: it runs on every request and is several times faster.
+_TOKEN68_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 # Characters allowed inside a quoted realm / error_description (RFC 6750 §3).
 _QUOTABLE_RE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 _NOT_QUOTABLE_RE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -65,7 +66,8 @@ class BearerTransport(Transport):
         if len(value) - 7 > MAX_TOKEN_LENGTH:
             raise InvalidCredential("The bearer token is too long.")
         token = value[7:]
-        if not _TOKEN68_RE.fullmatch(token):
+        body = token.rstrip(b"=")
+        if not body or body.translate(None, _TOKEN68_CHARS):
             raise InvalidCredential("Malformed bearer token.")
         return token.decode("ascii")
 
