@@ -181,3 +181,15 @@ async def test_revoke_session_of_another_user_is_not_found(auth: Auth) -> None:
     await auth.revoke_session(alice.identity.session_id or "", user_id=alice.identity.user_id)
     with pytest.raises(InvalidCredential):
         await auth.authenticate(cookie(alice.credentials.access_token))
+
+
+async def test_find_credential_is_none_for_anonymous_and_strict_otherwise(auth: Auth) -> None:
+    token = (await auth.login("alice", PASSWORD)).credentials.access_token
+    assert auth.find_credential([(b"host", b"example.test")]) is None
+    found = auth.find_credential(bearer(token))
+    assert found is not None and found[0].name == "bearer" and found[1] == token
+    other = (await auth.login("bob", PASSWORD)).credentials.access_token
+    with pytest.raises(AmbiguousCredentials):
+        auth.find_credential(cookie(token) + bearer(other))
+    with pytest.raises(MissingCredential):
+        auth.extract([])

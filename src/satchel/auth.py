@@ -89,10 +89,14 @@ class Auth:
         except KeyError:
             raise ConfigurationError(f"transport {name!r} is not configured") from None
 
-    def extract(
+    def find_credential(
         self, headers: RawHeaders, *, only: Collection[str] | None = None
-    ) -> tuple[Transport, str]:
-        """The single credential in ``headers`` and the transport that carried it."""
+    ) -> tuple[Transport, str] | None:
+        """The single credential in ``headers`` and its transport, or None when there is none.
+
+        Like :meth:`extract`, but an anonymous request is not an exception: that is the
+        common case of public routes, and raising costs more than the lookup itself.
+        """
         found: tuple[Transport, str] | None = None
         for transport in self.transports:
             if only is not None and transport.name not in only:
@@ -100,9 +104,17 @@ class Auth:
             token = transport.extract(headers)
             if token is None:
                 continue
-            if found is not None and found[1] != token:
+            if found is None:
+                found = (transport, token)
+            elif found[1] != token:
                 raise AmbiguousCredentials("The request carries two different credentials.")
-            found = found or (transport, token)
+        return found
+
+    def extract(
+        self, headers: RawHeaders, *, only: Collection[str] | None = None
+    ) -> tuple[Transport, str]:
+        """The single credential in ``headers`` and the transport that carried it."""
+        found = self.find_credential(headers, only=only)
         if found is None:
             raise MissingCredential("Authentication required.")
         return found
