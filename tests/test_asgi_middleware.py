@@ -253,3 +253,26 @@ async def test_F01_store_down_while_verifying_is_503_and_recovers(hasher: Passwo
             await sessions.client.delete(*keys)
         await sessions.close()
         proxy.close()
+
+
+def test_with_transport_reuses_the_named_copy_of_a_cached_identity() -> None:
+    from satchel.identity import Identity
+    from satchel.integrations import asgi
+
+    def make(user: str) -> Identity:
+        return Identity(user, user, frozenset({"user"}), "session", 0.0, 60.0, session_id="s")
+
+    cached = make("alice")
+    first = asgi.with_transport(cached, "bearer")
+    assert first.transport == "bearer" and first.user_id == "alice"
+    assert asgi.with_transport(cached, "bearer") is first
+    on_cookie = asgi.with_transport(cached, "cookie")
+    assert on_cookie.transport == "cookie" and on_cookie is not first
+    # Another identity (even an equal one) never gets someone else's copy.
+    twin = make("alice")
+    assert asgi.with_transport(twin, "bearer") is not first
+    assert asgi.with_transport(make("bob"), "bearer").user_id == "bob"
+    # Bounded: a full memo starts over instead of growing.
+    for _ in range(asgi._TRANSPORTED_MAX + 10):
+        asgi.with_transport(make("x"), "bearer")
+    assert len(asgi._TRANSPORTED["bearer"]) <= asgi._TRANSPORTED_MAX

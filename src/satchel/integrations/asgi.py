@@ -39,7 +39,7 @@ from satchel.errors import (
 )
 from satchel.identity import Identity
 from satchel.strategies.base import LoginContext
-from satchel.transports.base import HeaderPairs, Transport
+from satchel.transports.base import HeaderPairs
 
 logger = logging.getLogger("satchel.integrations")
 
@@ -61,30 +61,55 @@ _WS_TRY_AGAIN = 1013
 _WS_POLICY_VIOLATION = 1008
 
 
-async def resolve_scope(auth: Auth, scope: Scope) -> None:
-    """Authenticate the request in ``scope`` and record the outcome in it.
+# Strategies' caches hand back the same Identity object for a repeated credential; keeping
+# its copy that names the transport makes a warm request allocate no Identity at all. Keyed by
+# id() with the original held in the value, so an id cannot be reused while its entry exists;
+# the entry is only ever looked up with an identity the strategy has just accepted, so it
+# never outlives a revocation. Bounded: cleared wholesale when full.
+_TRANSPORTED: dict[str, dict[int, tuple[Identity, Identity]]] = {}
+_TRANSPORTED_MAX = 4096
+
+
+def with_transport(identity: Identity, transport: str) -> Identity:
+    """``identity.with_transport(transport)``, shared between requests for a cached identity."""
+    memo = _TRANSPORTED.get(transport)
+    if memo is None:
+        memo = _TRANSPORTED[transport] = {}
+    entry = memo.get(id(identity))
+    if entry is not None and entry[0] is identity:
+        return entry[1]
+    named = identity.with_transport(transport)
+    if len(memo) >= _TRANSPORTED_MAX:
+        memo.clear()
+    memo[id(identity)] = (identity, named)
+    return named
+
+
+async def resolve_scope(auth: Auth, scope: Scope) -> Identity | None:
+    """Authenticate the request in ``scope``, record the outcome in it and return the identity.
 
     Raises :class:`StoreUnavailable` (the caller answers 503); every other
     :class:`SatchelError` becomes ``identity=None`` with the error recorded.
     """
     scope[SCOPE_AUTH] = auth
     identity: Identity | None = None
-    transport: Transport | None = None
+    name: str | None = None
     error: SatchelError | None = None
     try:
-        transport, token = auth.extract(scope.get("headers") or ())
-        identity = await auth.strategy.authenticate(token)
-        identity = identity.with_transport(transport.name)
+        found = auth.find_credential(scope.get("headers") or ())
+        if found is not None:
+            name = found[0].name
+            identity = with_transport(await auth.strategy.authenticate(found[1]), name)
     except MissingCredential:
         pass
     except StoreUnavailable:
         raise
     except SatchelError as exc:
         error = exc
-        identity = None
     scope[SCOPE_IDENTITY] = identity
-    scope[SCOPE_TRANSPORT] = transport.name if transport is not None else None
+    scope[SCOPE_TRANSPORT] = name
     scope[SCOPE_ERROR] = error
+    return identity
 
 
 def as_auth_failure(error: SatchelError | None) -> AuthenticationError:
@@ -158,11 +183,13 @@ class AuthMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        auth = self._auth_for(scope)
+        auth = self.auth
+        if auth is None:
+            auth = self._auth_for(scope)
         refreshed: HeaderPairs | None = None
         try:
-            await resolve_scope(auth, scope)
-            if kind == "http" and scope[SCOPE_IDENTITY] is None:
+            identity = await resolve_scope(auth, scope)
+            if identity is None and kind == "http":
                 refreshed = await refresh_from_cookie(auth, scope)
         except StoreUnavailable as exc:
             logger.warning("store unavailable while verifying a credential: %s", exc.detail)
@@ -172,6 +199,9 @@ class AuthMiddleware:
             await send_json_error(
                 send, exc.status, exc.code, exc.detail, [("retry-after", str(exc.retry_after))]
             )
+            return
+        if identity is not None:  # the common case: nothing left to decide here
+            await self.app(scope, receive, send)
             return
         if self.required and scope[SCOPE_IDENTITY] is None:
             error = as_auth_failure(scope[SCOPE_ERROR])
