@@ -1,9 +1,11 @@
-"""JSON encoding of store records, shared by every backend.
+"""Encoding of store records and the backend-independent rules, shared by every backend.
 
 Records are stored as compact JSON (short keys, defaults omitted, bytes as unpadded
-base64url) — never pickle, so a tampered store can at worst produce a record that fails
-validation. Every decoder checks types strictly and raises :class:`CorruptRecord`; the
-backends turn that into "absent" plus a log line (checklist F12).
+base64url) or, in the SQL backends, as typed columns — never pickle, so a tampered store can
+at worst produce a record that fails validation. Every decoder checks types strictly and
+raises :class:`CorruptRecord`; the backends turn that into "absent" plus a log line
+(:func:`decode_or_none`, checklist F12). The per-user limit and refresh-rotation decisions
+live here too, so the backends differ only in how they read and write atomically.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import hmac
 import json
 import logging
 import math
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 from satchel.errors import ConfigurationError, CorruptRecord, SessionLimitExceeded
 from satchel.stores.base import (
@@ -29,6 +32,15 @@ from satchel.stores.base import (
 logger = logging.getLogger("satchel.stores")
 
 _SEPARATORS = (",", ":")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+#: The session columns of the SQL backends, in the order of :func:`session_row`.
+SESSION_COLUMNS = (
+    "id, user_id, secret_hash, created_at, last_seen_at, idle_expires_at, absolute_expires_at,"
+    " ip, user_agent, data, refresh_hash, refresh_prev_hash, refresh_rotated_at, generation"
+)
 
 
 def b64e(value: bytes) -> str:
@@ -105,6 +117,18 @@ def opt_b64(value: object) -> bytes | None:
     return None if value is None else b64d(value)
 
 
+def blob(value: object) -> bytes:
+    """A binary column value."""
+    if not isinstance(value, bytes):
+        raise CorruptRecord("expected bytes")
+    return value
+
+
+def opt_blob(value: object) -> bytes | None:
+    """Bytes or None."""
+    return None if value is None else blob(value)
+
+
 def obj(value: object) -> dict[str, Any]:
     """A JSON object."""
     if not isinstance(value, dict):
@@ -174,6 +198,47 @@ def encode_session(rec: SessionRecord) -> bytes:
 def decode_session(session_id: str, raw: str | bytes) -> SessionRecord:
     """Parse :func:`encode_session` output; raises :class:`CorruptRecord`."""
     return session_from_dict(session_id, loads(raw))
+
+
+def session_row(rec: SessionRecord) -> tuple[Any, ...]:
+    """Values of :data:`SESSION_COLUMNS` for an INSERT, followed by ``expires_at``."""
+    return (
+        rec.id,
+        rec.user_id,
+        bytes(rec.secret_hash),
+        float(rec.created_at),
+        float(rec.last_seen_at),
+        float(rec.idle_expires_at),
+        float(rec.absolute_expires_at),
+        rec.ip,
+        rec.user_agent,
+        data_to_json(rec.data),
+        rec.refresh_hash,
+        rec.refresh_prev_hash,
+        None if rec.refresh_rotated_at is None else float(rec.refresh_rotated_at),
+        rec.generation,
+        float(rec.expires_at()),
+    )
+
+
+def session_from_row(row: Sequence[Any]) -> SessionRecord:
+    """A session from a row of :data:`SESSION_COLUMNS`; raises :class:`CorruptRecord`."""
+    return SessionRecord(
+        id=text(row[0]),
+        user_id=text(row[1]),
+        secret_hash=blob(row[2]),
+        created_at=num(row[3]),
+        last_seen_at=num(row[4]),
+        idle_expires_at=num(row[5]),
+        absolute_expires_at=num(row[6]),
+        ip=opt_text(row[7]),
+        user_agent=opt_text(row[8]),
+        data=data_from_json(row[9]),
+        refresh_hash=opt_blob(row[10]),
+        refresh_prev_hash=opt_blob(row[11]),
+        refresh_rotated_at=opt_num(row[12]),
+        generation=integer(row[13]),
+    )
 
 
 def data_to_json(data: dict[str, Any]) -> str:
@@ -267,9 +332,43 @@ def decode_key(raw: str | bytes | dict[str, Any]) -> StoredKey:
         raise CorruptRecord("invalid key record") from exc
 
 
+def user_from_text(raw: object) -> UserRecord:
+    """A user stored as JSON text (SQL backends); raises :class:`CorruptRecord`."""
+    return decode_user(text(raw))
+
+
+def key_from_text(raw: object) -> StoredKey:
+    """A key stored as JSON text (SQL backends); raises :class:`CorruptRecord`."""
+    return decode_key(text(raw))
+
+
 def log_corrupt(kind: str, backend: str, exc: Exception) -> None:
     """Log a record that failed to decode, without its identifier or content."""
     logger.warning("ignoring corrupt %s record in %s store: %s", kind, backend, exc)
+
+
+def decode_or_none(
+    kind: str, backend: str, decode: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs
+) -> _R | None:
+    """``decode(*args, **kwargs)``, or None for a corrupt record: it reads as absent (F12)."""
+    try:
+        return decode(*args, **kwargs)
+    except CorruptRecord as exc:
+        log_corrupt(kind, backend, exc)
+        return None
+
+
+def decode_all(
+    kind: str, backend: str, decode: Callable[[Any], _R], raws: Iterable[Any]
+) -> list[_R]:
+    """``decode`` of each of ``raws``, skipping (and logging) the corrupt ones."""
+    return [r for raw in raws if (r := decode_or_none(kind, backend, decode, raw)) is not None]
+
+
+def page(items: Sequence[_R], *, limit: int, offset: int) -> list[_R]:
+    """The ``limit`` items from ``offset`` on (negative values count as zero)."""
+    start = max(0, offset)
+    return list(items[start : start + max(0, limit)])
 
 
 # --- rules shared by the backends that run them in Python ---------------------------------
@@ -279,6 +378,28 @@ def check_max_per_user(max_per_user: int | None) -> None:
     """Refuse a nonsensical per-user limit before touching the store."""
     if max_per_user is not None and (isinstance(max_per_user, bool) or max_per_user < 1):
         raise ConfigurationError("max_sessions_per_user must be at least 1 (or unset).")
+
+
+def plan_create(
+    sessions: Iterable[tuple[str, float, float]],
+    *,
+    now: float,
+    max_per_user: int | None,
+    on_exceed: OnExceed,
+) -> tuple[list[str], list[str]]:
+    """What ``SessionStore.create`` removes first: ``(expired, evicted)`` session ids.
+
+    ``sessions`` are the user's ``(id, created_at, expires_at)``; expired ones do not count
+    toward the limit. Raises :class:`SessionLimitExceeded` in ``DENY`` mode when full.
+    """
+    live: list[tuple[float, str]] = []
+    expired: list[str] = []
+    for sid, created_at, expires_at in sessions:
+        if expires_at <= now:
+            expired.append(sid)
+        else:
+            live.append((created_at, sid))
+    return expired, plan_limit(live, max_per_user=max_per_user, on_exceed=on_exceed)
 
 
 def plan_limit(
@@ -299,6 +420,27 @@ def plan_limit(
     return [sid for _, sid in ordered[: len(live) - max_per_user + 1]]
 
 
+def _in_grace(
+    current: bytes | None,
+    previous: bytes | None,
+    rotated_at: float | None,
+    *,
+    presented_hash: bytes,
+    successor_hash: bytes,
+    now: float,
+    grace: float,
+) -> bool:
+    """A concurrent request just rotated ``presented_hash`` to the same successor."""
+    return (
+        previous is not None
+        and current is not None
+        and rotated_at is not None
+        and hmac.compare_digest(previous, presented_hash)
+        and hmac.compare_digest(current, successor_hash)
+        and now - rotated_at <= grace
+    )
+
+
 def classify_rotation(
     rec: SessionRecord,
     *,
@@ -310,13 +452,42 @@ def classify_rotation(
     """The compare-and-set decision of ``SessionStore.rotate_refresh`` (no mutation)."""
     if rec.refresh_hash is not None and hmac.compare_digest(rec.refresh_hash, presented_hash):
         return RotateOutcome.ROTATED
-    if (
-        rec.refresh_prev_hash is not None
-        and rec.refresh_hash is not None
-        and rec.refresh_rotated_at is not None
-        and hmac.compare_digest(rec.refresh_prev_hash, presented_hash)
-        and hmac.compare_digest(rec.refresh_hash, successor_hash)
-        and now - rec.refresh_rotated_at <= grace
+    if _in_grace(
+        rec.refresh_hash,
+        rec.refresh_prev_hash,
+        rec.refresh_rotated_at,
+        presented_hash=presented_hash,
+        successor_hash=successor_hash,
+        now=now,
+        grace=grace,
+    ):
+        return RotateOutcome.GRACE
+    return RotateOutcome.REUSED
+
+
+def classify_unswapped(
+    state: Sequence[Any] | None,
+    *,
+    presented_hash: bytes,
+    successor_hash: bytes,
+    now: float,
+    grace: float,
+) -> RotateOutcome:
+    """The outcome when a compare-and-set UPDATE matched no row (SQL backends).
+
+    ``state`` is the session's re-read ``(refresh_hash, refresh_prev_hash,
+    refresh_rotated_at, expires_at)`` row, or None when there is no such session.
+    """
+    if state is None or state[3] <= now:
+        return RotateOutcome.UNKNOWN
+    if _in_grace(
+        state[0],
+        state[1],
+        state[2],
+        presented_hash=presented_hash,
+        successor_hash=successor_hash,
+        now=now,
+        grace=grace,
     ):
         return RotateOutcome.GRACE
     return RotateOutcome.REUSED

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from satchel.errors import CorruptRecord, NotFound, UserExists
+from satchel.errors import NotFound, UserExists
 from satchel.stores import codec
 from satchel.stores.base import (
     CreateResult,
@@ -52,11 +52,9 @@ class MemoryStore:
     # --- internals ------------------------------------------------------------------------
 
     def _decode(self, session_id: str, entry: _Entry) -> SessionRecord | None:
-        try:
-            return codec.decode_session(session_id, entry.blob)
-        except CorruptRecord as exc:
-            codec.log_corrupt("session", _BACKEND, exc)
-            return None
+        return codec.decode_or_none(
+            "session", _BACKEND, codec.decode_session, session_id, entry.blob
+        )
 
     def _put(self, rec: SessionRecord) -> None:
         self._sessions[rec.id] = _Entry(
@@ -87,15 +85,13 @@ class MemoryStore:
         codec.check_max_per_user(max_per_user)
         if record.id in self._sessions:
             raise ValueError("session id already exists")
-        live: list[tuple[float, str]] = []
-        expired: list[str] = []
-        for sid in self._by_user.get(record.user_id, {}):
-            entry = self._sessions[sid]
-            if entry.expires_at <= now:
-                expired.append(sid)
-            else:
-                live.append((entry.created_at, sid))
-        evict = codec.plan_limit(live, max_per_user=max_per_user, on_exceed=on_exceed)
+        entries = ((sid, self._sessions[sid]) for sid in self._by_user.get(record.user_id, {}))
+        expired, evict = codec.plan_create(
+            ((sid, e.created_at, e.expires_at) for sid, e in entries),
+            now=now,
+            max_per_user=max_per_user,
+            on_exceed=on_exceed,
+        )
         for sid in (*expired, *evict):
             self._remove(sid)
         self._put(record)
@@ -141,11 +137,8 @@ class MemoryStore:
 
     async def list_all(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
         """Every user's sessions, newest first."""
-        ids = sorted(
-            self._sessions,
-            key=lambda sid: (self._sessions[sid].created_at, sid),
-            reverse=True,
-        )[max(0, offset) : max(0, offset) + max(0, limit)]
+        order = sorted(self._sessions, key=lambda sid: (self._sessions[sid].created_at, sid))
+        ids = codec.page(order[::-1], limit=limit, offset=offset)
         return [r for sid in ids if (r := self._decode(sid, self._sessions[sid])) is not None]
 
     async def purge_expired(self, now: float) -> int:
@@ -190,13 +183,9 @@ class MemoryStore:
         self._name_of[user.id] = user.username_key
 
     def _user(self, raw: str | None) -> UserRecord | None:
-        if raw is None:
-            return None
-        try:
-            return codec.decode_user(raw)
-        except CorruptRecord as exc:
-            codec.log_corrupt("user", _BACKEND, exc)
-            return None
+        return (
+            None if raw is None else codec.decode_or_none("user", _BACKEND, codec.decode_user, raw)
+        )
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         """By id."""
@@ -223,7 +212,7 @@ class MemoryStore:
 
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
         """Users ordered by username key."""
-        names = sorted(self._user_names)[max(0, offset) : max(0, offset) + max(0, limit)]
+        names = codec.page(sorted(self._user_names), limit=limit, offset=offset)
         users = (self._user(self._users.get(self._user_names[n])) for n in names)
         return [u for u in users if u is not None]
 
@@ -231,12 +220,7 @@ class MemoryStore:
 
     async def list_keys(self) -> list[StoredKey]:
         """Every key, oldest first."""
-        keys: list[StoredKey] = []
-        for raw in self._keys.values():
-            try:
-                keys.append(codec.decode_key(raw))
-            except CorruptRecord as exc:
-                codec.log_corrupt("key", _BACKEND, exc)
+        keys = codec.decode_all("key", _BACKEND, codec.decode_key, self._keys.values())
         return sorted(keys, key=lambda k: (k.created_at, k.kid))
 
     async def save_key(self, key: StoredKey) -> None:

@@ -26,7 +26,6 @@ import asyncpg
 
 from satchel.errors import (
     ConfigurationError,
-    CorruptRecord,
     NotFound,
     StoreUnavailable,
     UserExists,
@@ -85,11 +84,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-_COLUMNS = (
-    "id, user_id, secret_hash, created_at, last_seen_at, idle_expires_at, absolute_expires_at,"
-    " ip, user_agent, data, refresh_hash, refresh_prev_hash, refresh_rotated_at, generation"
-)
-
 # Statement templates: {s} is the validated, quoted schema and {cols} the session columns;
 # they are expanded once per store, so each statement text stays constant.
 _SQL_TEMPLATES: dict[str, str] = {
@@ -136,36 +130,6 @@ def _lock_key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
 
 
-def _blob(value: object) -> bytes:
-    if not isinstance(value, bytes):
-        raise CorruptRecord("expected bytes")
-    return value
-
-
-def _opt_blob(value: object) -> bytes | None:
-    return None if value is None else _blob(value)
-
-
-def row_to_session(row: Sequence[Any]) -> SessionRecord:
-    """A session from a row of the session columns; raises :class:`CorruptRecord`."""
-    return SessionRecord(
-        id=codec.text(row[0]),
-        user_id=codec.text(row[1]),
-        secret_hash=_blob(row[2]),
-        created_at=codec.num(row[3]),
-        last_seen_at=codec.num(row[4]),
-        idle_expires_at=codec.num(row[5]),
-        absolute_expires_at=codec.num(row[6]),
-        ip=codec.opt_text(row[7]),
-        user_agent=codec.opt_text(row[8]),
-        data=codec.data_from_json(row[9]),
-        refresh_hash=_opt_blob(row[10]),
-        refresh_prev_hash=_opt_blob(row[11]),
-        refresh_rotated_at=codec.opt_num(row[12]),
-        generation=codec.integer(row[13]),
-    )
-
-
 class PostgresStore:
     """Sessions, users and keys in PostgreSQL; implements all three protocols.
 
@@ -177,7 +141,10 @@ class PostgresStore:
         self.schema = schema
         s = f'"{schema}"'
         self._lock_ns = _lock_key(f"satchel-sessions:{schema}")
-        self._sql = {name: sql.format(s=s, cols=_COLUMNS) for name, sql in _SQL_TEMPLATES.items()}
+        self._sql = {
+            name: sql.format(s=s, cols=codec.SESSION_COLUMNS)
+            for name, sql in _SQL_TEMPLATES.items()
+        }
 
     def __repr__(self) -> str:
         return f"PostgresStore(schema={self.schema!r})"
@@ -267,11 +234,10 @@ class PostgresStore:
     def _session(self, row: Sequence[Any] | None) -> SessionRecord | None:
         if row is None:
             return None
-        try:
-            return row_to_session(row)
-        except CorruptRecord as exc:
-            codec.log_corrupt("session", _BACKEND, exc)
-            return None
+        return codec.decode_or_none("session", _BACKEND, codec.session_from_row, row)
+
+    def _sessions(self, rows: Sequence[Sequence[Any]]) -> list[SessionRecord]:
+        return codec.decode_all("session", _BACKEND, codec.session_from_row, rows)
 
     # --- SessionStore ---------------------------------------------------------------------
 
@@ -288,35 +254,16 @@ class PostgresStore:
         q = self._sql
         async with self._errors(), self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q["user_lock"], self._lock_ns, record.user_id)
-            live: list[tuple[float, str]] = []
-            expired: list[str] = []
-            for sid, created_at, expires_at in await conn.fetch(q["user_live"], record.user_id):
-                if expires_at <= now:
-                    expired.append(sid)
-                else:
-                    live.append((created_at, sid))
-            evict = codec.plan_limit(live, max_per_user=max_per_user, on_exceed=on_exceed)
+            expired, evict = codec.plan_create(
+                await conn.fetch(q["user_live"], record.user_id),
+                now=now,
+                max_per_user=max_per_user,
+                on_exceed=on_exceed,
+            )
             if expired or evict:
                 await conn.execute(q["delete_many"], [*expired, *evict])
             try:
-                await conn.execute(
-                    q["insert"],
-                    record.id,
-                    record.user_id,
-                    bytes(record.secret_hash),
-                    float(record.created_at),
-                    float(record.last_seen_at),
-                    float(record.idle_expires_at),
-                    float(record.absolute_expires_at),
-                    record.ip,
-                    record.user_agent,
-                    codec.data_to_json(record.data),
-                    record.refresh_hash,
-                    record.refresh_prev_hash,
-                    None if record.refresh_rotated_at is None else float(record.refresh_rotated_at),
-                    record.generation,
-                    float(record.expires_at()),
-                )
+                await conn.execute(q["insert"], *codec.session_row(record))
             except asyncpg.UniqueViolationError as exc:
                 raise ValueError("session id already exists") from exc
         return CreateResult(evicted=evict)
@@ -351,13 +298,13 @@ class PostgresStore:
         """The user's sessions, oldest first."""
         async with self._errors():
             rows = await self.pool.fetch(self._sql["list_user"], user_id)
-        return [r for row in rows if (r := self._session(row)) is not None]
+        return self._sessions(rows)
 
     async def list_all(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
         """Every user's sessions, newest first."""
         async with self._errors():
             rows = await self.pool.fetch(self._sql["list_all"], max(0, limit), max(0, offset))
-        return [r for row in rows if (r := self._session(row)) is not None]
+        return self._sessions(rows)
 
     async def purge_expired(self, now: float) -> int:
         """Delete sessions past their idle or absolute expiry."""
@@ -383,28 +330,16 @@ class PostgresStore:
             if done is not None:
                 return RotateOutcome.ROTATED
             row = await self.pool.fetchrow(q["rotate_state"], session_id)
-        if row is None or row[3] <= now:
-            return RotateOutcome.UNKNOWN
-        current, previous, rotated_at = row[0], row[1], row[2]
-        if (
-            previous == presented_hash
-            and current == successor_hash
-            and rotated_at is not None
-            and now - rotated_at <= grace
-        ):
-            return RotateOutcome.GRACE
-        return RotateOutcome.REUSED
+        return codec.classify_unswapped(
+            row, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
+        )
 
     # --- UserStore ------------------------------------------------------------------------
 
     def _user(self, raw: object) -> UserRecord | None:
         if raw is None:
             return None
-        try:
-            return codec.decode_user(codec.text(raw))
-        except CorruptRecord as exc:
-            codec.log_corrupt("user", _BACKEND, exc)
-            return None
+        return codec.decode_or_none("user", _BACKEND, codec.user_from_text, raw)
 
     async def create_user(self, user: UserRecord) -> None:
         """Insert; UserExists on a duplicate username_key (or id)."""
@@ -444,7 +379,7 @@ class PostgresStore:
         """Users ordered by username key."""
         async with self._errors():
             rows = await self.pool.fetch(self._sql["list_users"], max(0, limit), max(0, offset))
-        return [u for row in rows if (u := self._user(row[0])) is not None]
+        return codec.decode_all("user", _BACKEND, codec.user_from_text, (row[0] for row in rows))
 
     # --- KeyStore -------------------------------------------------------------------------
 
@@ -452,13 +387,7 @@ class PostgresStore:
         """Every key, oldest first."""
         async with self._errors():
             rows = await self.pool.fetch(self._sql["list_keys"])
-        keys: list[StoredKey] = []
-        for row in rows:
-            try:
-                keys.append(codec.decode_key(codec.text(row[0])))
-            except CorruptRecord as exc:
-                codec.log_corrupt("key", _BACKEND, exc)
-        return keys
+        return codec.decode_all("key", _BACKEND, codec.key_from_text, (row[0] for row in rows))
 
     async def save_key(self, key: StoredKey) -> None:
         """Insert or replace by kid."""

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from satchel.errors import ConfigurationError, CorruptRecord, NotFound, StoreUnavailable, UserExists
+from satchel.errors import ConfigurationError, NotFound, StoreUnavailable, UserExists
 from satchel.stores import codec
 from satchel.stores.base import (
     CreateResult,
@@ -88,22 +88,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 # The statements below are built once from constants at import time; values are bound.
-_SESSION_COLUMNS = (
-    "id, user_id, secret_hash, created_at, last_seen_at, idle_expires_at, absolute_expires_at,"
-    " ip, user_agent, data, refresh_hash, refresh_prev_hash, refresh_rotated_at, generation"
-)
 _INSERT_SESSION = (
-    f"INSERT INTO sessions ({_SESSION_COLUMNS}, expires_at)"  # noqa: S608
+    f"INSERT INTO sessions ({codec.SESSION_COLUMNS}, expires_at)"  # noqa: S608
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?"  # noqa: S608
-_DELETE_SESSION = f"DELETE FROM sessions WHERE id = ? RETURNING {_SESSION_COLUMNS}"  # noqa: S608
+_GET_SESSION = f"SELECT {codec.SESSION_COLUMNS} FROM sessions WHERE id = ?"  # noqa: S608
+_DELETE_SESSION = f"DELETE FROM sessions WHERE id = ? RETURNING {codec.SESSION_COLUMNS}"  # noqa: S608
 _LIST_USER = (
-    f"SELECT {_SESSION_COLUMNS} FROM sessions"  # noqa: S608
+    f"SELECT {codec.SESSION_COLUMNS} FROM sessions"  # noqa: S608
     " WHERE user_id = ? ORDER BY created_at, id"
 )
 _LIST_ALL = (
-    f"SELECT {_SESSION_COLUMNS} FROM sessions"  # noqa: S608
+    f"SELECT {codec.SESSION_COLUMNS} FROM sessions"  # noqa: S608
     " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
 )
 _USER_LIVE = "SELECT id, created_at, expires_at FROM sessions WHERE user_id = ?"
@@ -123,56 +119,6 @@ _ROTATE_STATE = (
     "SELECT refresh_hash, refresh_prev_hash, refresh_rotated_at, expires_at"
     " FROM sessions WHERE id = ?"
 )
-
-
-def _blob(value: object) -> bytes:
-    if not isinstance(value, bytes):
-        raise CorruptRecord("expected bytes")
-    return value
-
-
-def _opt_blob(value: object) -> bytes | None:
-    return None if value is None else _blob(value)
-
-
-def row_to_session(row: Sequence[Any]) -> SessionRecord:
-    """A session from a row of ``_SESSION_COLUMNS``; raises :class:`CorruptRecord`."""
-    return SessionRecord(
-        id=codec.text(row[0]),
-        user_id=codec.text(row[1]),
-        secret_hash=_blob(row[2]),
-        created_at=codec.num(row[3]),
-        last_seen_at=codec.num(row[4]),
-        idle_expires_at=codec.num(row[5]),
-        absolute_expires_at=codec.num(row[6]),
-        ip=codec.opt_text(row[7]),
-        user_agent=codec.opt_text(row[8]),
-        data=codec.data_from_json(row[9]),
-        refresh_hash=_opt_blob(row[10]),
-        refresh_prev_hash=_opt_blob(row[11]),
-        refresh_rotated_at=codec.opt_num(row[12]),
-        generation=codec.integer(row[13]),
-    )
-
-
-def _session_params(rec: SessionRecord) -> tuple[Any, ...]:
-    return (
-        rec.id,
-        rec.user_id,
-        bytes(rec.secret_hash),
-        rec.created_at,
-        rec.last_seen_at,
-        rec.idle_expires_at,
-        rec.absolute_expires_at,
-        rec.ip,
-        rec.user_agent,
-        codec.data_to_json(rec.data),
-        rec.refresh_hash,
-        rec.refresh_prev_hash,
-        rec.refresh_rotated_at,
-        rec.generation,
-        rec.expires_at(),
-    )
 
 
 def _create_private_file(path: str) -> None:
@@ -278,14 +224,10 @@ class SQLiteStore:
     def _session(self, row: Sequence[Any] | None) -> SessionRecord | None:
         if row is None:
             return None
-        try:
-            return row_to_session(row)
-        except CorruptRecord as exc:
-            codec.log_corrupt("session", _BACKEND, exc)
-            return None
+        return codec.decode_or_none("session", _BACKEND, codec.session_from_row, row)
 
     def _sessions(self, rows: Sequence[Sequence[Any]]) -> list[SessionRecord]:
-        return [r for row in rows if (r := self._session(row)) is not None]
+        return codec.decode_all("session", _BACKEND, codec.session_from_row, rows)
 
     # --- SessionStore ---------------------------------------------------------------------
 
@@ -299,16 +241,14 @@ class SQLiteStore:
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit."""
         codec.check_max_per_user(max_per_user)
-        params = _session_params(record)
+        params = codec.session_row(record)
         with self._tx() as conn:
-            live: list[tuple[float, str]] = []
-            expired: list[str] = []
-            for sid, created_at, expires_at in conn.execute(_USER_LIVE, (record.user_id,)):
-                if expires_at <= now:
-                    expired.append(sid)
-                else:
-                    live.append((created_at, sid))
-            evict = codec.plan_limit(live, max_per_user=max_per_user, on_exceed=on_exceed)
+            expired, evict = codec.plan_create(
+                conn.execute(_USER_LIVE, (record.user_id,)),
+                now=now,
+                max_per_user=max_per_user,
+                on_exceed=on_exceed,
+            )
             for sid in (*expired, *evict):
                 conn.execute(_DELETE_ONE, (sid,))
             try:
@@ -371,28 +311,16 @@ class SQLiteStore:
             if cur.rowcount:
                 return RotateOutcome.ROTATED
             row = conn.execute(_ROTATE_STATE, (session_id,)).fetchone()
-        if row is None or row[3] <= now:
-            return RotateOutcome.UNKNOWN
-        current, previous, rotated_at = row[0], row[1], row[2]
-        if (
-            previous == presented_hash
-            and current == successor_hash
-            and rotated_at is not None
-            and now - rotated_at <= grace
-        ):
-            return RotateOutcome.GRACE
-        return RotateOutcome.REUSED
+        return codec.classify_unswapped(
+            row, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
+        )
 
     # --- UserStore ------------------------------------------------------------------------
 
     def _user(self, row: Sequence[Any] | None) -> UserRecord | None:
         if row is None:
             return None
-        try:
-            return codec.decode_user(codec.text(row[0]))
-        except CorruptRecord as exc:
-            codec.log_corrupt("user", _BACKEND, exc)
-            return None
+        return codec.decode_or_none("user", _BACKEND, codec.user_from_text, row[0])
 
     async def create_user(self, user: UserRecord) -> None:
         """Insert; UserExists on a duplicate username_key (or id)."""
@@ -439,7 +367,7 @@ class SQLiteStore:
                 "SELECT record FROM users ORDER BY username_key LIMIT ? OFFSET ?",
                 (max(0, limit), max(0, offset)),
             ).fetchall()
-        return [u for row in rows if (u := self._user(row)) is not None]
+        return codec.decode_all("user", _BACKEND, codec.user_from_text, (row[0] for row in rows))
 
     # --- KeyStore -------------------------------------------------------------------------
 
@@ -447,13 +375,7 @@ class SQLiteStore:
         """Every key, oldest first."""
         with self._errors():
             rows = self._conn.execute("SELECT record FROM keys ORDER BY created_at, kid").fetchall()
-        keys: list[StoredKey] = []
-        for (raw,) in rows:
-            try:
-                keys.append(codec.decode_key(codec.text(raw)))
-            except CorruptRecord as exc:
-                codec.log_corrupt("key", _BACKEND, exc)
-        return keys
+        return codec.decode_all("key", _BACKEND, codec.key_from_text, (raw for (raw,) in rows))
 
     async def save_key(self, key: StoredKey) -> None:
         """Insert or replace by kid."""
