@@ -399,13 +399,9 @@ class RedisStore:
     def _session(self, session_id: str, raw: Any) -> SessionRecord | None:
         if not raw:
             return None
-        try:
-            if isinstance(raw, list):
-                raw = dict(zip(raw[::2], raw[1::2], strict=True))
-            return session_from_fields(session_id, raw)
-        except CorruptRecord as exc:
-            codec.log_corrupt("session", _BACKEND, exc)
-            return None
+        if isinstance(raw, list):  # a Lua script returns HGETALL as a flat list
+            raw = dict(zip(raw[::2], raw[1::2], strict=True))
+        return codec.decode_or_none("session", _BACKEND, session_from_fields, session_id, raw)
 
     async def create(
         self,
@@ -495,7 +491,7 @@ class RedisStore:
         for start in range(0, len(ids), 500):
             records += await self._load(ids[start : start + 500])
         records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return records[max(0, offset) : max(0, offset) + max(0, limit)]
+        return codec.page(records, limit=limit, offset=offset)
 
     async def purge_expired(self, now: float) -> int:
         """Delete sessions expired by ``now`` and prune stale index entries."""
@@ -529,11 +525,7 @@ class RedisStore:
     def _decode_user(self, raw: bytes | None) -> UserRecord | None:
         if raw is None:
             return None
-        try:
-            return codec.decode_user(raw)
-        except CorruptRecord as exc:
-            codec.log_corrupt("user", _BACKEND, exc)
-            return None
+        return codec.decode_or_none("user", _BACKEND, codec.decode_user, raw)
 
     async def create_user(self, user: UserRecord) -> None:
         """Insert; UserExists on a duplicate username_key (or id)."""
@@ -578,7 +570,7 @@ class RedisStore:
         async with self._errors():
             names: dict[bytes, bytes] = await _aw(self.client.hgetall(self._users))
             ordered = sorted(names.items(), key=lambda kv: kv[0].decode(errors="replace"))
-            page = ordered[max(0, offset) : max(0, offset) + max(0, limit)]
+            page = codec.page(ordered, limit=limit, offset=offset)
             if not page:
                 return []
             raws = await self.client.mget([self._user.encode() + uid for _, uid in page])
@@ -590,12 +582,7 @@ class RedisStore:
         """Every key, oldest first."""
         async with self._errors():
             raws = await _aw(self.client.hvals(self._keys))
-        keys: list[StoredKey] = []
-        for raw in raws:
-            try:
-                keys.append(codec.decode_key(raw))
-            except CorruptRecord as exc:
-                codec.log_corrupt("key", _BACKEND, exc)
+        keys = codec.decode_all("key", _BACKEND, codec.decode_key, raws)
         return sorted(keys, key=lambda k: (k.created_at, k.kid))
 
     async def save_key(self, key: StoredKey) -> None:
