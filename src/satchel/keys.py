@@ -22,7 +22,7 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -147,53 +147,97 @@ class SigningKey(ABC):
         return f"{type(self).__name__}(kid={self.kid!r}, alg={self.alg!r}, {kind})"
 
 
-def _load_private_pem(kid: str, material: str) -> Any:
-    try:
-        return serialization.load_pem_private_key(material.encode("ascii"), password=None)
-    except (ValueError, TypeError, UnicodeError, UnsupportedAlgorithm):
-        raise ConfigurationError(f"Stored key {kid!r} is not a usable PKCS#8 PEM key.") from None
+class _PrivateHalf(Protocol):
+    """What the private key types of ``cryptography`` offer in common."""
+
+    def public_key(self) -> Any: ...
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes: ...
 
 
-def _pkcs8(private: Any) -> str:
-    data: bytes = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return data.decode("ascii")
+_Priv = TypeVar("_Priv", bound=_PrivateHalf)
+_Pub = TypeVar("_Pub")
 
 
-class Ed25519Key(SigningKey):
-    """EdDSA over Ed25519 (RFC 8037)."""
+class _KeyPair(SigningKey, Generic[_Priv, _Pub]):
+    """An asymmetric key: built from either half, signs only with the private one.
 
-    alg = "EdDSA"
-    kty = "OKP"
+    The private half is stored as PKCS#8 PEM. Subclasses set the class attributes below and
+    may check the public half (and derive their own state) in :meth:`_validate`.
+    """
+
+    #: The key's name in constructor errors.
+    _name: ClassVar[str]
+    #: What stored PEM material must load as, and its name in errors.
+    _pem_type: ClassVar[type[Any]]
+    _pem_name: ClassVar[str]
+
     __slots__ = ("_private", "_public")
 
     def __init__(
         self,
         kid: str,
         *,
-        private: Ed25519PrivateKey | None = None,
-        public: Ed25519PublicKey | None = None,
+        private: _Priv | None = None,
+        public: _Pub | None = None,
         created_at: float = 0.0,
     ) -> None:
         super().__init__(kid, created_at)
         if private is not None:
             public = private.public_key()
         if public is None:
-            raise ConfigurationError("An Ed25519 key needs its private or public half.")
+            raise ConfigurationError(f"An {self._name} key needs its private or public half.")
         self._private = private
-        self._public = public
+        self._public: _Pub = public
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check ``_public`` (raising :class:`ConfigurationError`) and set per-key state."""
+
+    @property
+    def can_sign(self) -> bool:
+        return self._private is not None
+
+    def _material(self) -> str:
+        if self._private is None:
+            raise self._verify_only()
+        return self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+
+    @classmethod
+    def _from_material(cls, kid: str, material: str, created_at: float) -> Self:
+        try:
+            private = serialization.load_pem_private_key(material.encode("ascii"), password=None)
+        except (ValueError, TypeError, UnicodeError, UnsupportedAlgorithm):
+            raise ConfigurationError(
+                f"Stored key {kid!r} is not a usable PKCS#8 PEM key."
+            ) from None
+        if not isinstance(private, cls._pem_type):
+            raise ConfigurationError(f"Stored key {kid!r} is not an {cls._pem_name} key.")
+        return cls(kid, private=private, created_at=created_at)
+
+
+class Ed25519Key(_KeyPair[Ed25519PrivateKey, Ed25519PublicKey]):
+    """EdDSA over Ed25519 (RFC 8037)."""
+
+    alg = "EdDSA"
+    kty = "OKP"
+    _name = _pem_name = "Ed25519"
+    _pem_type = Ed25519PrivateKey
+    __slots__ = ()
 
     @classmethod
     def generate(cls, kid: str | None = None, created_at: float = 0.0) -> Ed25519Key:
         """A new random key."""
         return cls(kid or new_kid(), private=Ed25519PrivateKey.generate(), created_at=created_at)
-
-    @property
-    def can_sign(self) -> bool:
-        return self._private is not None
 
     def sign(self, data: bytes) -> bytes:
         if self._private is None:
@@ -220,41 +264,20 @@ class Ed25519Key(SigningKey):
             "use": "sig",
         }
 
-    def _material(self) -> str:
-        return _pkcs8(self._private)
 
-    @classmethod
-    def _from_material(cls, kid: str, material: str, created_at: float) -> Ed25519Key:
-        private = _load_private_pem(kid, material)
-        if not isinstance(private, Ed25519PrivateKey):
-            raise ConfigurationError(f"Stored key {kid!r} is not an Ed25519 key.")
-        return cls(kid, private=private, created_at=created_at)
-
-
-class ES256Key(SigningKey):
+class ES256Key(_KeyPair[ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey]):
     """ECDSA over P-256 with SHA-256; signatures are raw 64-byte ``r||s`` (RFC 7518 §3.4)."""
 
     alg = "ES256"
     kty = "EC"
-    __slots__ = ("_algorithm", "_private", "_public")
+    _name = "ES256"
+    _pem_type = ec.EllipticCurvePrivateKey
+    _pem_name = "EC"
+    __slots__ = ("_algorithm",)
 
-    def __init__(
-        self,
-        kid: str,
-        *,
-        private: ec.EllipticCurvePrivateKey | None = None,
-        public: ec.EllipticCurvePublicKey | None = None,
-        created_at: float = 0.0,
-    ) -> None:
-        super().__init__(kid, created_at)
-        if private is not None:
-            public = private.public_key()
-        if public is None:
-            raise ConfigurationError("An ES256 key needs its private or public half.")
-        if not isinstance(public.curve, ec.SECP256R1):
+    def _validate(self) -> None:
+        if not isinstance(self._public.curve, ec.SECP256R1):
             raise ConfigurationError("An ES256 key must be on curve P-256.")
-        self._private = private
-        self._public = public
         self._algorithm = ec.ECDSA(hashes.SHA256())
 
     @classmethod
@@ -262,10 +285,6 @@ class ES256Key(SigningKey):
         """A new random key."""
         private = ec.generate_private_key(ec.SECP256R1())
         return cls(kid or new_kid(), private=private, created_at=created_at)
-
-    @property
-    def can_sign(self) -> bool:
-        return self._private is not None
 
     def sign(self, data: bytes) -> bytes:
         if self._private is None:
@@ -300,42 +319,21 @@ class ES256Key(SigningKey):
             "use": "sig",
         }
 
-    def _material(self) -> str:
-        return _pkcs8(self._private)
 
-    @classmethod
-    def _from_material(cls, kid: str, material: str, created_at: float) -> ES256Key:
-        private = _load_private_pem(kid, material)
-        if not isinstance(private, ec.EllipticCurvePrivateKey):
-            raise ConfigurationError(f"Stored key {kid!r} is not an EC key.")
-        return cls(kid, private=private, created_at=created_at)
-
-
-class RS256Key(SigningKey):
+class RS256Key(_KeyPair[rsa.RSAPrivateKey, rsa.RSAPublicKey]):
     """RSASSA-PKCS1-v1_5 with SHA-256; the modulus must have at least 2048 bits (J24)."""
 
     alg = "RS256"
     kty = "RSA"
-    __slots__ = ("_hash", "_padding", "_private", "_public", "_size")
+    _name = "RS256"
+    _pem_type = rsa.RSAPrivateKey
+    _pem_name = "RSA"
+    __slots__ = ("_hash", "_padding", "_size")
 
-    def __init__(
-        self,
-        kid: str,
-        *,
-        private: rsa.RSAPrivateKey | None = None,
-        public: rsa.RSAPublicKey | None = None,
-        created_at: float = 0.0,
-    ) -> None:
-        super().__init__(kid, created_at)
-        if private is not None:
-            public = private.public_key()
-        if public is None:
-            raise ConfigurationError("An RS256 key needs its private or public half.")
-        if public.key_size < MIN_RSA_BITS:
+    def _validate(self) -> None:
+        if self._public.key_size < MIN_RSA_BITS:
             raise ConfigurationError(f"RSA keys must have at least {MIN_RSA_BITS} bits.")
-        self._private = private
-        self._public = public
-        self._size = (public.key_size + 7) // 8
+        self._size = (self._public.key_size + 7) // 8
         self._padding = padding.PKCS1v15()
         self._hash = hashes.SHA256()
 
@@ -346,10 +344,6 @@ class RS256Key(SigningKey):
         """A new random key."""
         private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         return cls(kid or new_kid(), private=private, created_at=created_at)
-
-    @property
-    def can_sign(self) -> bool:
-        return self._private is not None
 
     def sign(self, data: bytes) -> bytes:
         if self._private is None:
@@ -375,16 +369,6 @@ class RS256Key(SigningKey):
             "alg": self.alg,
             "use": "sig",
         }
-
-    def _material(self) -> str:
-        return _pkcs8(self._private)
-
-    @classmethod
-    def _from_material(cls, kid: str, material: str, created_at: float) -> RS256Key:
-        private = _load_private_pem(kid, material)
-        if not isinstance(private, rsa.RSAPrivateKey):
-            raise ConfigurationError(f"Stored key {kid!r} is not an RSA key.")
-        return cls(kid, private=private, created_at=created_at)
 
 
 class HS256Key(SigningKey):
