@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, WebSocket
 
 from satchel.auth import Auth
 from satchel.clock import ManualClock
@@ -18,6 +18,7 @@ from satchel.integrations.asgi import AuthMiddleware
 from satchel.integrations.fastapi import (
     CurrentIdentity,
     OptionalIdentity,
+    document_security,
     require_roles,
     satchel_exception_handlers,
 )
@@ -55,6 +56,7 @@ async def auth() -> AsyncIterator[Auth]:
 def build_app(auth: Auth, *, middleware: bool = True) -> FastAPI:
     app = FastAPI()
     satchel_exception_handlers(app)
+    document_security(app)
 
     @app.get("/me")
     async def me(identity: CurrentIdentity) -> dict[str, str]:
@@ -207,6 +209,83 @@ async def test_openapi_shows_cookie_and_bearer_schemes(auth: Auth) -> None:
         security = spec["paths"][path]["get"]["security"]
         assert {"SessionCookie": []} in security
         assert {"BearerToken": []} in security
+    # Routes that do not authenticate do not claim to.
+    assert "security" not in spec["paths"]["/boom"]["get"]
+
+
+async def tenant(identity: CurrentIdentity) -> str:
+    """A user's own dependency built on satchel's."""
+    return identity.user_id
+
+
+async def test_openapi_finds_nested_dependencies_and_later_routes(auth: Auth) -> None:
+    app = FastAPI()
+    document_security(app)
+    document_security(app)  # idempotent: no duplicate entries
+
+    @app.post("/nested")
+    async def nested(owner: Annotated[str, Depends(tenant)]) -> dict[str, str]:
+        return {"owner": owner}
+
+    @app.get("/public")
+    async def public() -> dict[str, str]:
+        return {}
+
+    # Included routers, with a prefix and with a router-level dependency.
+    admin = APIRouter(prefix="/v1", dependencies=[Depends(require_roles("admin"))])
+
+    @admin.delete("/users/{user_id}")
+    async def delete_user(user_id: str) -> None:
+        return None
+
+    app.include_router(admin)
+
+    spec = app.openapi()
+    both = [{"SessionCookie": []}, {"BearerToken": []}]
+    assert spec["paths"]["/nested"]["post"]["security"] == both
+    assert spec["paths"]["/v1/users/{user_id}"]["delete"]["security"] == both
+    assert "security" not in spec["paths"]["/public"]["get"]
+    assert set(spec["components"]["securitySchemes"]) == {"SessionCookie", "BearerToken"}
+    assert app.openapi() is spec
+
+
+async def test_openapi_without_satchel_routes_has_no_schemes() -> None:
+    app = FastAPI()
+    document_security(app)
+
+    @app.get("/public")
+    async def public() -> dict[str, str]:
+        return {}
+
+    assert "securitySchemes" not in app.openapi().get("components", {})
+
+
+async def test_dependencies_work_on_websocket_routes(auth: Auth) -> None:
+    app = build_app(auth)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, identity: OptionalIdentity) -> None:
+        await websocket.accept()
+        await websocket.send_text(identity.username if identity else "anonymous")
+        await websocket.close()
+
+    async def talk(headers: dict[str, str]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        incoming = [{"type": "websocket.connect"}, {"type": "websocket.disconnect"}]
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+        scope = {"type": "websocket", "path": "/ws", "headers": raw, "query_string": b""}
+        await app(scope, receive, send)
+        return sent
+
+    assert {"type": "websocket.send", "text": "alice"} in await talk(await bearer(auth, "alice"))
+    assert {"type": "websocket.send", "text": "anonymous"} in await talk({})
 
 
 async def test_without_auth_anywhere_is_500_json(auth: Auth) -> None:

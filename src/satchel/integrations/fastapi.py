@@ -1,24 +1,32 @@
-"""FastAPI glue: identity dependencies and JSON error handlers.
+"""FastAPI glue: identity dependencies, OpenAPI security and JSON error handlers.
 
 The dependencies read what :class:`satchel.integrations.asgi.AuthMiddleware` put in the
 scope; without the middleware they authenticate the request themselves, finding the
-:class:`satchel.Auth` in ``app.state.satchel_auth``. They are declared through FastAPI's
-security classes (a cookie API key and HTTP bearer, both ``auto_error=False``) so that the
-OpenAPI document lists both schemes; the values those classes extract are not used.
+:class:`satchel.Auth` in ``app.state.satchel_auth``.
+
+They run on every request and FastAPI spends several microseconds on each dependency it
+resolves (about as much as the whole middleware), so each one is a single callable with no
+sub-dependencies. The two security schemes (``SessionCookie``, ``BearerToken``) are therefore
+not FastAPI security dependencies: :func:`document_security` adds them to the OpenAPI
+document when it is generated, on every route whose dependencies include one of satchel's.
+:func:`install` and the reference server call it; an app wired by hand calls it once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Request
+from fastapi import routing as fastapi_routing
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
@@ -45,6 +53,8 @@ from satchel.integrations.asgi import (
 )
 
 if TYPE_CHECKING:
+    from fastapi.dependencies.models import Dependant
+
     from satchel.settings import Settings
 
 logger = logging.getLogger("satchel.integrations")
@@ -52,6 +62,8 @@ logger = logging.getLogger("satchel.integrations")
 #: Name of the session cookie shown in the OpenAPI document.
 DEFAULT_COOKIE_NAME = "__Host-satchel"
 
+#: The schemes shown in the OpenAPI document. satchel's dependencies do not call them (the
+#: transports read the credential, more strictly); they are usable on their own as before.
 cookie_scheme = APIKeyCookie(
     name=DEFAULT_COOKIE_NAME,
     scheme_name="SessionCookie",
@@ -116,44 +128,125 @@ def error_headers(conn: HTTPConnection, error: SatchelError) -> list[tuple[str, 
     return []
 
 
-async def optional_identity(
-    request: Request,
-    _cookie: Annotated[str | None, Security(cookie_scheme)] = None,
-    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
-) -> Identity | None:
-    """The caller's identity, or None for an anonymous request or a rejected credential."""
-    scope = request.scope
-    if SCOPE_IDENTITY not in scope:
-        await resolve_scope(get_auth(request), scope)
-    identity: Identity | None = scope[SCOPE_IDENTITY]
-    return identity
+class IdentityDependency:
+    """What :data:`current_identity`, :data:`optional_identity` and :func:`require_roles` are.
 
+    Resolves to the caller's :class:`Identity`. ``required`` answers 401 (with the transports'
+    challenge headers) when there is none; ``roles`` answers 403 unless the identity carries
+    every one of them. Without ``required`` an anonymous or rejected request gives None.
+    """
 
-async def current_identity(
-    request: Request,
-    identity: Annotated[Identity | None, Security(optional_identity)],
-) -> Identity:
-    """The caller's identity; 401 (with ``WWW-Authenticate`` for bearer) when there is none."""
-    if identity is None:
-        error = as_auth_failure(request.scope.get(SCOPE_ERROR))
-        raise SatchelHTTPException(error, error_headers(request, error))
-    return identity
+    __slots__ = ("required", "roles")
 
+    def __init__(self, *, required: bool, roles: frozenset[str] = frozenset()) -> None:
+        self.required = required or bool(roles)
+        self.roles = roles
 
-def require_roles(*roles: str) -> Callable[..., Awaitable[Identity]]:
-    """A dependency giving the identity when it carries every one of ``roles``, else 403."""
-    needed = frozenset(roles)
-    if not needed:
-        raise ConfigurationError("require_roles() needs at least one role.")
+    def __repr__(self) -> str:
+        return f"IdentityDependency(required={self.required}, roles={sorted(self.roles)!r})"
 
-    async def dependency(
-        identity: Annotated[Identity, Security(current_identity)],
-    ) -> Identity:
-        if not needed <= identity.roles:
+    async def __call__(self, conn: HTTPConnection) -> Identity | None:
+        scope = conn.scope
+        try:
+            identity: Identity | None = scope[SCOPE_IDENTITY]
+        except KeyError:  # no middleware: authenticate here, once per request
+            identity = await resolve_scope(get_auth(conn), scope)
+        if identity is None:
+            if not self.required:
+                return None
+            error = as_auth_failure(scope.get(SCOPE_ERROR))
+            raise SatchelHTTPException(error, error_headers(conn, error))
+        if self.roles and not self.roles <= identity.roles:
             raise SatchelHTTPException(PermissionDenied("This action needs another role."))
         return identity
 
-    return dependency
+
+#: The caller's identity, or None for an anonymous request or a rejected credential.
+optional_identity = IdentityDependency(required=False)
+#: The caller's identity; 401 (with ``WWW-Authenticate`` for bearer) when there is none.
+current_identity = IdentityDependency(required=True)
+
+
+def require_roles(*roles: str) -> IdentityDependency:
+    """A dependency giving the identity when it carries every one of ``roles``, else 403
+    (401 without an identity)."""
+    needed = frozenset(roles)
+    if not needed:
+        raise ConfigurationError("require_roles() needs at least one role.")
+    return IdentityDependency(required=True, roles=needed)
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+
+def _uses_identity(dependant: Dependant) -> bool:
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        if isinstance(current.call, IdentityDependency):
+            return True
+        pending.extend(current.dependencies)
+    return False
+
+
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """Every API route of ``app`` as the OpenAPI generator sees it (prefix and router-level
+    dependencies applied). FastAPI >= 0.16x keeps included routers nested and walks them
+    with ``iter_route_contexts``; earlier versions copy their routes into ``app.routes``."""
+    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
+    for route in iterate(app.routes) if iterate is not None else app.routes:
+        if isinstance(getattr(route, "original_route", route), APIRoute):
+            yield route
+
+
+def _add_security(app: FastAPI, schema: dict[str, Any]) -> None:
+    paths = schema.get("paths") or {}
+    schemes = (cookie_scheme, bearer_scheme)
+    requirements: list[dict[str, list[str]]] = [{scheme.scheme_name: []} for scheme in schemes]
+    used = False
+    for route in _api_routes(app):
+        if not route.include_in_schema:
+            continue
+        operations = paths.get(route.path_format)
+        if not operations or not _uses_identity(route.dependant):
+            continue
+        for method in route.methods or ():
+            operation = operations.get(method.lower())
+            if operation is None:
+                continue
+            security = operation.setdefault("security", [])
+            security.extend(r for r in requirements if r not in security)
+            used = True
+    if used:
+        defined = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        for scheme in schemes:
+            defined.setdefault(
+                scheme.scheme_name,
+                jsonable_encoder(scheme.model, by_alias=True, exclude_none=True),
+            )
+
+
+def document_security(app: FastAPI) -> None:
+    """Show satchel's security schemes in ``app``'s OpenAPI document.
+
+    ``SessionCookie`` and ``BearerToken`` are defined, and listed as alternatives on every
+    operation whose dependencies (at any depth) include :data:`current_identity`,
+    :data:`optional_identity` or a :func:`require_roles` dependency. Added when the document
+    is generated, so routes declared after this call are covered. Idempotent.
+    """
+    generate = app.openapi
+    if getattr(generate, "satchel_documents_security", False):
+        return
+
+    def openapi() -> dict[str, Any]:
+        cached = app.openapi_schema
+        schema = generate()
+        if schema is not cached:  # freshly generated (FastAPI caches it afterwards)
+            _add_security(app, schema)
+        return schema
+
+    openapi.satchel_documents_security = True  # type: ignore[attr-defined]
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # --- error rendering ------------------------------------------------------------------------
@@ -264,6 +357,7 @@ def install(
     if auth is not None:
         setattr(app.state, STATE_KEY, auth)
     satchel_exception_handlers(app)
+    document_security(app)
     if routes:
         from satchel.server.api import router
 
@@ -271,17 +365,19 @@ def install(
     app.add_middleware(AuthMiddleware, auth=auth)
 
 
-CurrentIdentity = Annotated[Identity, Security(current_identity)]
-OptionalIdentity = Annotated[Identity | None, Security(optional_identity)]
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]
+OptionalIdentity = Annotated[Identity | None, Depends(optional_identity)]
 
 __all__ = [
     "DEFAULT_COOKIE_NAME",
     "CurrentIdentity",
+    "IdentityDependency",
     "OptionalIdentity",
     "SatchelHTTPException",
     "bearer_scheme",
     "cookie_scheme",
     "current_identity",
+    "document_security",
     "error_response",
     "get_auth",
     "install",

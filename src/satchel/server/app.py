@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from satchel.auth import Auth
 from satchel.integrations.asgi import STATE_KEY, AuthMiddleware
-from satchel.integrations.fastapi import satchel_exception_handlers
+from satchel.integrations.fastapi import document_security, satchel_exception_handlers
 from satchel.server.api import router
 from satchel.server.errors import BodyLimitMiddleware
 from satchel.settings import Settings
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         # Also reachable before the lifespan ran (tests that drive the app directly).
         setattr(app.state, STATE_KEY, auth)
     satchel_exception_handlers(app)
+    document_security(app)
     app.include_router(router)
     if settings.expose_counters:
         from satchel.server.debug import router as debug_router
