@@ -27,14 +27,12 @@ from typing import Any
 
 import pytest
 
+from helpers import MakeStores
 from satchel.clock import ManualClock
 from satchel.stores import Stores, open_stores, redact_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-STORE_KINDS = ("memory", "sqlite", "redis", "postgres")
-
-MakeStores = Callable[..., Awaitable[Stores]]
 
 
 def service_unreachable(name: str, url: str, exc: BaseException) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from helpers import Recorder, until
 from procs import TcpProxy
 from satchel.buses.postgres import PostgresBus, channel_for
 from satchel.errors import StoreUnavailable
@@ -21,27 +22,6 @@ from satchel.revocation import RevocationEvent, RevocationKind
 pytestmark = pytest.mark.postgres
 
 FAST = {"ping_interval": 0.2, "ping_timeout": 0.2, "connect_timeout": 1.0, "publish_timeout": 0.5}
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 3.0) -> float:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.005)
-    return time.monotonic() - start
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[RevocationEvent] = []
-        self.resets = 0
-
-    def __call__(self, event: RevocationEvent) -> None:
-        self.events.append(event)
-
-    def reset(self) -> None:
-        self.resets += 1
 
 
 def event(subject: str = "s1") -> RevocationEvent:

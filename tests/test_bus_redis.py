@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
+from helpers import Recorder, until
 from procs import PrivateRedis, TcpProxy
 from satchel.buses import bus_kind_for, make_bus
 from satchel.buses.redis import RedisBus
@@ -22,28 +23,6 @@ from satchel.revocation import NullBus, RevocationEvent, RevocationKind
 pytestmark = pytest.mark.redis
 
 FAST = {"ping_interval": 0.2, "ping_timeout": 0.2, "connect_timeout": 0.5, "publish_timeout": 0.5}
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 3.0) -> float:
-    """Wait until ``predicate()`` holds; return the seconds it took (fail after ``timeout``)."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.005)
-    return time.monotonic() - start
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[RevocationEvent] = []
-        self.resets = 0
-
-    def __call__(self, event: RevocationEvent) -> None:
-        self.events.append(event)
-
-    def reset(self) -> None:
-        self.resets += 1
 
 
 def event(subject: str = "s1") -> RevocationEvent:

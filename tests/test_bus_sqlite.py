@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+import helpers
 import satchel.buses.sqlite as sqlite_bus
+from helpers import Recorder
 from procs import SatchelServer, satchel_cli, start_servers
 from satchel.buses import bus_kind_for, make_bus
 from satchel.buses.sqlite import SQLiteBus
@@ -39,13 +41,8 @@ STRATEGIES = ["session", "jwt", "hybrid"]
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> float:
-    """Wait until ``predicate()`` holds; return the seconds it took (fail after ``timeout``)."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.002)
-    return time.monotonic() - start
+    """:func:`helpers.until` on the SQLite bus's shorter time scale."""
+    return await helpers.until(predicate, timeout, step=0.002)
 
 
 async def refused_within(check: Callable[[], Awaitable[object]], timeout: float = 2.0) -> float:
@@ -265,18 +262,6 @@ async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
     opened = SQLiteStore.open(str(db_path))
     yield opened
     await opened.close()
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[RevocationEvent] = []
-        self.resets = 0
-
-    def __call__(self, event: RevocationEvent) -> None:
-        self.events.append(event)
-
-    def reset(self) -> None:
-        self.resets += 1
 
 
 def rows(path: Path) -> list[tuple[int, str, float]]:

@@ -3,38 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
+from helpers import MakeStores, make_session
 from satchel.errors import ConfigurationError, StoreUnavailable
-from satchel.stores import SessionRecord, Stores, open_store, open_stores
+from satchel.stores import SessionRecord, open_store, open_stores
 from satchel.stores.postgres import MIGRATIONS, PostgresStore
 from satchel.stores.redis import RedisStore
 
 pytestmark = pytest.mark.postgres
 
 NOW = 1_800_000_000.0
-MakeStores = Callable[..., Awaitable[Stores]]
 
 
-def session(now: float = NOW, *, user: str = "u1", **fields: Any) -> SessionRecord:
-    return SessionRecord(
-        id=secrets.token_urlsafe(32),
-        user_id=user,
-        secret_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
-        created_at=now,
-        last_seen_at=now,
-        idle_expires_at=now + 3600,
-        absolute_expires_at=now + 86400,
-        **fields,
-    )
+def session(now: float = NOW, **fields: Any) -> SessionRecord:
+    return make_session(now, **fields)
 
 
 @pytest.fixture

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from redis.crc import key_slot
 
+from helpers import HOUR, MakeStores, make_session
 from procs import TcpProxy
 from satchel.clock import ManualClock
 from satchel.errors import SessionLimitExceeded, StoreUnavailable
-from satchel.stores import OnExceed, SessionRecord, Stores, open_store
+from satchel.stores import OnExceed, SessionRecord, open_store
 from satchel.stores.redis import RedisStore
 
 pytestmark = pytest.mark.redis
-
-HOUR = 3600.0
-MakeStores = Callable[..., Awaitable[Stores]]
 
 
 @pytest.fixture
@@ -32,19 +29,8 @@ async def store(make_stores: MakeStores) -> RedisStore:
     return stores.sessions
 
 
-def session(
-    now: float, *, user: str = "u1", idle: float = HOUR, absolute: float = 8 * HOUR, **fields: Any
-) -> SessionRecord:
-    return SessionRecord(
-        id=secrets.token_urlsafe(32),
-        user_id=user,
-        secret_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
-        created_at=now,
-        last_seen_at=now,
-        idle_expires_at=now + idle,
-        absolute_expires_at=now + absolute,
-        **fields,
-    )
+def session(now: float, *, absolute: float = 8 * HOUR, **fields: Any) -> SessionRecord:
+    return make_session(now, absolute=absolute, **fields)
 
 
 async def test_ttl_is_the_nearer_expiry(store: RedisStore, manual_clock: ManualClock) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import secrets
 import sqlite3
 import stat
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from helpers import make_session
 from satchel.errors import ConfigurationError, SessionLimitExceeded, StoreUnavailable
 from satchel.stores import (
     MemoryStore,
@@ -30,17 +29,8 @@ from satchel.stores.sqlite import MIGRATIONS
 NOW = 1_800_000_000.0
 
 
-def session(now: float = NOW, *, user: str = "u1", **fields: Any) -> SessionRecord:
-    return SessionRecord(
-        id=secrets.token_urlsafe(32),
-        user_id=user,
-        secret_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
-        created_at=now,
-        last_seen_at=now,
-        idle_expires_at=now + 3600,
-        absolute_expires_at=now + 86400,
-        **fields,
-    )
+def session(now: float = NOW, **fields: Any) -> SessionRecord:
+    return make_session(now, **fields)
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers import HOUR, MakeStores
+from helpers import make_session as session
 from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError, NotFound, SessionLimitExceeded, UserExists
 from satchel.stores import (
@@ -28,14 +29,11 @@ from satchel.stores import (
     SessionRecord,
     SQLiteStore,
     StoredKey,
-    Stores,
     UserRecord,
 )
 from satchel.stores.codec import b64e
 
-HOUR = 3600.0
 STORE_KINDS = ("memory", "sqlite", "redis", "postgres")
-MakeStores = Callable[..., Awaitable[Stores]]
 
 
 @pytest.fixture(
@@ -51,27 +49,6 @@ async def store(request: pytest.FixtureRequest, make_stores: MakeStores) -> Any:
     stores = await make_stores(request.param)
     assert stores.sessions is stores.users is stores.keys
     return stores.sessions
-
-
-def session(
-    now: float,
-    *,
-    user: str = "u1",
-    sid: str | None = None,
-    idle: float = HOUR,
-    absolute: float = 24 * HOUR,
-    **fields: Any,
-) -> SessionRecord:
-    return SessionRecord(
-        id=sid or secrets.token_urlsafe(24),
-        user_id=user,
-        secret_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
-        created_at=now,
-        last_seen_at=now,
-        idle_expires_at=now + idle,
-        absolute_expires_at=now + absolute,
-        **fields,
-    )
 
 
 def user_record(name: str, **fields: Any) -> UserRecord:
