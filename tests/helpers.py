@@ -6,10 +6,11 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from satchel.revocation import RevocationEvent
+from satchel.revocation import RevocationBus, RevocationEvent
 from satchel.stores import SessionRecord, Stores
 
 HOUR = 3600.0
@@ -63,3 +64,15 @@ class Recorder:
 
     def reset(self) -> None:
         self.resets += 1
+
+
+@asynccontextmanager
+async def started(*buses: RevocationBus) -> AsyncIterator[None]:
+    """Start ``buses`` in order; close every one of them on the way out."""
+    try:
+        for bus in buses:
+            await bus.start()
+        yield
+    finally:
+        for bus in buses:
+            await bus.close()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from helpers import Recorder, until
+from helpers import Recorder, started, until
 from procs import TcpProxy
 from satchel.buses.postgres import PostgresBus, channel_for
 from satchel.errors import StoreUnavailable
@@ -37,13 +37,8 @@ def schema(run_id: str, request: pytest.FixtureRequest) -> str:
 async def pair(database_url: str, schema: str) -> AsyncIterator[tuple[PostgresBus, PostgresBus]]:
     a = PostgresBus(database_url, schema=schema, **FAST)
     b = PostgresBus(database_url, schema=schema, **FAST)
-    await a.start()
-    await b.start()
-    try:
+    async with started(a, b):
         yield a, b
-    finally:
-        await a.close()
-        await b.close()
 
 
 def test_channel_names_are_per_schema_and_bounded() -> None:
@@ -73,15 +68,10 @@ async def test_other_schemas_do_not_hear_it(database_url: str, schema: str) -> N
     b = PostgresBus(database_url, schema=schema + "_y", **FAST)
     seen = Recorder()
     b.subscribe(seen)
-    await a.start()
-    await b.start()
-    try:
+    async with started(a, b):
         await a.publish(event())
         await asyncio.sleep(0.2)
         assert seen.events == []
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_publishes_through_a_given_pool(database_url: str, schema: str) -> None:
@@ -90,14 +80,11 @@ async def test_publishes_through_a_given_pool(database_url: str, schema: str) ->
     b = PostgresBus(database_url, schema=schema, **FAST)
     seen = Recorder()
     b.subscribe(seen)
-    await a.start()
-    await b.start()
     try:
-        await a.publish(event())
-        await until(lambda: len(seen.events) == 1)
+        async with started(a, b):
+            await a.publish(event())
+            await until(lambda: len(seen.events) == 1)
     finally:
-        await a.close()
-        await b.close()
         # The bus does not own a given pool: it is still usable after close().
         assert await pool.fetchval("SELECT 1") == 1
         await pool.close()

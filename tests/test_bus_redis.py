@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from helpers import Recorder, until
+from helpers import Recorder, started, until
 from procs import PrivateRedis, TcpProxy
 from satchel.buses import bus_kind_for, make_bus
 from satchel.buses.redis import RedisBus
@@ -38,13 +38,8 @@ def prefix(run_id: str, request: pytest.FixtureRequest) -> str:
 async def pair(redis_url: str, prefix: str) -> AsyncIterator[tuple[RedisBus, RedisBus]]:
     a = RedisBus(redis_url, prefix=prefix, **FAST)
     b = RedisBus(redis_url, prefix=prefix, **FAST)
-    await a.start()
-    await b.start()
-    try:
+    async with started(a, b):
         yield a, b
-    finally:
-        await a.close()
-        await b.close()
 
 
 @pytest.fixture
@@ -83,16 +78,11 @@ async def test_channels_are_isolated_by_prefix(redis_url: str, prefix: str) -> N
     b = RedisBus(redis_url, prefix=prefix + "y", **FAST)
     seen = Recorder()
     b.subscribe(seen)
-    await a.start()
-    await b.start()
-    try:
+    async with started(a, b):
         assert a.channel == f"{prefix}x:revocations"
         await a.publish(event())
         await asyncio.sleep(0.2)
         assert seen.events == []
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_malformed_and_oversized_messages_are_ignored(

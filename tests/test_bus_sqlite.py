@@ -20,7 +20,7 @@ import pytest
 
 import helpers
 import satchel.buses.sqlite as sqlite_bus
-from helpers import Recorder
+from helpers import Recorder, started
 from procs import SatchelServer, satchel_cli, start_servers
 from satchel.buses import bus_kind_for, make_bus
 from satchel.buses.sqlite import SQLiteBus
@@ -282,21 +282,18 @@ async def test_events_before_start_are_skipped_and_own_rows_not_echoed(
     seen_a, seen_b = Recorder(), Recorder()
     a.subscribe(seen_a, seen_a.reset)
     b.subscribe(seen_b, seen_b.reset)
-    await a.start()
-    await b.start()
     try:
-        assert seen_b.resets == 0 and b.counters.connects == 1  # first start: no flush
-        await a.publish(session_event("s1"))
-        assert [e.subject for e in seen_a.events] == ["s1"]  # applied before returning
-        await until(lambda: len(seen_b.events) == 1)
-        await asyncio.sleep(5 * POLL)
-        assert [e.subject for e in seen_b.events] == ["s1"]  # "before" never delivered
-        assert [e.subject for e in seen_a.events] == ["s1"]  # no echo
-        assert (a.counters.published, b.counters.received) == (1, 1)
-        assert [r[2] for r in rows(db_path)] == [2_000_000_000.0, 2_000_000_000.0]
+        async with started(a, b):
+            assert seen_b.resets == 0 and b.counters.connects == 1  # first start: no flush
+            await a.publish(session_event("s1"))
+            assert [e.subject for e in seen_a.events] == ["s1"]  # applied before returning
+            await until(lambda: len(seen_b.events) == 1)
+            await asyncio.sleep(5 * POLL)
+            assert [e.subject for e in seen_b.events] == ["s1"]  # "before" never delivered
+            assert [e.subject for e in seen_a.events] == ["s1"]  # no echo
+            assert (a.counters.published, b.counters.received) == (1, 1)
+            assert [r[2] for r in rows(db_path)] == [2_000_000_000.0, 2_000_000_000.0]
     finally:
-        await a.close()
-        await b.close()
         await early.close()
 
 
