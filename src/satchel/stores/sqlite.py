@@ -104,6 +104,7 @@ _LIST_ALL = (
 )
 _USER_LIVE = "SELECT id, created_at, expires_at FROM sessions WHERE user_id = ?"
 _DELETE_ONE = "DELETE FROM sessions WHERE id = ?"
+_DELETE_USER_EXPIRED = "DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?"
 _TOUCH = (
     "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ?,"
     " expires_at = min(?, absolute_expires_at) WHERE id = ?"
@@ -243,14 +244,21 @@ class SQLiteStore:
         codec.check_max_per_user(max_per_user)
         params = codec.session_row(record)
         with self._tx() as conn:
-            expired, evict = codec.plan_create(
-                conn.execute(_USER_LIVE, (record.user_id,)),
-                now=now,
-                max_per_user=max_per_user,
-                on_exceed=on_exceed,
-            )
-            for sid in (*expired, *evict):
-                conn.execute(_DELETE_ONE, (sid,))
+            if max_per_user is None:
+                # Nothing to count: drop the user's expired sessions in one statement rather
+                # than reading every session of the user into Python on each login (a login
+                # otherwise costs O(sessions the user ever opened)).
+                conn.execute(_DELETE_USER_EXPIRED, (record.user_id, now))
+                evict: list[str] = []
+            else:
+                expired, evict = codec.plan_create(
+                    conn.execute(_USER_LIVE, (record.user_id,)),
+                    now=now,
+                    max_per_user=max_per_user,
+                    on_exceed=on_exceed,
+                )
+                for sid in (*expired, *evict):
+                    conn.execute(_DELETE_ONE, (sid,))
             try:
                 conn.execute(_INSERT_SESSION, params)
             except sqlite3.IntegrityError as exc:
