@@ -496,6 +496,9 @@ def _scale_section(results: Results) -> str:
         return "No scale figures in this run (see below)."
     rows = []
     for backend, data in results.scale.items():
+        if data.get("error") and not data.get("sessions"):
+            rows.append([backend, "failed", "—", "—", "—", "—", str(data["error"])[:80]])
+            continue
         lookup = data.get("lookup", {})
         size = ""
         if "bytes_per_session" in data:

@@ -245,3 +245,4 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
             _run(_one_backend(backend, settings, results, progress))
         except Exception as exc:
             results.skip(f"scale / {backend}", f"{type(exc).__name__}: {exc}")
+            results.scale.setdefault(backend, {})["error"] = f"{type(exc).__name__}: {exc}"
