@@ -51,6 +51,10 @@ async def test_fastapi_example_runs_as_written(
         hello = await client.get("/hello", headers=bearer)
         assert hello.status_code == 200
         assert hello.json() == {"hello": "alice"}
+        # The app's own routes are tried before satchel's (cheaper routing per request).
+        routes = app.router.routes
+        position = next(i for i, r in enumerate(routes) if getattr(r, "path", None) == "/hello")
+        assert position == len(routes) - 2, "satchel's router should be the only entry after /hello"
     assert (tmp_path / "app.db").exists()
 
 

@@ -341,9 +341,13 @@ def install(
 
     resolved = settings if settings is not None else Settings()
     inner = app.router.lifespan_context
+    ours: list[Any] = []
 
     @asynccontextmanager
     async def lifespan(inner_app: Any) -> AsyncIterator[Any]:
+        # The app declares its routes after install(); every request tries routes in order,
+        # so satchel's go last: the app's own routes match without first testing /auth/*.
+        app.router.routes[:] = [r for r in app.router.routes if r not in ours] + ours
         current = auth if auth is not None else await build_auth(resolved)
         setattr(app.state, STATE_KEY, current)
         await current.start()
@@ -361,7 +365,9 @@ def install(
     if routes:
         from satchel.server.api import router
 
+        before = list(app.router.routes)
         app.include_router(router)
+        ours.extend(r for r in app.router.routes if r not in before)
     app.add_middleware(AuthMiddleware, auth=auth)
 
 
