@@ -362,3 +362,24 @@ def test_keys_rotate_bad_alg_is_a_clean_error(cli: Invoke) -> None:
     negative = cli("keys", "rotate", "--overlap", "-5")
     assert negative.exit_code == 2
     assert "Traceback" not in negative.output
+
+
+def test_bench_command_reaches_the_benchmark_runner() -> None:
+    from typer.testing import CliRunner
+
+    from satchel.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--quick" in result.output
+    assert "docs/benchmarks.md" in result.output
+
+
+def test_bench_command_rejects_unknown_phase_cleanly() -> None:
+    from typer.testing import CliRunner
+
+    from satchel.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--only", "nonsense"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output

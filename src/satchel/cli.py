@@ -9,11 +9,13 @@ configuration) — never a traceback, never a password or a store URL's password
 from __future__ import annotations
 
 import asyncio
+import importlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -236,6 +238,39 @@ def serve(
         raise typer.Exit(0) from None
     except (ImportError, OSError) as exc:
         _fail(_describe(exc))
+
+
+# --- bench ------------------------------------------------------------------------------
+
+
+def _benchmarks_main() -> Callable[[Sequence[str]], int]:
+    """``benchmarks.main`` from the source checkout this package runs from.
+
+    The benchmarks live beside ``src/`` (they are not part of the installed package), so an
+    editable install from a clone finds them; anything else gets a clear message.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "benchmarks" / "__init__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    try:
+        # Imported by name: the benchmarks are not part of the typed package.
+        bench_main: Callable[[Sequence[str]], int] = importlib.import_module("benchmarks").main
+    except ImportError as exc:
+        _fail(
+            "satchel bench runs from a source checkout with the benchmark extra installed "
+            f"(bash scripts/bootstrap bench): {_describe(exc)}",
+            EXIT_USAGE,
+        )
+    return bench_main
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmarks and write docs/benchmarks.md (--quick for a short run, --help)."""
+    raise typer.Exit(_benchmarks_main()(list(ctx.args)))
 
 
 # --- users ------------------------------------------------------------------------------
