@@ -6,6 +6,8 @@ The library itself never reads configuration; applications that do not want
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import logging
 from typing import TYPE_CHECKING
@@ -73,14 +75,41 @@ class ConfiguredAuth(Auth):
         self.keys = keys
         self.csrf = csrf
         self._owns_hasher = owns_hasher
+        self._purger: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect the revocation bus, then start the strategy."""
+        """Connect the revocation bus, start the strategy and the periodic purge."""
         await self.bus.start()
         await super().start()
+        if self.settings.purge_interval > 0 and self._purger is None:
+            self._purger = asyncio.create_task(
+                self._purge_forever(self.settings.purge_interval), name="satchel-purge"
+            )
+
+    async def purge_expired(self) -> int:
+        """Delete expired sessions now; returns how many went."""
+        return await self.stores.sessions.purge_expired(self.clock())
+
+    async def _purge_forever(self, interval: float) -> None:
+        # A failed purge is retried next time: expired sessions are already refused on every
+        # read, so purging is housekeeping, never a security boundary.
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.purge_expired()
+            except Exception as exc:  # logged and retried; must not end the server
+                logger.warning("session purge failed: %s", type(exc).__name__)
+            else:
+                if removed:
+                    logger.info("purged %d expired sessions", removed)
 
     async def close(self) -> None:
-        """Stop the strategy and the bus, close every store once, stop the hasher threads."""
+        """Stop the purge, the strategy and the bus, close every store once, stop the hasher."""
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+            self._purger = None
         try:
             await self.strategy.close()
             await self.bus.close()

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     #: SQLite bus: seconds between polls; a revocation reaches other processes this fast,
     #: and a process whose polling stalls stops trusting its cache after 3 intervals.
     bus_poll_interval: float = Field(default=0.05, ge=0.005, le=5.0)
+    #: Seconds between purges of expired sessions by the server (0: only `satchel sessions
+    #: purge`). Stores that expire keys themselves (Redis) only tidy their indexes.
+    purge_interval: float = Field(default=3600.0, ge=0, le=7 * 86_400)
     #: Cache verified sessions per process (only ever trusted while the bus is healthy).
     cache: bool = True
     #: Upper bound, seconds, on trusting a cached session without re-reading the store.
