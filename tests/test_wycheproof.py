@@ -1,4 +1,4 @@
-"""Wycheproof conformance (Apache-2.0 vectors in /work/shared/vectors/wycheproof/).
+"""Wycheproof conformance (Apache-2.0 vectors in ../shared/vectors/wycheproof/ beside the repo).
 
 Every JWS case whose algorithm satchel supports (EdDSA, ES256, RS256, HS256) runs through the
 strict decoder with a key set built from the vector's JWK; the primitive vectors run through
@@ -23,7 +23,9 @@ from satchel import jws
 from satchel.errors import ConfigurationError, InvalidToken
 from satchel.keys import MIN_HMAC_SECRET, Ed25519Key, ES256Key, HS256Key, KeySet, key_from_jwk
 
-VECTORS = Path(os.environ.get("SATCHEL_WYCHEPROOF_DIR", "/work/shared/vectors/wycheproof"))
+# The vectors live in the project's shared folder, beside the repository's root.
+_BESIDE_REPO = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "wycheproof"
+VECTORS = Path(os.environ.get("SATCHEL_WYCHEPROOF_DIR", _BESIDE_REPO))
 SUPPORTED = {"EdDSA", "ES256", "RS256", "HS256"}
 # Key type (and curve) -> algorithm, for JWKs that carry no "alg".
 INFERRED_ALG = {
