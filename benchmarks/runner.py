@@ -43,6 +43,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run only this phase (repeatable); the report still has every section",
     )
     parser.add_argument("--no-progress", action="store_true", help="plain log lines instead")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="PATH",
+        help="measure nothing: re-render the report from an earlier run's JSON",
+    )
     return parser.parse_args(argv)
 
 
@@ -51,6 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     json_path, png_path = out.with_suffix(".json"), out.with_suffix(".png")
     command = "python -m benchmarks" + (" " + shlex.join(list(argv)) if argv else "")
+    if args.from_json is not None:
+        from benchmarks import report
+
+        try:
+            results = report.load(args.from_json)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"benchmarks: cannot read {args.from_json}: {exc}", file=sys.stderr)
+            return 2
+        command = str(results.environment.get("command") or command)
+        report.write(results, out, json_path, png_path, command)
+        print(f"benchmarks: re-rendered {out} from {args.from_json}", file=sys.stderr)
+        return 0
     with tempfile.TemporaryDirectory(prefix="satchel-bench-") as tmp:
         try:
             settings = Settings.make(quick=args.quick, workdir=Path(tmp))
@@ -61,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks import report
 
         results.environment = report.environment()
+        results.environment["command"] = command
         selected = [p for p in PHASES if not args.only or p in args.only]
         started = time.perf_counter()
         try:

@@ -49,6 +49,29 @@ def test_quick_run_writes_report_json_and_chart(tmp_path: Path, redis_url: str) 
     assert {"name", "measured", "met"} <= set(data["targets"][0])
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # The report can be re-rendered from the raw JSON alone, with the same verdicts.
+    again = tmp_path / "again" / "benchmarks.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--from-json",
+            str(out.with_suffix(".json")),
+            "--out",
+            str(again),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(again.with_suffix(".json").read_text())["targets"] == data["targets"]
+    assert "## Targets" in again.read_text()
+
 
 def test_help_names_the_options() -> None:
     done = subprocess.run(
