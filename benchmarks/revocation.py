@@ -6,8 +6,13 @@ log out on C, and from the moment C's logout *returned* poll A and B as fast as 
 until both refuse the token. The sample is the later of the two refusals, so it includes
 one request round trip (what a client would see), not just the pub/sub hop.
 
+With ``strategy="hybrid"`` the credential is the bearer access token of ``POST /auth/token``:
+a signed token that is still far from expiry when it is revoked, so A and B can only refuse
+it from the revocation they were pushed (they verify it without reading the store).
+
 Contract with the report: ``results.revocation[config.label]`` is
-``{"p50_ms", "p99_ms", "max_ms", "samples", "processes": 3, "note"}``.
+``{"p50_ms", "p99_ms", "max_ms", "mean_ms", "samples", "lost", "processes": 3,
+"strategy", "note"}``.
 
 Entry points: :func:`measure_revocation` (async, one deployment, returns that dict) and
 :func:`run` (the harness phase).
@@ -57,14 +62,16 @@ async def measure_revocation(
     redis_url: str | None = "redis://127.0.0.1:6379/0",
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test",
     env: Mapping[str, str] | None = None,
+    strategy: str = "session",
     tag: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Median and 99th-percentile ms from "logout returned on C" to "refused on A and B".
 
     By default the deployment is users and keys in PostgreSQL, sessions in Redis (Redis
-    bus); ``redis_url=None`` makes it PostgreSQL only (LISTEN/NOTIFY). ``env`` replaces
-    the ``SATCHEL_*`` settings entirely. Everything created (Redis keys, schema) is removed.
+    bus); ``redis_url=None`` makes it PostgreSQL only (LISTEN/NOTIFY). ``strategy`` is
+    ``"session"`` or ``"hybrid"`` (signed access tokens, EdDSA). ``env`` replaces the
+    ``SATCHEL_*`` settings entirely. Everything created (Redis keys, schema) is removed.
     """
     import httpx
 
@@ -72,7 +79,13 @@ async def measure_revocation(
     tag = tag or f"rev{time.time_ns() % 10**10}"
     schema = tag.lower()
     if env is None:
-        env = {"SATCHEL_STORE": database_url, "SATCHEL_PG_SCHEMA": schema}
+        env = {
+            "SATCHEL_STRATEGY": strategy,
+            "SATCHEL_STORE": database_url,
+            "SATCHEL_PG_SCHEMA": schema,
+        }
+        if strategy == "hybrid":
+            env["SATCHEL_JWT_ALG"] = "EdDSA"  # the algorithm of the table's hybrid column
         if redis_url is not None:
             env["SATCHEL_SESSIONS_STORE"] = redis_url
     env = {
@@ -94,6 +107,15 @@ async def measure_revocation(
         async with httpx.AsyncClient(timeout=5) as client:
             pollers = {s.url: await _Poller.open(s.port) for s in (a, b)}
 
+            async def store_reads() -> int:
+                total = 0
+                for server in (a, b):
+                    counters = (await client.get(f"{server.url}/debug/counters")).json()
+                    total += int(counters.get("strategy", {}).get("store_reads", 0))
+                return total
+
+            window_reads = 0
+
             async def refused_at(url: str, auth: dict[str, str]) -> float | None:
                 poller = pollers[url]
                 deadline = time.perf_counter() + POLL_LIMIT
@@ -107,9 +129,14 @@ async def measure_revocation(
                     f"{a.url}/auth/token", data={"username": USER, "password": PASSWORD}
                 )
                 login.raise_for_status()
-                auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                issued = login.json()
+                expires_at = time.perf_counter() + float(issued.get("expires_in", 0))
+                if strategy == "hybrid" and not issued.get("refresh_token"):
+                    raise RuntimeError("the servers did not issue hybrid tokens")
+                auth = {"Authorization": f"Bearer {issued['access_token']}"}
                 for server in (a, b, a, b):
                     (await client.get(f"{server.url}/auth/me", headers=auth)).raise_for_status()
+                reads_before = await store_reads()
                 logout = await client.post(f"{c.url}/auth/logout", headers=auth)
                 returned = time.perf_counter()
                 if logout.status_code != 204:
@@ -118,7 +145,13 @@ async def measure_revocation(
                 if None in ends:
                     lost += 1
                     continue
-                samples.append((max(e for e in ends if e is not None) - returned) * 1000)
+                refused = max(e for e in ends if e is not None)
+                if strategy == "hybrid" and refused >= expires_at:
+                    # Refused only because it expired: not a revocation figure.
+                    raise RuntimeError("the access token expired before it was refused")
+                samples.append((refused - returned) * 1000)
+                # Read after the timing: what A and B spent on the store to learn of it.
+                window_reads += await store_reads() - reads_before
                 if progress is not None and (i + 1) % 50 == 0:
                     progress(f"{i + 1}/{n} revocations")
             bus = (await client.get(f"{a.url}/debug/counters")).json().get("bus", {})
@@ -130,6 +163,7 @@ async def measure_revocation(
         await _cleanup(env, redis_url, database_url, schema, tag)
     if not samples:
         raise RuntimeError("no revocation reached the other processes within 2 s")
+    credential = "unexpired bearer access token" if strategy == "hybrid" else "session"
     return {
         "p50_ms": round(statistics.median(samples), 3),
         "p99_ms": round(_percentile(samples, 0.99), 3),
@@ -138,9 +172,12 @@ async def measure_revocation(
         "samples": len(samples),
         "lost": lost,
         "processes": 3,
+        "strategy": strategy,
+        "store_reads_per_revocation": round(window_reads / len(samples), 3),
         "note": (
-            f"3 processes, {bus.get('kind', '?')}; logout on C returned → refused on A and B"
-            " (incl. one keep-alive request round trip)"
+            f"3 processes, {bus.get('kind', '?')}; logout on C returned → {credential}"
+            " refused on A and B (incl. one keep-alive request round trip);"
+            f" store reads on A and B per revocation: {window_reads / len(samples):g}"
         ),
     }
 
@@ -200,17 +237,25 @@ async def _cleanup(
             await client.aclose()
 
 
-#: Report label -> deployment. The label of the Redis row matches benchmarks.satchel_side.
+def _table_label(key: str) -> str:
+    from benchmarks.satchel_side import CONFIGS
+
+    return next(c.label for c in CONFIGS if c.key == key)
+
+
+#: Report label -> (with Redis, strategy, tag suffix). Labels of the rows that are also
+#: columns of the comparison table come from benchmarks.satchel_side, so the cells fill.
 DEPLOYMENTS = (
-    ("session + Redis + local cache", True),
-    ("session + PostgreSQL only (LISTEN/NOTIFY)", False),
+    (_table_label("session-redis-cache"), True, "session", "r"),
+    ("session + PostgreSQL only (LISTEN/NOTIFY)", False, "session", "p"),
+    (_table_label("hybrid"), True, "hybrid", "h"),
 )
 
 
 def run(settings: Settings, results: Results, progress: Progress) -> None:
     """Measure each deployment in turn; one that cannot run is skipped with its reason."""
     n = 50 if settings.quick else 200
-    for label, with_redis in DEPLOYMENTS:
+    for label, with_redis, strategy, suffix in DEPLOYMENTS:
         progress(label)
         try:
             results.revocation[label] = asyncio.run(
@@ -218,7 +263,8 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
                     n,
                     redis_url=settings.redis_url if with_redis else None,
                     database_url=settings.database_url,
-                    tag=f"rev{settings.run_id}{'r' if with_redis else 'p'}",
+                    strategy=strategy,
+                    tag=f"rev{settings.run_id}{suffix}",
                     progress=progress,
                 )
             )
