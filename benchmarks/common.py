@@ -8,7 +8,7 @@ import os
 import secrets
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -210,21 +210,34 @@ async def time_async(
 
 
 async def time_group_async(
-    fns: dict[str, Callable[[], Awaitable[object]]], settings: Settings
+    fns: dict[str, Callable[[], Awaitable[object]]],
+    settings: Settings,
+    *,
+    after: Mapping[str, Callable[[], Awaitable[object]]] | None = None,
 ) -> dict[str, Timing]:
-    """:func:`time_group` for coroutines."""
+    """:func:`time_group` for coroutines.
 
-    def runner(fn: Callable[[], Awaitable[object]]) -> Callable[[int], Awaitable[float]]:
+    ``after[name]``, when given, runs after every timed loop of that contender, outside the
+    timing (e.g. to undo what the loop created so the next loop starts from the same state).
+    """
+    hooks = after or {}
+
+    def runner(
+        fn: Callable[[], Awaitable[object]], hook: Callable[[], Awaitable[object]] | None
+    ) -> Callable[[int], Awaitable[float]]:
         async def run_once(n: int) -> float:
             perf = time.perf_counter
             t0 = perf()
             for _ in range(n):
                 await fn()
-            return perf() - t0
+            elapsed = perf() - t0
+            if hook is not None:
+                await hook()
+            return elapsed
 
         return run_once
 
-    runners = {name: runner(fn) for name, fn in fns.items()}
+    runners = {name: runner(fn, hooks.get(name)) for name, fn in fns.items()}
     numbers: dict[str, int] = {}
     for name, run in runners.items():
         number = 1

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import E2ERow, MicroRow, Results
-from benchmarks.satchel_side import CONFIGS, FRAMEWORK_CONFIG, Config
+from benchmarks.satchel_side import (
+    CONFIGS,
+    FRAMEWORK_CONFIG,
+    LOGIN_FLOOR,
+    LOGIN_SATCHEL,
+    LOGIN_THREADED_FLOOR,
+    Config,
+)
 
 NOTES_FILE = Path(__file__).with_name("NOTES.md")
 
@@ -43,6 +50,7 @@ class Target:
     limit: str
     met: bool | None  # None: not measured in this run
     gap: str = ""
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +60,7 @@ class Target:
             "limit": self.limit,
             "met": self.met,
             "gap": self.gap,
+            "note": self.note,
         }
 
 
@@ -289,17 +298,32 @@ def evaluate_targets(results: Results) -> list[Target]:
             "" if p99 is None or p99 <= 50 else f"{p99 - 50:.1f} µs over",
         )
     )
-    out.append(
-        _ratio_target(
-            "Login vs the argon2 hash alone",
-            "satchel Auth.login()",
-            micro("login", "satchel Auth.login()"),
-            micro("login", "argon2 verify alone (satchel's parameters)"),
-            1.05,
-            at_most=True,
-        )
-    )
+    out.append(_login_target(results))
     return out
+
+
+def _login_target(results: Results) -> Target:
+    """Login against the bare hash (the issue's target), with the threaded floor beside it.
+
+    satchel runs argon2 in a worker thread, so a login also pays the hop to that thread and
+    back; the note shows the ratio against the verify making the same hop, which is the part
+    of the gap that is satchel's own work (store reads and writes, session, audit).
+    """
+    micro = results.micro_ns
+    login = micro("login", LOGIN_SATCHEL)
+    bare = micro("login", LOGIN_FLOOR)
+    threaded = micro("login", LOGIN_THREADED_FLOOR)
+    target = _ratio_target(
+        "Login vs the argon2 hash alone", LOGIN_SATCHEL, login, bare, 1.05, at_most=True
+    )
+    if login is not None and threaded:
+        target.note = (
+            f"{login / threaded:.2f}× the verify in a worker thread ({us(threaded)}; "
+            f"bare {us(bare)}, login {us(login)})"
+        )
+        if bare:
+            target.note += f"; the thread hop alone is {threaded / bare:.2f}× the bare hash"
+    return target
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -321,13 +345,16 @@ def _environment(results: Results) -> str:
 
 def _targets_section(targets: list[Target]) -> str:
     rows = [[t.name, t.subject, t.measured, t.limit, mark(t.met), t.gap] for t in targets]
+    header = ["Target", "Subject", "Measured", "Goal", "Status", "Gap"]
+    if any(t.note for t in targets):
+        header.append("Note")
+        for row, t in zip(rows, targets, strict=True):
+            row.append(t.note)
     met = sum(1 for t in targets if t.met)
     missed = sum(1 for t in targets if t.met is False)
     absent = sum(1 for t in targets if t.met is None)
     summary = f"{met} met, {missed} not met, {absent} not measured in this run."
-    return (
-        summary + "\n\n" + table(["Target", "Subject", "Measured", "Goal", "Status", "Gap"], rows)
-    )
+    return summary + "\n\n" + table(header, rows)
 
 
 def _seed_table(results: Results) -> str:
