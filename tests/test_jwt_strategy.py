@@ -125,6 +125,22 @@ async def test_cache_hits_cost_no_store_read_when_bus_is_trusted(manual_clock: M
     assert strategy.counters.store_reads == 2  # the valid_after entry is re-read after cache_ttl
 
 
+@pytest.mark.parametrize("bus", [None, LocalBus()], ids=["no-bus", "trusted-bus"])
+async def test_cache_disabled_authenticates_every_time_from_the_token_and_store(
+    manual_clock: ManualClock, bus: object
+) -> None:
+    # Settings(cache=False) builds the strategy with cache_size=0; remembering a valid_after
+    # in an empty, zero-sized cache used to evict from it and raise StopIteration.
+    strategy, store = await make_strategy(manual_clock, bus=bus, cache_size=0)
+    user = await new_user(store)
+    identity, issued = await strategy.issue(user, LoginContext())
+    for _ in range(2):
+        seen = await strategy.authenticate(issued.access_token)
+        assert (seen.user_id, seen.session_id) == ("u1", identity.session_id)
+    assert strategy.counters.cache_hits == 0
+    assert strategy.counters.store_reads == 2  # nothing remembered: the user is read each time
+
+
 @pytest.mark.parametrize("bus", [None, NullBus()], ids=["no-bus", "null-bus"])
 async def test_F04_without_trusted_bus_every_request_reads_the_user(
     manual_clock: ManualClock, bus: object
