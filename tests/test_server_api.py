@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from satchel.transports.cookie import CookieTransport
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"
 COOKIE = "__Host-satchel"
-HAS_JWT = importlib.util.find_spec("satchel.strategies.jwt") is not None
 
 
 @dataclass
@@ -384,7 +382,6 @@ async def test_bearer_logout_ends_the_session(server: Server) -> None:
     assert_error(await server.client.get("/auth/me", headers=headers), 401)
 
 
-@pytest.mark.skipif(not HAS_JWT, reason="JWT strategy not available yet")
 async def test_jwt_token_me_and_tampered(make_server: ServerFactory) -> None:
     server = await make_server(strategy="jwt")
     response = await server.client.post(
@@ -408,7 +405,6 @@ async def test_jwt_token_me_and_tampered(make_server: ServerFactory) -> None:
     assert all("d" not in key for key in jwks["keys"])
 
 
-@pytest.mark.skipif(not HAS_JWT, reason="JWT strategy not available yet")
 async def test_jwt_logout_revokes_and_sessions_are_not_supported(
     make_server: ServerFactory,
 ) -> None:
@@ -662,15 +658,6 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.transports == ["bearer", "cookie"]
     assert settings.trusted_origins == ["https://app.example.com"]
     assert "hunter2" not in repr(settings)
-
-
-async def test_hybrid_strategy_is_a_clear_configuration_error() -> None:
-    from satchel.errors import ConfigurationError
-
-    if importlib.util.find_spec("satchel.strategies.hybrid") is not None:
-        pytest.skip("the hybrid strategy exists now")
-    with pytest.raises(ConfigurationError, match="not available yet"):
-        await build_auth(Settings(store="memory://", strategy="hybrid"))
 
 
 async def test_build_auth_maps_transport_order_and_cookie_flags() -> None:

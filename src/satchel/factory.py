@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 from typing import TYPE_CHECKING
 
@@ -33,13 +32,6 @@ if TYPE_CHECKING:
     from satchel.throttle import LoginThrottle, ThrottlePolicy
 
 logger = logging.getLogger("satchel.factory")
-
-#: Modules that implement the strategies; a missing one is a clear configuration error.
-STRATEGY_MODULES = {
-    "session": "satchel.strategies.session",
-    "jwt": "satchel.strategies.jwt",
-    "hybrid": "satchel.strategies.hybrid",
-}
 
 
 class ConfiguredAuth(Auth):
@@ -127,19 +119,6 @@ class ConfiguredAuth(Auth):
         )
 
 
-def check_settings(settings: Settings) -> None:
-    """Raise :class:`ConfigurationError` for settings this installation cannot serve.
-
-    Cheap and synchronous: run it before opening sockets or stores.
-    """
-    module = STRATEGY_MODULES[settings.strategy]
-    if importlib.util.find_spec(module) is None:
-        raise ConfigurationError(
-            f"The {settings.strategy!r} strategy is not available yet in this version of "
-            "satchel; use 'session' or 'jwt'."
-        )
-
-
 def build_transports(settings: Settings) -> list[Transport]:
     """The transports named in ``settings.transports``, in that (precedence) order."""
     from satchel.transports.bearer import BearerTransport
@@ -207,7 +186,6 @@ async def build_auth(
     :meth:`PasswordHasher.insecure_fast_for_tests`). Call ``start()`` before serving and
     ``close()`` at the end; a failure here closes whatever was already opened.
     """
-    check_settings(settings)
     transports = build_transports(settings)
     stores = await open_stores(
         settings.store,

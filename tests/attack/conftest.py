@@ -3,7 +3,6 @@ hypothesis profiles (short by default, long with ``SATCHEL_FUZZ=long``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,20 +34,6 @@ BASE = "https://testserver"
 ORIGIN = BASE
 COOKIE = "__Host-satchel"
 STRATEGIES = ("session", "jwt", "hybrid")
-
-
-def strategy_available(name: str) -> bool:
-    return importlib.util.find_spec(f"satchel.strategies.{name}") is not None
-
-
-def strategy_param(name: str) -> Any:
-    return pytest.param(
-        name,
-        marks=pytest.mark.skipif(
-            not strategy_available(name),
-            reason=f"satchel.strategies.{name} is not importable yet (built in parallel)",
-        ),
-    )
 
 
 @dataclass
@@ -125,7 +110,7 @@ async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     hasher.close()
 
 
-@pytest.fixture(params=[strategy_param(name) for name in STRATEGIES])
+@pytest.fixture(params=STRATEGIES)
 def strategy(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name

@@ -17,7 +17,7 @@ from satchel.errors import InvalidCredential
 from satchel.events import AuditEvent, AuditLog
 from satchel.strategies.base import LoginContext
 
-from .conftest import COOKIE, ORIGIN, PASSWORD, Server, ServerFactory, strategy_available
+from .conftest import COOKIE, ORIGIN, PASSWORD, Server, ServerFactory
 
 SAME = {"origin": ORIGIN, "sec-fetch-site": "same-origin"}
 
@@ -185,7 +185,6 @@ def test_R03_event_fields_escape_and_bound() -> None:
     assert len(fields["username"]) < 300
 
 
-@pytest.mark.skipif(not strategy_available("hybrid"), reason="hybrid strategy not importable yet")
 async def test_R01_refresh_rotation_reuse_revokes_family(make_server: ServerFactory) -> None:
     server = await make_server("hybrid")
     events: list[AuditEvent] = []

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,14 +12,12 @@ from fastapi import FastAPI
 from satchel.auth import Auth
 from satchel.integrations.asgi import STATE_KEY, AuthMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
+from satchel.server import pages
 from satchel.server.api import router
 from satchel.server.errors import BodyLimitMiddleware
 from satchel.settings import Settings
 
 logger = logging.getLogger("satchel.server")
-
-#: Optional module with the HTML pages; mounted when it is installed alongside this one.
-PAGES_MODULE = "satchel.server.pages"
 
 
 def create_app(settings: Settings | None = None, *, auth: Auth | None = None) -> FastAPI:
@@ -66,9 +62,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         from satchel.server.debug import router as debug_router
 
         app.include_router(debug_router)
-    if importlib.util.find_spec(PAGES_MODULE) is not None:
-        pages = importlib.import_module(PAGES_MODULE)
-        pages.install(app)
+    pages.install(app)
     # Added last = outermost: oversized bodies are refused before anything authenticates.
     app.add_middleware(AuthMiddleware, auth=auth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
