@@ -8,7 +8,14 @@ one request round trip (what a client would see), not just the pub/sub hop.
 
 With ``strategy="hybrid"`` the credential is the bearer access token of ``POST /auth/token``:
 a signed token that is still far from expiry when it is revoked, so A and B can only refuse
-it from the revocation they were pushed (they verify it without reading the store).
+it from the revocation they were pushed (they verify it without reading the store). The same
+holds for ``strategy="jwt"``: the logout on C publishes a session revocation on the bus.
+
+With ``sqlite_file`` the three processes share that SQLite file for everything, and the
+revocations travel over the SQLite polling bus (``SATCHEL_BUS_POLL_INTERVAL``, 50 ms by
+default), so those figures are bounded below by the poll interval. Each logout there is
+preceded by a random pause of up to one poll interval: otherwise the fixed length of a
+sample's loop locks the logouts to one phase of the pollers' timer and skews the figures.
 
 Contract with the report: ``results.revocation[config.label]`` is
 ``{"p50_ms", "p99_ms", "max_ms", "mean_ms", "samples", "lost", "processes": 3,
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import random
 import statistics
 import sys
 import time
@@ -63,29 +71,39 @@ async def measure_revocation(
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test",
     env: Mapping[str, str] | None = None,
     strategy: str = "session",
+    sqlite_file: Path | None = None,
+    jwt_alg: str = "EdDSA",
     tag: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Median and 99th-percentile ms from "logout returned on C" to "refused on A and B".
 
     By default the deployment is users and keys in PostgreSQL, sessions in Redis (Redis
-    bus); ``redis_url=None`` makes it PostgreSQL only (LISTEN/NOTIFY). ``strategy`` is
-    ``"session"`` or ``"hybrid"`` (signed access tokens, EdDSA). ``env`` replaces the
-    ``SATCHEL_*`` settings entirely. Everything created (Redis keys, schema) is removed.
+    bus); ``redis_url=None`` makes it PostgreSQL only (LISTEN/NOTIFY); ``sqlite_file``
+    makes it that one SQLite file only (SQLite polling bus; ``redis_url`` and
+    ``database_url`` are then unused). ``strategy`` is ``"session"``, ``"jwt"`` or
+    ``"hybrid"`` (signed access tokens, ``jwt_alg``). ``env`` replaces the ``SATCHEL_*``
+    settings entirely. Everything created (Redis keys, schema, SQLite file) is removed.
     """
     import httpx
 
     procs = _procs()
     tag = tag or f"rev{time.time_ns() % 10**10}"
     schema = tag.lower()
+    signed = strategy in ("jwt", "hybrid")
+    if sqlite_file is not None:
+        redis_url = None
     if env is None:
-        env = {
-            "SATCHEL_STRATEGY": strategy,
-            "SATCHEL_STORE": database_url,
-            "SATCHEL_PG_SCHEMA": schema,
-        }
-        if strategy == "hybrid":
-            env["SATCHEL_JWT_ALG"] = "EdDSA"  # the algorithm of the table's hybrid column
+        if sqlite_file is not None:
+            env = {"SATCHEL_STRATEGY": strategy, "SATCHEL_STORE": f"sqlite:///{sqlite_file}"}
+        else:
+            env = {
+                "SATCHEL_STRATEGY": strategy,
+                "SATCHEL_STORE": database_url,
+                "SATCHEL_PG_SCHEMA": schema,
+            }
+        if signed:
+            env["SATCHEL_JWT_ALG"] = jwt_alg  # the algorithm of the table's column
         if redis_url is not None:
             env["SATCHEL_SESSIONS_STORE"] = redis_url
     env = {
@@ -95,6 +113,7 @@ async def measure_revocation(
         "SATCHEL_EXPOSE_COUNTERS": "true",
         "SATCHEL_LOG_LEVEL": "error",
     }
+    poll_interval = float(env.get("SATCHEL_BUS_POLL_INTERVAL", 0.05))
     servers: list[Any] = []
     try:
         done = procs.satchel_cli(["users", "add", USER, "--password-stdin"], env, PASSWORD + "\n")
@@ -133,10 +152,14 @@ async def measure_revocation(
                 expires_at = time.perf_counter() + float(issued.get("expires_in", 0))
                 if strategy == "hybrid" and not issued.get("refresh_token"):
                     raise RuntimeError("the servers did not issue hybrid tokens")
+                if signed and issued["access_token"].count(".") != 2:
+                    raise RuntimeError(f"the servers did not issue {strategy} tokens")
                 auth = {"Authorization": f"Bearer {issued['access_token']}"}
                 for server in (a, b, a, b):
                     (await client.get(f"{server.url}/auth/me", headers=auth)).raise_for_status()
                 reads_before = await store_reads()
+                if sqlite_file is not None:
+                    await asyncio.sleep(random.uniform(0, poll_interval))
                 logout = await client.post(f"{c.url}/auth/logout", headers=auth)
                 returned = time.perf_counter()
                 if logout.status_code != 204:
@@ -146,7 +169,7 @@ async def measure_revocation(
                     lost += 1
                     continue
                 refused = max(e for e in ends if e is not None)
-                if strategy == "hybrid" and refused >= expires_at:
+                if signed and refused >= expires_at:
                     # Refused only because it expired: not a revocation figure.
                     raise RuntimeError("the access token expired before it was refused")
                 samples.append((refused - returned) * 1000)
@@ -161,9 +184,12 @@ async def measure_revocation(
         for server in servers:
             server.stop()
         await _cleanup(env, redis_url, database_url, schema, tag)
+        if sqlite_file is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
     if not samples:
         raise RuntimeError("no revocation reached the other processes within 2 s")
-    credential = "unexpired bearer access token" if strategy == "hybrid" else "session"
+    credential = "unexpired bearer access token" if signed else "session"
     return {
         "p50_ms": round(statistics.median(samples), 3),
         "p99_ms": round(_percentile(samples, 0.99), 3),
@@ -243,28 +269,36 @@ def _table_label(key: str) -> str:
     return next(c.label for c in CONFIGS if c.key == key)
 
 
-#: Report label -> (with Redis, strategy, tag suffix). Labels of the rows that are also
-#: columns of the comparison table come from benchmarks.satchel_side, so the cells fill.
+#: Report label -> (stores: "redis" = PostgreSQL + Redis, "postgres" = PostgreSQL only,
+#: "sqlite" = one SQLite file; strategy; JWT algorithm; tag suffix). Labels of the rows that
+#: are also columns of the comparison table come from benchmarks.satchel_side, so the
+#: cells fill.
 DEPLOYMENTS = (
-    (_table_label("session-redis-cache"), True, "session", "r"),
-    ("session + PostgreSQL only (LISTEN/NOTIFY)", False, "session", "p"),
-    (_table_label("hybrid"), True, "hybrid", "h"),
+    (_table_label("session-redis-cache"), "redis", "session", "EdDSA", "r"),
+    ("session + PostgreSQL only (LISTEN/NOTIFY)", "postgres", "session", "EdDSA", "p"),
+    (_table_label("hybrid"), "redis", "hybrid", "EdDSA", "h"),
+    (_table_label("session-sqlite"), "sqlite", "session", "EdDSA", "s"),
+    (_table_label("jwt-hs256"), "sqlite", "jwt", "HS256", "j"),
+    (_table_label("jwt-eddsa"), "sqlite", "jwt", "EdDSA", "e"),
 )
 
 
 def run(settings: Settings, results: Results, progress: Progress) -> None:
     """Measure each deployment in turn; one that cannot run is skipped with its reason."""
     n = 50 if settings.quick else 200
-    for label, with_redis, strategy, suffix in DEPLOYMENTS:
+    for label, stores, strategy, alg, suffix in DEPLOYMENTS:
         progress(label)
+        tag = f"rev{settings.run_id}{suffix}"
         try:
             results.revocation[label] = asyncio.run(
                 measure_revocation(
                     n,
-                    redis_url=settings.redis_url if with_redis else None,
+                    redis_url=settings.redis_url if stores == "redis" else None,
                     database_url=settings.database_url,
                     strategy=strategy,
-                    tag=f"rev{settings.run_id}{suffix}",
+                    sqlite_file=settings.workdir / f"{tag}.db" if stores == "sqlite" else None,
+                    jwt_alg=alg,
+                    tag=tag,
                     progress=progress,
                 )
             )
