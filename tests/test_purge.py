@@ -62,3 +62,18 @@ async def test_purge_interval_zero_starts_no_task(tmp_path: Path) -> None:
         assert auth._purger is None
     finally:
         await auth.close()
+
+
+@pytest.mark.redis
+async def test_redis_sessions_expire_natively_so_no_purge_task_runs(
+    redis_url: str, run_id: str
+) -> None:
+    settings = Settings(
+        store="memory://", sessions_store=redis_url, key_prefix=f"purge{run_id}", bus="local"
+    )
+    auth = await build_auth(settings, hasher=PasswordHasher.insecure_fast_for_tests())
+    await auth.start()
+    try:
+        assert auth._purger is None
+    finally:
+        await auth.close()

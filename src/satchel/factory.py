@@ -73,7 +73,10 @@ class ConfiguredAuth(Auth):
         """Connect the revocation bus, start the strategy and the periodic purge."""
         await self.bus.start()
         await super().start()
-        if self.settings.purge_interval > 0 and self._purger is None:
+        # A store whose sessions expire natively (Redis) would only be scanned in full, by
+        # every process, for nothing.
+        self_expiring = getattr(self.stores.sessions, "expires_by_itself", False)
+        if self.settings.purge_interval > 0 and self._purger is None and not self_expiring:
             self._purger = asyncio.create_task(
                 self._purge_forever(self.settings.purge_interval), name="satchel-purge"
             )

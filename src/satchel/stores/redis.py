@@ -44,7 +44,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -316,6 +316,10 @@ class RedisStore:
     Use :meth:`from_url` (or :func:`satchel.stores.open_stores`) and call :meth:`check`
     once at startup.
     """
+
+    #: Sessions carry native expiry (PEXPIREAT), so a server needs no periodic purge; the
+    #: per-user index is pruned on each new session and by ``satchel sessions purge``.
+    expires_by_itself: ClassVar[bool] = True
 
     def __init__(self, client: aioredis.Redis, *, prefix: str = "satchel") -> None:
         if not prefix or any(ch.isspace() for ch in prefix):
