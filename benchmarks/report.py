@@ -154,7 +154,9 @@ def evaluate_targets(results: Results) -> list[Target]:
 
     hs_first = column.get("JWT HS256", {}).get("authenticate_first_us")
     hs_ns = hs_first * 1000 if hs_first is not None else micro("verify HS256", "satchel")
-    subject = "JWT HS256 authenticate()" if hs_first is not None else "satchel.jwt.verify HS256"
+    subject = (
+        "JWT HS256 authenticate()" if hs_first is not None else "satchel.jose.claims.verify HS256"
+    )
     out.append(
         _ratio_target(
             "First-seen HS256 token vs hand-rolled floor",
@@ -180,7 +182,9 @@ def evaluate_targets(results: Results) -> list[Target]:
     out.append(
         _ratio_target(
             "First-seen EdDSA token vs raw cryptography Ed25519 verify",
-            "JWT EdDSA authenticate()" if ed_first is not None else "satchel.jwt.verify EdDSA",
+            "JWT EdDSA authenticate()"
+            if ed_first is not None
+            else "satchel.jose.claims.verify EdDSA",
             ed_ns,
             micro("verify EdDSA", "raw cryptography Ed25519"),
             1.2,
@@ -416,8 +420,8 @@ def _seed_table(results: Results) -> str:
         ["Across 3 server processes", *cells(processes)],
     ]
     intro = (
-        "One column per satchel configuration, each built with `satchel.factory.build_auth`. "
-        "Store reads come from the strategy's `satchel.metrics.Counters` after 200 warm-up "
+        "One column per satchel configuration, each built with `satchel.config.build.build_auth`. "
+        "Store reads come from the strategy's `Counters` after 200 warm-up "
         "calls, over 1,000 authentications of one credential (steady) and over every "
         "first-seen credential. Credential bytes: the whole `Authorization: Bearer …` header "
         "line including CRLF."

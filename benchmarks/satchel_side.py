@@ -61,7 +61,7 @@ class Config:
     alg: str = "EdDSA"
 
     def settings(self, settings: Settings) -> dict[str, Any]:
-        """Keyword arguments of :class:`satchel.settings.Settings` for this configuration."""
+        """Keyword arguments of :class:`satchel.config.settings.Settings` for this configuration."""
         store = f"sqlite:///{settings.workdir / f'satchel-{self.key}.db'}"
         values: dict[str, Any] = {
             "strategy": self.strategy,
@@ -93,7 +93,7 @@ class Config:
 
 def known_settings(values: dict[str, Any]) -> dict[str, Any]:
     """Only the fields this satchel version's Settings has (older ones lack e.g. ``cache``)."""
-    from satchel.settings import Settings as SatchelSettings
+    from satchel.config.settings import Settings as SatchelSettings
 
     return {k: v for k, v in values.items() if k in SatchelSettings.model_fields}
 
@@ -126,8 +126,8 @@ CONFIGS = (
 @asynccontextmanager
 async def opened(config: Config, settings: Settings) -> AsyncIterator[Any]:
     """A started ``ConfiguredAuth`` for ``config`` (closed afterwards)."""
-    from satchel.factory import build_auth
-    from satchel.settings import Settings as SatchelSettings
+    from satchel.config.build import build_auth
+    from satchel.config.settings import Settings as SatchelSettings
 
     auth = await build_auth(SatchelSettings(**known_settings(config.settings(settings))))
     try:
@@ -151,14 +151,14 @@ async def bench_user(auth: Any) -> Any:
 
 
 def claims_policy() -> Any:
-    from satchel.jwt import ClaimsPolicy
+    from satchel.jose.claims import ClaimsPolicy
 
     return ClaimsPolicy(issuer=ISSUER, audience=AUDIENCE)
 
 
 def keysets(keys: Any) -> dict[str, Any]:
     """satchel key sets holding the very keys the peers use, per algorithm."""
-    from satchel.keys import Ed25519Key, ES256Key, HS256Key, KeySet
+    from satchel.keys.manager import Ed25519Key, ES256Key, HS256Key, KeySet
 
     return {
         "HS256": KeySet(HS256Key(KID, keys.secret)),
@@ -169,13 +169,13 @@ def keysets(keys: Any) -> dict[str, Any]:
 
 def token_tools(keys: Any, results: Results) -> dict[str, Any] | None:
     """satchel's sign and verify per algorithm, or None (with the reason recorded)."""
-    for module in ("satchel.jwt", "satchel.keys"):
+    for module in ("satchel.jose.claims", "satchel.keys.manager"):
         found, why = importable(module)
         if found is None:
             results.skip("micro / satchel token sign & verify", why)
             return None
     try:
-        import satchel.jwt as sjwt
+        import satchel.jose.claims as sjwt
 
         policy = claims_policy()
         sets = keysets(keys)
@@ -291,7 +291,7 @@ async def _authenticate_one(config: Config, settings: Settings, results: Results
 
 def authenticate_micro(settings: Settings, results: Results, progress: Progress) -> None:
     """authenticate() per configuration, first-seen and repeated credential; store reads."""
-    module, why = importable("satchel.factory")
+    module, why = importable("satchel.config.build")
     if module is None:
         results.skip("micro / satchel authenticate()", why)
         return
@@ -318,13 +318,13 @@ LOGIN_USER = "login-bench-user"
 def login_micro(settings: Settings, results: Results, progress: Progress) -> None:
     """A full ``Auth.login`` next to two floors: the bare argon2 verify with the same
     parameters on the calling thread, and the same verify hopped to a worker thread the way
-    satchel's :class:`~satchel.passwords.PasswordHasher` runs it (so the report can tell the
+    satchel's ``PasswordHasher`` runs it (so the report can tell the
     thread hop apart from the rest of a login).
 
     Every session a timed loop of logins opens is logged out after that loop (outside the
     timing), so each login finds the account with at most the loop's own few sessions.
     """
-    module, why = importable("satchel.factory")
+    module, why = importable("satchel.config.build")
     if module is None:
         results.skip("micro / satchel login", why)
         return
@@ -456,7 +456,7 @@ def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
     """The satchel apps for the end-to-end runs (one per configuration and framework)."""
     from benchmarks.e2e import AppSpec, Credential
 
-    for module in ("satchel.factory", "satchel.integrations.asgi"):
+    for module in ("satchel.config.build", "satchel.integrations.asgi"):
         found, why = importable(module)
         if found is None:
             results.skip("end to end / satchel configurations", why)

@@ -36,7 +36,7 @@ BULK_AFTER = 20_000
 def _records(n: int, now: float) -> tuple[list[Any], float]:
     """``n`` session records and the purge instant that expires the first 10 % of them."""
     from satchel.stores.base import SessionRecord
-    from satchel.tokens import hash_secret, new_token
+    from satchel.strategies.session_tokens import hash_secret, new_token
 
     users = [secrets.token_hex(8) for _ in range(max(1, n // SESSIONS_PER_USER))]
     soon, late = now + 3600.0, now + 86_400.0
@@ -234,7 +234,7 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
     """Every backend in turn; one that cannot run is skipped with its reason."""
     from benchmarks.micro import _run
 
-    for module in ("satchel.stores", "satchel.tokens"):
+    for module in ("satchel.stores", "satchel.strategies.session_tokens"):
         found, why = importable(module)
         if found is None:
             results.skip("scale", why)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from satchel.revocation import RevocationBus, RevocationEvent
+from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.stores import SessionRecord, Stores
 
 HOUR = 3600.0

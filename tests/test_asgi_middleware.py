@@ -12,18 +12,18 @@ import httpx
 import pytest
 
 from procs import TcpProxy
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService
 from satchel.auth import Auth
 from satchel.clock import ManualClock
 from satchel.integrations.asgi import AuthMiddleware, Message, Receive, Scope, Send
-from satchel.passwords import PasswordHasher
-from satchel.policy import SessionPolicy
-from satchel.revocation import NullBus
+from satchel.revocation.base import NullBus
 from satchel.stores.memory import MemoryStore
 from satchel.strategies.base import LoginContext
 from satchel.strategies.session import SessionStrategy
+from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
-from satchel.users import UserService
 
 PASSWORD = "correct horse battery"
 REDIS_URL = os.environ.get("SATCHEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

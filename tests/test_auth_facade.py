@@ -6,6 +6,8 @@ import logging
 
 import pytest
 
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService
 from satchel.auth import Auth
 from satchel.clock import ManualClock
 from satchel.errors import (
@@ -16,13 +18,11 @@ from satchel.errors import (
     MissingCredential,
     NotFound,
 )
-from satchel.passwords import PasswordHasher
-from satchel.policy import SessionPolicy
-from satchel.revocation import LocalBus
+from satchel.revocation.base import LocalBus
 from satchel.stores.memory import MemoryStore
 from satchel.strategies import LoginContext, SessionStrategy
+from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports import BearerTransport, CookieTransport
-from satchel.users import UserService
 
 PASSWORD = "correct horse battery staple"
 

@@ -15,9 +15,9 @@ import pytest
 
 from helpers import Recorder, started, until
 from procs import TcpProxy
-from satchel.buses.postgres import PostgresBus, channel_for
 from satchel.errors import StoreUnavailable
-from satchel.revocation import RevocationEvent, RevocationKind
+from satchel.revocation.base import RevocationEvent, RevocationKind
+from satchel.revocation.postgres import PostgresBus, channel_for
 
 pytestmark = pytest.mark.postgres
 

@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 
 from helpers import Recorder, started, until
 from procs import PrivateRedis, TcpProxy
-from satchel.buses import bus_kind_for, make_bus
-from satchel.buses.redis import RedisBus
 from satchel.errors import ConfigurationError, StoreUnavailable
-from satchel.revocation import NullBus, RevocationEvent, RevocationKind
+from satchel.revocation import bus_kind_for, make_bus
+from satchel.revocation.base import NullBus, RevocationEvent, RevocationKind
+from satchel.revocation.redis import RedisBus
 
 pytestmark = pytest.mark.redis
 

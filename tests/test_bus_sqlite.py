@@ -19,18 +19,18 @@ import httpx
 import pytest
 
 import helpers
-import satchel.buses.sqlite as sqlite_bus
+import satchel.revocation.sqlite as sqlite_bus
 from helpers import Recorder, started
 from procs import SatchelServer, satchel_cli, start_servers
-from satchel.buses import bus_kind_for, make_bus
-from satchel.buses.sqlite import SQLiteBus
+from satchel.accounts.passwords import PasswordHasher
 from satchel.clock import ManualClock
+from satchel.config.build import ConfiguredAuth, build_auth
+from satchel.config.settings import Settings
 from satchel.errors import ConfigurationError, SatchelError, StoreUnavailable
-from satchel.factory import ConfiguredAuth, build_auth
 from satchel.identity import Identity
-from satchel.passwords import PasswordHasher
-from satchel.revocation import LocalBus, NullBus, RevocationEvent, RevocationKind
-from satchel.settings import Settings
+from satchel.revocation import bus_kind_for, make_bus
+from satchel.revocation.base import LocalBus, NullBus, RevocationEvent, RevocationKind
+from satchel.revocation.sqlite import SQLiteBus
 from satchel.stores.base import UserRecord
 from satchel.stores.sqlite import SQLiteStore
 from satchel.strategies.base import LoginContext

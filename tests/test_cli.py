@@ -11,15 +11,15 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService
 from satchel.cli import app
+from satchel.config.build import build_auth
+from satchel.config.settings import Settings
 from satchel.errors import InvalidLogin
-from satchel.factory import build_auth
-from satchel.passwords import PasswordHasher
-from satchel.settings import Settings
 from satchel.stores import open_stores
 from satchel.stores.base import KeyState, SessionRecord
 from satchel.strategies.base import LoginContext
-from satchel.users import UserService
 
 Invoke = Callable[..., Result]
 

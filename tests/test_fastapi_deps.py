@@ -10,6 +10,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, WebSocket
 
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService
 from satchel.auth import Auth
 from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError, StoreUnavailable, Throttled
@@ -22,15 +24,13 @@ from satchel.integrations.fastapi import (
     require_roles,
     satchel_exception_handlers,
 )
-from satchel.passwords import PasswordHasher
-from satchel.policy import SessionPolicy
-from satchel.revocation import LocalBus
+from satchel.revocation.base import LocalBus
 from satchel.stores.memory import MemoryStore
 from satchel.strategies.base import LoginContext
 from satchel.strategies.session import SessionStrategy
+from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
-from satchel.users import UserService
 
 PASSWORD = "correct horse battery"
 LEAKY = "tok_live_do_not_leak_123"

@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 from procs import PrivateRedis
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService
+from satchel.audit import AuditEvent, AuditLog
 from satchel.auth import Auth
-from satchel.buses.redis import RedisBus
 from satchel.clock import Clock, ManualClock, system_clock
 from satchel.errors import (
     ConfigurationError,
@@ -25,17 +27,15 @@ from satchel.errors import (
     InvalidToken,
     StoreUnavailable,
 )
-from satchel.events import AuditEvent, AuditLog
-from satchel.jwt import REFRESH_TOKEN_TYPE, ClaimsPolicy, build_claims, sign
-from satchel.keys import KeyManager
-from satchel.passwords import PasswordHasher
-from satchel.policy import SessionPolicy
-from satchel.revocation import LocalBus, NullBus, RevocationBus
+from satchel.jose.claims import REFRESH_TOKEN_TYPE, ClaimsPolicy, build_claims, sign
+from satchel.keys.manager import KeyManager
+from satchel.revocation.base import LocalBus, NullBus, RevocationBus
+from satchel.revocation.redis import RedisBus
 from satchel.stores.base import Stores
 from satchel.strategies.hybrid import HybridStrategy, RefreshTokens
+from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
-from satchel.users import UserService
 
 PASSWORD = "correct horse battery"
 CLAIMS = ClaimsPolicy(issuer="https://auth.test", audience="api")

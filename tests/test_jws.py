@@ -19,9 +19,9 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from satchel import jws
 from satchel.errors import ConfigurationError, InvalidToken
-from satchel.keys import (
+from satchel.jose import jws
+from satchel.keys.manager import (
     P256_ORDER,
     Ed25519Key,
     ES256Key,

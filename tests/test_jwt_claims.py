@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from satchel import jwt
 from satchel.errors import ConfigurationError, ExpiredCredential, InvalidToken
-from satchel.jwt import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, ClaimsPolicy
-from satchel.keys import Ed25519Key, HS256Key, KeySet, SigningKey
+from satchel.jose import claims as jwt
+from satchel.jose.claims import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, ClaimsPolicy
+from satchel.keys.manager import Ed25519Key, HS256Key, KeySet, SigningKey
 
 NOW = 1_800_000_000
 LEEWAY = 30

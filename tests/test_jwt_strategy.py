@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from satchel import jwt
 from satchel.clock import ManualClock
 from satchel.errors import (
     ExpiredCredential,
@@ -18,9 +17,10 @@ from satchel.errors import (
     NotSupported,
     StoreUnavailable,
 )
-from satchel.jwt import ClaimsPolicy
-from satchel.keys import P256_ORDER, Ed25519Key, KeyManager, KeySet
-from satchel.revocation import LocalBus, NullBus
+from satchel.jose import claims as jwt
+from satchel.jose.claims import ClaimsPolicy
+from satchel.keys.manager import P256_ORDER, Ed25519Key, KeyManager, KeySet
+from satchel.revocation.base import LocalBus, NullBus
 from satchel.stores.base import UserRecord
 from satchel.stores.memory import MemoryStore
 from satchel.strategies.base import LoginContext
@@ -234,7 +234,7 @@ async def test_R02_logout_reaches_every_node(manual_clock: ManualClock) -> None:
 async def test_R02_logout_over_real_redis_bus(
     manual_clock: ManualClock, redis_url: str, run_id: str
 ) -> None:
-    from satchel.buses.redis import RedisBus
+    from satchel.revocation.redis import RedisBus
 
     store = MemoryStore()
     buses = [RedisBus(redis_url, prefix=f"jwtstrat{run_id}") for _ in range(2)]

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from satchel import jwt as claims_mod
 from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError, InvalidToken
-from satchel.jwt import ClaimsPolicy
-from satchel.keys import KeyManager, KeyRole, KeySet
-from satchel.revocation import LocalBus
+from satchel.jose import claims as claims_mod
+from satchel.jose.claims import ClaimsPolicy
+from satchel.keys.manager import KeyManager, KeyRole, KeySet
+from satchel.revocation.base import LocalBus
 from satchel.stores import Stores, open_stores
 from satchel.stores.base import UserRecord
 from satchel.strategies.base import LoginContext

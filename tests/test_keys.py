@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError
-from satchel.keys import (
+from satchel.keys.manager import (
     ALGORITHMS,
     INITIAL_KEY_RECORD,
     ES256Key,

@@ -21,10 +21,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from procs import PrivateRedis, TcpProxy
-from satchel.factory import ConfiguredAuth, build_auth
-from satchel.passwords import PasswordHasher
+from satchel.accounts.passwords import PasswordHasher
+from satchel.config.build import ConfiguredAuth, build_auth
+from satchel.config.settings import Settings
 from satchel.server.app import create_app
-from satchel.settings import Settings
 from satchel.strategies.base import LoginContext
 
 PASSWORD = "correct horse battery staple 1"

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from satchel.accounts.passwords import PasswordHasher
 from satchel.clock import ManualClock
-from satchel.factory import ConfiguredAuth, build_auth
-from satchel.passwords import PasswordHasher
+from satchel.config.build import ConfiguredAuth, build_auth
+from satchel.config.settings import Settings
 from satchel.server import create_app
 from satchel.server.pages import NOTICES, decode_jwt_parts, format_span, relative, safe_next
-from satchel.settings import Settings
-from satchel.useragent import describe
+from satchel.server.useragent import describe
 
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"

@@ -8,13 +8,13 @@ import re
 import argon2
 import pytest
 
-from satchel.errors import ConfigurationError, InvalidInput, PasswordTooLong
-from satchel.passwords import (
+from satchel.accounts.passwords import (
     MAX_PASSWORD_BYTES,
     PasswordHasher,
     check_new_password,
     check_password_length,
 )
+from satchel.errors import ConfigurationError, InvalidInput, PasswordTooLong
 
 EMOJI_PASSPHRASE = "  correct horse 🐎 battery staple 🔋 — naïve café ✓ ok  "
 

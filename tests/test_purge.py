@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import _drop_schema
+from satchel.accounts.passwords import PasswordHasher
 from satchel.clock import ManualClock
-from satchel.factory import build_auth
-from satchel.passwords import PasswordHasher
-from satchel.settings import Settings
+from satchel.config.build import build_auth
+from satchel.config.settings import Settings
 from satchel.strategies.base import LoginContext
 
 PASSWORD = "a long enough passphrase"

@@ -8,10 +8,10 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 
-from satchel import jwt
 from satchel.errors import InvalidToken
-from satchel.jwt import ACCESS_TOKEN_TYPE, ClaimsPolicy
-from satchel.keys import Ed25519Key, ES256Key, HS256Key, KeySet, RS256Key, SigningKey
+from satchel.jose import claims as jwt
+from satchel.jose.claims import ACCESS_TOKEN_TYPE, ClaimsPolicy
+from satchel.keys.manager import Ed25519Key, ES256Key, HS256Key, KeySet, RS256Key, SigningKey
 
 NOW = 1_800_000_000
 POLICY = ClaimsPolicy(issuer="https://auth.example", audience="api", max_lifetime=3600)

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from satchel.accounts.passwords import PasswordHasher
 from satchel.clock import ManualClock
-from satchel.factory import ConfiguredAuth, build_auth
-from satchel.passwords import PasswordHasher
+from satchel.config.build import ConfiguredAuth, build_auth
+from satchel.config.settings import Settings
 from satchel.server import create_app
-from satchel.settings import Settings
 from satchel.transports.cookie import CookieTransport
 
 PASSWORD = "correct horse battery"
@@ -682,8 +682,8 @@ async def test_build_auth_maps_transport_order_and_cookie_flags() -> None:
 async def test_P02_login_throttle_limits_come_from_settings(
     monkeypatch: pytest.MonkeyPatch, make_server: ServerFactory
 ) -> None:
+    from satchel.accounts.throttle import ThrottlePolicy
     from satchel.errors import ConfigurationError
-    from satchel.throttle import ThrottlePolicy
 
     assert Settings().login_account_limit == 100 and Settings().login_ip_window == 60
     monkeypatch.setenv("SATCHEL_LOGIN_ACCOUNT_LIMIT", "0")

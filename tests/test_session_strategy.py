@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService
 from satchel.clock import ManualClock
 from satchel.errors import (
     ConfigurationError,
@@ -17,15 +19,18 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.identity import Identity
-from satchel.passwords import PasswordHasher
-from satchel.policy import SessionPolicy, next_idle_expiry, session_valid, should_touch
-from satchel.revocation import LocalBus, NullBus, RevocationBus
+from satchel.revocation.base import LocalBus, NullBus, RevocationBus
 from satchel.stores import codec
 from satchel.stores.base import OnExceed, SessionRecord, UserRecord
 from satchel.stores.memory import MemoryStore
 from satchel.strategies import LoginContext, SessionStrategy
-from satchel.tokens import ID_LENGTH, hash_secret, new_token, split_token
-from satchel.users import UserService
+from satchel.strategies.session_policy import (
+    SessionPolicy,
+    next_idle_expiry,
+    session_valid,
+    should_touch,
+)
+from satchel.strategies.session_tokens import ID_LENGTH, hash_secret, new_token, split_token
 
 POLICY = SessionPolicy(idle_timeout=1800, absolute_timeout=43_200, touch_interval=60)
 

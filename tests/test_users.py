@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService, normalize_roles, normalize_username
 from satchel.clock import ManualClock
 from satchel.errors import (
     InvalidInput,
@@ -13,9 +15,7 @@ from satchel.errors import (
     SatchelError,
     UserExists,
 )
-from satchel.passwords import PasswordHasher
 from satchel.stores.memory import MemoryStore
-from satchel.users import UserService, normalize_roles, normalize_username
 
 PASSWORD = "correct horse battery"
 

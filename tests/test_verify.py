@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 
-from satchel.buses.redis import RedisBus
 from satchel.clock import ManualClock, system_clock
 from satchel.errors import (
     ConfigurationError,
@@ -30,10 +29,11 @@ from satchel.errors import (
     InvalidToken,
     StoreUnavailable,
 )
-from satchel.jws import UnknownKey
-from satchel.jwt import ClaimsPolicy, build_claims, sign
-from satchel.keys import HS256Key, KeySet, SigningKey, generate_key
-from satchel.revocation import RevocationEvent, RevocationKind
+from satchel.jose.claims import ClaimsPolicy, build_claims, sign
+from satchel.jose.jws import UnknownKey
+from satchel.keys.manager import HS256Key, KeySet, SigningKey, generate_key
+from satchel.revocation.base import RevocationEvent, RevocationKind
+from satchel.revocation.redis import RedisBus
 from satchel.verify import Verifier
 
 ISSUER, AUDIENCE = "https://auth.test", "api"

@@ -17,16 +17,16 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from satchel.accounts.passwords import PasswordHasher, check_new_password, common_passwords
+from satchel.accounts.users import UserService, new_user_id
 from satchel.cli import app as cli_app
 from satchel.clock import ManualClock
+from satchel.config.build import ConfiguredAuth, build_auth
+from satchel.config.settings import Settings
 from satchel.errors import InvalidInput, InvalidLogin, WeakPassword
-from satchel.factory import ConfiguredAuth, build_auth
-from satchel.passwords import PasswordHasher, check_new_password, common_passwords
 from satchel.server import create_app
-from satchel.settings import Settings
 from satchel.stores import MemoryStore
 from satchel.stores.base import UserRecord
-from satchel.users import UserService, new_user_id
 
 GOOD = "quiet harbour lamp at dusk"
 BASE = "https://testserver"

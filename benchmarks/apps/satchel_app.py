@@ -1,7 +1,7 @@
 """satchel protecting ``GET /me`` on FastAPI, Starlette and a bare ASGI app.
 
-Built only from satchel's public API: :func:`satchel.factory.build_auth` with
-:class:`satchel.settings.Settings` read from the ``SATCHEL_*`` environment, and
+Built only from satchel's public API: :func:`satchel.config.build.build_auth` with
+:class:`satchel.config.settings.Settings` read from the ``SATCHEL_*`` environment, and
 :class:`satchel.integrations.asgi.AuthMiddleware`. Served with ``uvicorn --factory``.
 """
 
@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from satchel.factory import build_auth
+from satchel.config.build import build_auth
+from satchel.config.settings import Settings
 from satchel.integrations.asgi import SCOPE_IDENTITY, AuthMiddleware
 from satchel.integrations.fastapi import CurrentIdentity, satchel_exception_handlers
-from satchel.settings import Settings
 
 
 def fastapi_app() -> Any:

@@ -37,33 +37,33 @@ from satchel.errors import (
 from satchel.identity import Identity
 
 if TYPE_CHECKING:
+    from satchel.accounts.passwords import PasswordHasher
+    from satchel.accounts.users import UserService
+    from satchel.audit import AuditEvent, AuditLog
     from satchel.auth import Auth, LoginResult
-    from satchel.events import AuditEvent, AuditLog
-    from satchel.factory import build_auth
+    from satchel.config.build import build_auth
+    from satchel.config.settings import Settings
     from satchel.integrations.asgi import AuthMiddleware
-    from satchel.passwords import PasswordHasher
-    from satchel.settings import Settings
     from satchel.stores import open_stores
     from satchel.strategies.base import LoginContext, Strategy
     from satchel.transports.base import IssuedCredentials, Transport
-    from satchel.users import UserService
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY: dict[str, str] = {
     "Auth": "satchel.auth",
     "LoginResult": "satchel.auth",
-    "AuditEvent": "satchel.events",
-    "AuditLog": "satchel.events",
-    "build_auth": "satchel.factory",
+    "AuditEvent": "satchel.audit",
+    "AuditLog": "satchel.audit",
+    "build_auth": "satchel.config.build",
     "AuthMiddleware": "satchel.integrations.asgi",
-    "PasswordHasher": "satchel.passwords",
-    "Settings": "satchel.settings",
+    "PasswordHasher": "satchel.accounts.passwords",
+    "Settings": "satchel.config.settings",
     "open_stores": "satchel.stores",
     "LoginContext": "satchel.strategies.base",
     "Strategy": "satchel.strategies.base",
     "IssuedCredentials": "satchel.transports.base",
     "Transport": "satchel.transports.base",
-    "UserService": "satchel.users",
+    "UserService": "satchel.accounts.users",
 }
 
 

@@ -6,6 +6,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from satchel.accounts.users import UserService
+from satchel.audit import AuditEvent, AuditLog
 from satchel.clock import Clock, system_clock
 from satchel.errors import (
     AmbiguousCredentials,
@@ -16,15 +18,13 @@ from satchel.errors import (
     SatchelError,
     Throttled,
 )
-from satchel.events import AuditEvent, AuditLog
 from satchel.identity import Identity
 from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext, Strategy
 from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
-from satchel.users import UserService
 
 if TYPE_CHECKING:  # the throttle needs the optional ``limits`` package
-    from satchel.throttle import LoginThrottle
+    from satchel.accounts.throttle import LoginThrottle
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -14,7 +14,7 @@ fetch fails the last good set stays in use. Symmetric (``oct``) keys in a JWKS a
 anyone who can read a JWKS could forge with them.
 
 Revocation: with ``redis_url`` the verifier subscribes to the auth server's revocation
-channel (:class:`~satchel.buses.redis.RedisBus`, same ``prefix``) and refuses tokens of
+channel (:class:`~satchel.revocation.redis.RedisBus`, same ``prefix``) and refuses tokens of
 ended sessions and of users whose credentials were invalidated. It has no store to fall
 back on, so it fails closed: while the channel is down :meth:`Verifier.verify` raises
 :class:`~satchel.errors.StoreUnavailable` (503), and a token issued before the verifier last
@@ -33,14 +33,14 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from satchel import jws
-from satchel import jwt as claims_mod
 from satchel.clock import Clock, system_clock
 from satchel.errors import ConfigurationError, InvalidCredential, InvalidToken, StoreUnavailable
 from satchel.identity import Identity
-from satchel.jwt import ClaimsPolicy
-from satchel.keys import KeySet, SigningKey, key_from_jwk
-from satchel.revocation import RevocationBus, RevocationEvent
+from satchel.jose import claims as claims_mod
+from satchel.jose import jws
+from satchel.jose.claims import ClaimsPolicy
+from satchel.keys.manager import KeySet, SigningKey, key_from_jwk
+from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.strategies.hybrid import RevocationState, identity_from_claims
 
 logger = logging.getLogger("satchel.verify")
@@ -110,7 +110,7 @@ class Verifier:
         self.cache_size = cache_size
         self.clock = clock
         if redis_url is not None:
-            from satchel.buses.redis import RedisBus
+            from satchel.revocation.redis import RedisBus
 
             bus = RedisBus(redis_url, prefix=prefix)
         self.bus = bus

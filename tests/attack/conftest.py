@@ -13,13 +13,13 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.throttle import LoginThrottle
 from satchel.clock import ManualClock
+from satchel.config.build import ConfiguredAuth, build_auth
+from satchel.config.settings import Settings
 from satchel.errors import ConfigurationError
-from satchel.factory import ConfiguredAuth, build_auth
-from satchel.passwords import PasswordHasher
 from satchel.server import create_app
-from satchel.settings import Settings
-from satchel.throttle import LoginThrottle
 
 settings.register_profile(
     "short", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -1,12 +1,12 @@
-"""CSRF (C01-C03): the pure checks of satchel.csrf and, below, the same rules over HTTP."""
+"""CSRF (C01-C03): the pure checks of transports.csrf and, below, the same rules over HTTP."""
 
 from __future__ import annotations
 
 import pytest
 
-from satchel.csrf import CSRFProtect, binding_for, needs_check, parse_origin
 from satchel.errors import ConfigurationError, CSRFError
 from satchel.identity import Identity
+from satchel.transports.csrf import CSRFProtect, binding_for, needs_check, parse_origin
 
 SECRET = b"k" * 32
 OWN = "https://app.example"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from satchel.audit import AuditEvent, AuditLog
 from satchel.errors import InvalidCredential
-from satchel.events import AuditEvent, AuditLog
 from satchel.strategies.base import LoginContext
 
 from .conftest import COOKIE, ORIGIN, PASSWORD, Server, ServerFactory
@@ -228,9 +228,9 @@ async def test_R02_revoke_on_one_node_seen_by_another(
     a = await make_server("session", store=url)
     token = await a.bearer_token()
     sid = token.split(".")[0]
-    from satchel.factory import build_auth
-    from satchel.passwords import PasswordHasher
-    from satchel.settings import Settings
+    from satchel.accounts.passwords import PasswordHasher
+    from satchel.config.build import build_auth
+    from satchel.config.settings import Settings
 
     hasher = PasswordHasher.insecure_fast_for_tests()
     node_b = await build_auth(Settings(store=url, strategy="session"), clock=a.clock, hasher=hasher)

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from limits.aio.storage import MemoryStorage
 
+from satchel.accounts.passwords import MIN_MEMORY_COST, MIN_TIME_COST, PasswordHasher
+from satchel.accounts.throttle import LoginThrottle, LoginThrottled, ThrottlePolicy
 from satchel.errors import StoreUnavailable
-from satchel.netutil import client_ip, parse_networks
-from satchel.passwords import MIN_MEMORY_COST, MIN_TIME_COST, PasswordHasher
-from satchel.throttle import LoginThrottle, LoginThrottled, ThrottlePolicy
+from satchel.transports.client_ip import client_ip, parse_networks
 
 from .conftest import ORIGIN, PASSWORD, Server, ServerFactory, assert_clean_error
 

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from satchel.integrations.fastapi import get_auth
-from satchel.tokens import new_token
+from satchel.strategies.session_tokens import new_token
 
 from .conftest import COOKIE, ORIGIN, PASSWORD, Server, ServerFactory, assert_clean_error
 

@@ -18,18 +18,18 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from satchel import jws
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import normalize_username
 from satchel.clock import ManualClock
-from satchel.csrf import CSRFProtect, parse_origin
+from satchel.config.settings import Settings
 from satchel.errors import SatchelError
-from satchel.keys import ES256Key, KeySet, key_from_jwk
-from satchel.netutil import client_ip, parse_networks
-from satchel.passwords import PasswordHasher
+from satchel.jose import jws
+from satchel.keys.manager import ES256Key, KeySet, key_from_jwk
 from satchel.server import create_app
-from satchel.settings import Settings
 from satchel.transports.bearer import BearerTransport
+from satchel.transports.client_ip import client_ip, parse_networks
 from satchel.transports.cookie import CookieTransport
-from satchel.users import normalize_username
+from satchel.transports.csrf import CSRFProtect, parse_origin
 
 KEY = ES256Key.generate(kid="fuzz")
 KEYSET = KeySet.verify_only([KEY])
@@ -151,7 +151,7 @@ def login_app() -> Any:
     hasher = PasswordHasher.insecure_fast_for_tests()
 
     async def setup() -> Any:
-        from satchel.factory import build_auth
+        from satchel.config.build import build_auth
 
         settings = Settings(store="memory://")
         auth = await build_auth(settings, clock=ManualClock(), hasher=hasher)

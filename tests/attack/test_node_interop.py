@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from satchel import jwt as claims_mod
 from satchel.errors import SatchelError
-from satchel.keys import ES256Key, HS256Key, KeySet, RS256Key, SigningKey
+from satchel.jose import claims as claims_mod
+from satchel.keys.manager import ES256Key, HS256Key, KeySet, RS256Key, SigningKey
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 ISSUER = "https://auth.example"

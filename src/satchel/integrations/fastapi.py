@@ -55,7 +55,7 @@ from satchel.integrations.asgi import (
 if TYPE_CHECKING:
     from fastapi.dependencies.models import Dependant
 
-    from satchel.settings import Settings
+    from satchel.config.settings import Settings
 
 logger = logging.getLogger("satchel.integrations")
 
@@ -336,8 +336,8 @@ def install(
     every request, the JSON error handlers and, with ``routes``, the ``/auth/*`` API of the
     reference server. The app's own lifespan still runs, inside satchel's.
     """
-    from satchel.factory import build_auth
-    from satchel.settings import Settings
+    from satchel.config.build import build_auth
+    from satchel.config.settings import Settings
 
     resolved = settings if settings is not None else Settings()
     inner = app.router.lifespan_context

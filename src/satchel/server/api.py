@@ -19,14 +19,6 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationErr
 from starlette.datastructures import UploadFile
 
 from satchel.auth import Auth, LoginResult
-from satchel.csrf import (
-    FORM_FIELD,
-    CSRFProtect,
-    binding_for,
-    content_type,
-    needs_check,
-    scope_origin,
-)
 from satchel.errors import (
     ConfigurationError,
     InvalidInput,
@@ -36,12 +28,20 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.integrations.fastapi import CurrentIdentity, OptionalIdentity, get_auth
-from satchel.keys import KeyManager
-from satchel.netutil import client_ip, parse_networks
+from satchel.keys.manager import KeyManager
 from satchel.server.errors import error_responses
 from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext
+from satchel.transports.client_ip import client_ip, parse_networks
 from satchel.transports.cookie import CookieTransport
+from satchel.transports.csrf import (
+    FORM_FIELD,
+    CSRFProtect,
+    binding_for,
+    content_type,
+    needs_check,
+    scope_origin,
+)
 
 logger = logging.getLogger("satchel.server")
 
@@ -137,7 +137,7 @@ def login_context(request: Request, remember: bool = False) -> LoginContext:
     """Client facts for a new session: the client address and a bounded User-Agent.
 
     ``X-Forwarded-For`` counts only when the peer is one of ``settings.trusted_proxies``
-    (:func:`satchel.netutil.client_ip`): the address keys the per-IP login throttle, so a
+    (``client_ip``): the address keys the per-IP login throttle, so a
     client must not be able to choose it.
     """
     client = request.scope.get("client")

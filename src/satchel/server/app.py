@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from satchel.auth import Auth
+from satchel.config.settings import Settings
 from satchel.integrations.asgi import STATE_KEY, AuthMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
 from satchel.server import pages
 from satchel.server.api import router
 from satchel.server.errors import BodyLimitMiddleware
-from satchel.settings import Settings
 
 logger = logging.getLogger("satchel.server")
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = auth
         if current is None:
-            from satchel.factory import build_auth
+            from satchel.config.build import build_auth
 
             current = await build_auth(settings)
         setattr(app.state, STATE_KEY, current)
@@ -96,7 +96,7 @@ def run(settings: Settings) -> None:
 async def preflight(settings: Settings) -> None:
     """Build and close an :class:`Auth` once, so a bad store URL, an unreachable store or a
     key mismatch fails here with a clean error instead of a trace from the server's lifespan."""
-    from satchel.factory import build_auth
+    from satchel.config.build import build_auth
 
     auth = await build_auth(settings)
     await auth.close()

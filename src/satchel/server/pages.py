@@ -4,7 +4,7 @@ Server-rendered with Jinja2 (autoescaped) and one hand-written stylesheet; no Ja
 anywhere, so every action is a plain form post. The pages only ever trust the *cookie*
 transport: a bearer token is for API clients and never makes a page act.
 
-Every form post passes :meth:`satchel.csrf.CSRFProtect.check` before it does anything: the
+Every form post passes :meth:`CSRFProtect.check` before it does anything: the
 login form with a token bound to the pre-session cookie, every other form with a token bound
 to the session. Outcome messages travel as fixed keys in the query string (``?notice=...``),
 never as text, so a link cannot make a page say something the server did not write.
@@ -38,7 +38,6 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from satchel.auth import Auth
-from satchel.csrf import FORM_FIELD, CSRFProtect, binding_for, scope_origin
 from satchel.errors import (
     CSRFError,
     ExpiredCredential,
@@ -57,13 +56,14 @@ from satchel.errors import (
 from satchel.identity import Identity
 from satchel.integrations.asgi import SCOPE_ERROR, SCOPE_TRANSPORT
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.keys import KeyManager, KeyStatus, key_statuses
-from satchel.policy import is_remembered
+from satchel.keys.manager import KeyManager, KeyStatus, key_statuses
 from satchel.server.api import login_context
+from satchel.server.useragent import Device, describe
 from satchel.stores.base import SessionRecord, UserRecord
 from satchel.strategies.base import Strategy
+from satchel.strategies.session_policy import is_remembered
 from satchel.transports.cookie import CookieTransport
-from satchel.useragent import Device, describe
+from satchel.transports.csrf import FORM_FIELD, CSRFProtect, binding_for, scope_origin
 
 logger = logging.getLogger("satchel.server")
 

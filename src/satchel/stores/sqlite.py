@@ -77,7 +77,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT",
     ),
     (
-        # The revocation bus of processes sharing this file (satchel.buses.sqlite).
+        # The revocation bus of processes sharing this file (satchel.revocation.sqlite).
         """CREATE TABLE revocations (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             event TEXT NOT NULL,

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 from satchel.errors import NotSupported
 from satchel.identity import Identity
-from satchel.metrics import Counters
 from satchel.stores.base import SessionRecord, UserRecord
+from satchel.strategies.counters import Counters
 from satchel.transports.base import IssuedCredentials
 
 

@@ -27,7 +27,7 @@ after" instants. Entries are kept only while a token they block could still veri
 token strings makes a repeated token cost two dict lookups.
 
 The maps are complete only while the bus reaches every process and is healthy. Otherwise
-(no bus, :class:`~satchel.revocation.NullBus`, a disconnected subscription) every request
+(no bus, :class:`~satchel.revocation.base.NullBus`, a disconnected subscription) every request
 also reads its session and user from the store (``on_bus_down="store"``, the default) or is
 refused with 503 (``on_bus_down="reject"``). Events missed while the bus was down cannot be
 recovered, and a store cannot list the sessions deleted meanwhile, so after every (re)connect
@@ -60,8 +60,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
-from satchel import jws
-from satchel import jwt as claims_mod
+from satchel.audit import AuditEvent, AuditLog
 from satchel.clock import Clock, system_clock
 from satchel.errors import (
     ConfigurationError,
@@ -70,16 +69,17 @@ from satchel.errors import (
     InvalidToken,
     StoreUnavailable,
 )
-from satchel.events import AuditEvent, AuditLog
 from satchel.identity import Identity
-from satchel.jwt import ClaimsPolicy
-from satchel.keys import KeyManager, KeySet
-from satchel.policy import SessionPolicy, next_idle_expiry, session_valid
-from satchel.revocation import RevocationBus, RevocationEvent, RevocationKind
+from satchel.jose import claims as claims_mod
+from satchel.jose import jws
+from satchel.jose.claims import ClaimsPolicy
+from satchel.keys.manager import KeyManager, KeySet
+from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
 from satchel.stores.base import RotateOutcome, SessionRecord, SessionStore, UserRecord, UserStore
 from satchel.strategies.base import LoginContext
 from satchel.strategies.session import SessionStrategy
-from satchel.tokens import ID_LENGTH
+from satchel.strategies.session_policy import SessionPolicy, next_idle_expiry, session_valid
+from satchel.strategies.session_tokens import ID_LENGTH
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.hybrid")

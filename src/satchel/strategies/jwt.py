@@ -2,7 +2,7 @@
 
 Nothing is stored per login. What still has to be checked per request, and how:
 
-* signature and claims — :func:`satchel.jwt.verify`; a bounded in-memory cache of already
+* signature and claims — :func:`satchel.jose.claims.verify`; a bounded in-memory cache of already
   verified tokens makes a repeated token cost a dict lookup and an expiry check;
 * "valid after" of the user (password change, disable, revoke-all: tokens whose ``iat`` is
   earlier are refused) — read from the user store on every request, unless the revocation
@@ -27,8 +27,6 @@ import secrets
 from collections.abc import Awaitable
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from satchel import jws
-from satchel import jwt as claims_mod
 from satchel.clock import Clock, system_clock
 from satchel.errors import (
     ConfigurationError,
@@ -39,12 +37,14 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.identity import Identity
-from satchel.jwt import ClaimsPolicy
-from satchel.keys import KeyManager, KeySet
-from satchel.metrics import Counters
-from satchel.revocation import RevocationBus, RevocationEvent, RevocationKind
+from satchel.jose import claims as claims_mod
+from satchel.jose import jws
+from satchel.jose.claims import ClaimsPolicy
+from satchel.keys.manager import KeyManager, KeySet
+from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
 from satchel.stores.base import UserRecord
 from satchel.strategies.base import LoginContext, Strategy
+from satchel.strategies.counters import Counters
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.strategies.jwt")

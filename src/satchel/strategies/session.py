@@ -23,8 +23,11 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.identity import Identity
-from satchel.metrics import Counters
-from satchel.policy import (
+from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
+from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
+from satchel.strategies.base import LoginContext, Strategy
+from satchel.strategies.counters import Counters
+from satchel.strategies.session_policy import (
     REMEMBER_KEY,
     SessionPolicy,
     initial_expiries,
@@ -32,10 +35,7 @@ from satchel.policy import (
     session_valid,
     should_touch,
 )
-from satchel.revocation import RevocationBus, RevocationEvent, RevocationKind
-from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
-from satchel.strategies.base import LoginContext, Strategy
-from satchel.tokens import (
+from satchel.strategies.session_tokens import (
     TOKEN_LENGTH,
     hash_secret,
     is_session_id,

@@ -1,11 +1,11 @@
 """Revocation buses that reach every server process, and the rule that picks one.
 
-- :class:`~satchel.buses.redis.RedisBus` — Redis pub/sub, for deployments with Redis.
-- :class:`~satchel.buses.postgres.PostgresBus` — ``LISTEN``/``NOTIFY``, PostgreSQL only.
-- :class:`~satchel.buses.sqlite.SQLiteBus` — a polled table in the SQLite file, for every
+- :class:`~satchel.revocation.redis.RedisBus` — Redis pub/sub, for deployments with Redis.
+- :class:`~satchel.revocation.postgres.PostgresBus` — ``LISTEN``/``NOTIFY``, PostgreSQL only.
+- :class:`~satchel.revocation.sqlite.SQLiteBus` — a polled table in the SQLite file, for every
   process (and the CLI) sharing that file.
-- :class:`~satchel.revocation.LocalBus` — one process (the memory store).
-- :class:`~satchel.revocation.NullBus` — no delivery (``bus=none``): caches stay off.
+- :class:`~satchel.revocation.base.LocalBus` — one process (the memory store).
+- :class:`~satchel.revocation.base.NullBus` — no delivery (``bus=none``): caches stay off.
 
 Consistency bound (what a successful revocation guarantees): the revoking call returns
 only after the store write *and* the publish succeeded; every process with a healthy
@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from satchel.buses.base import BusBase, BusCounters
-from satchel.buses.sqlite import DEFAULT_POLL_INTERVAL
 from satchel.clock import Clock, system_clock
 from satchel.errors import ConfigurationError
-from satchel.revocation import LocalBus, NullBus, RevocationBus
+from satchel.revocation.base import LocalBus, NullBus, RevocationBus
+from satchel.revocation.remote import BusBase, BusCounters
+from satchel.revocation.sqlite import DEFAULT_POLL_INTERVAL
 
 __all__ = ["BusBase", "BusCounters", "bus_kind_for", "make_bus"]
 
@@ -105,7 +105,7 @@ def make_bus(
         path = sqlite_path(url)
         if path == ":memory:":
             return LocalBus()  # a private in-memory database has exactly one process
-        from satchel.buses.sqlite import SQLiteBus
+        from satchel.revocation.sqlite import SQLiteBus
 
         return SQLiteBus(path, poll_interval=poll_interval, clock=clock)
     if kind == "redis":
@@ -114,13 +114,13 @@ def make_bus(
         )
         if url is None:
             raise ConfigurationError("The redis revocation bus needs SATCHEL_REDIS_URL.")
-        from satchel.buses.redis import RedisBus
+        from satchel.revocation.redis import RedisBus
 
         return RedisBus(url, prefix=str(getattr(sessions_backend, "prefix", None) or prefix))
     dsn = next((u for u in (sessions_store, store) if u and _scheme(u) == "postgres"), None)
     if dsn is None:
         raise ConfigurationError("The postgres revocation bus needs a postgresql:// store.")
-    from satchel.buses.postgres import PostgresBus
+    from satchel.revocation.postgres import PostgresBus
 
     schema = getattr(sessions_backend, "schema", None) or getattr(sessions_backend, "_schema", None)
     pool = getattr(sessions_backend, "pool", None)

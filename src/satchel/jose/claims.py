@@ -1,4 +1,4 @@
-"""JWT claims (RFC 7519) on top of :mod:`satchel.jws`: issue and verify, pure functions.
+"""JWT claims (RFC 7519) on top of :mod:`satchel.jose.jws`: issue and verify, pure functions.
 
 Profile (what :func:`verify` demands):
 
@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from satchel import jws
 from satchel.errors import ConfigurationError, ExpiredCredential, InvalidToken
-from satchel.keys import KeySet
+from satchel.jose import jws
+from satchel.keys.manager import KeySet
 
 #: ``typ`` of access tokens (RFC 9068).
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret

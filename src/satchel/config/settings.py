@@ -1,4 +1,4 @@
-"""Configuration of the reference server and of :func:`satchel.factory.build_auth`.
+"""Configuration of the reference server and of :func:`~satchel.config.build.build_auth`.
 
 Every field can be set through the environment with the ``SATCHEL_`` prefix
 (``SATCHEL_STORE=redis://...``, ``SATCHEL_TRANSPORTS=bearer``). A bad value
@@ -37,7 +37,7 @@ def _default_transports() -> list[TransportName]:
 
 
 class Settings(BaseSettings):
-    """Everything that maps configuration to objects; see :func:`satchel.factory.build_auth`."""
+    """Everything that maps configuration to objects; see :func:`build_auth`."""
 
     model_config = SettingsConfigDict(
         env_prefix="SATCHEL_",

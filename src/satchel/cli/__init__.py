@@ -1,7 +1,7 @@
 """The ``satchel`` command: run the reference server and administer users, sessions and keys.
 
 Every data command takes ``--store URL`` (env ``SATCHEL_STORE``) and builds its objects
-through :class:`satchel.settings.Settings`, so the CLI and the server read the same
+through :class:`satchel.config.settings.Settings`, so the CLI and the server read the same
 configuration. Errors print one red line and exit with status 1 (or 2 for bad arguments or
 configuration) — never a traceback, never a password or a store URL's password.
 """
@@ -24,13 +24,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from satchel.audit import safe_text
 from satchel.clock import system_clock
 from satchel.errors import ConfigurationError, InvalidInput, SatchelError
-from satchel.events import safe_text
 
 if TYPE_CHECKING:
     from satchel.auth import Auth
-    from satchel.settings import Settings
+    from satchel.config.settings import Settings
     from satchel.stores.base import SessionRecord, Stores
 
 _T = TypeVar("_T")
@@ -91,7 +91,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the command-line values that were given on top."""
-    from satchel.settings import Settings
+    from satchel.config.settings import Settings
 
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -129,7 +129,7 @@ def _describe(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def _auth(settings: Settings) -> AsyncIterator[Auth]:
-    from satchel.factory import build_auth
+    from satchel.config.build import build_auth
 
     auth = await build_auth(settings)
     try:
@@ -475,7 +475,7 @@ def keys_list(store: StoreOption = None) -> None:
     settings = _run_sync(lambda: _settings(store=store))
 
     async def main() -> None:
-        from satchel.keys import KeyManager
+        from satchel.keys.manager import KeyManager
 
         async with _stores(settings) as stores:
             keys = await KeyManager(stores.keys, system_clock).status()
@@ -535,7 +535,7 @@ def keys_rotate(
     settings = _run_sync(lambda: _settings(store=store))
 
     async def main() -> None:
-        from satchel.keys import KeyManager, KeyRole
+        from satchel.keys.manager import KeyManager, KeyRole
 
         async with _stores(settings) as stores:
             manager = KeyManager(stores.keys, system_clock, alg=alg or settings.jwt_alg)

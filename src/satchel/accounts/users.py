@@ -15,9 +15,9 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Final
 
+from satchel.accounts.passwords import PasswordHasher, check_new_password, check_password_length
 from satchel.clock import Clock, system_clock
 from satchel.errors import InvalidInput, InvalidLogin, NotFound, StoreUnavailable
-from satchel.passwords import PasswordHasher, check_new_password, check_password_length
 from satchel.stores.base import UserRecord, UserStore
 
 logger = logging.getLogger("satchel.users")

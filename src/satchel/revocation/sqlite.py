@@ -31,10 +31,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from satchel.buses.base import DEFAULT_PUBLISH_TIMEOUT, BusBase, _safely, check_timing
 from satchel.clock import Clock, system_clock
 from satchel.errors import ConfigurationError
-from satchel.revocation import RevocationEvent
+from satchel.revocation.base import RevocationEvent
+from satchel.revocation.remote import DEFAULT_PUBLISH_TIMEOUT, BusBase, _safely, check_timing
 
 logger = logging.getLogger("satchel.revocation")
 

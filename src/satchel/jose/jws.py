@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from satchel.errors import ConfigurationError, InvalidToken
-from satchel.keys import KeySet, SigningKey
+from satchel.keys.manager import KeySet, SigningKey
 
 #: Longest token accepted, in characters; checked before anything else.
 MAX_TOKEN_LENGTH = 8 * 1024
@@ -191,7 +191,7 @@ def decode(token: object, keyset: KeySet, now: float) -> tuple[dict[str, Any], d
     """Verify ``token`` and return its header and its JSON-object payload.
 
     The payload is parsed only after the signature checked out. Claims are not
-    validated here; see :func:`satchel.jwt.verify`.
+    validated here; see :func:`satchel.jose.claims.verify`.
     """
     header, payload = decode_raw(token, keyset, now)
     return header, _object(payload, "payload")

@@ -31,10 +31,10 @@ from typing import Any
 from limits.aio.storage import MemoryStorage, Storage
 from limits.storage import storage_from_string
 
+from satchel.accounts.users import normalize_username
 from satchel.clock import Clock, system_clock
 from satchel.errors import ConfigurationError, InvalidInput, StoreUnavailable, Throttled
 from satchel.stores import redact_url
-from satchel.users import normalize_username
 
 logger = logging.getLogger("satchel.throttle")
 

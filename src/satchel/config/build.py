@@ -11,25 +11,25 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService
+from satchel.audit import AuditLog
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
-from satchel.csrf import CSRFProtect
-from satchel.deadline import with_deadline
+from satchel.config.settings import Settings
 from satchel.errors import ConfigurationError
-from satchel.events import AuditLog
-from satchel.keys import KeyManager
-from satchel.passwords import PasswordHasher
-from satchel.policy import SessionPolicy
-from satchel.revocation import RevocationBus
-from satchel.settings import Settings
+from satchel.keys.manager import KeyManager
+from satchel.revocation.base import RevocationBus
 from satchel.stores import Stores, open_stores
 from satchel.stores.base import OnExceed
+from satchel.stores.deadline import with_deadline
 from satchel.strategies.base import Strategy
+from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.base import Transport
-from satchel.users import UserService
+from satchel.transports.csrf import CSRFProtect
 
 if TYPE_CHECKING:
-    from satchel.throttle import LoginThrottle, ThrottlePolicy
+    from satchel.accounts.throttle import LoginThrottle, ThrottlePolicy
 
 logger = logging.getLogger("satchel.factory")
 
@@ -160,9 +160,9 @@ def choose_bus(
     A memory store lives in one process, so in-process delivery reaches every cache. A
     shared store may have several processes in front of it (or the CLI revoking while the
     server runs): Redis pub/sub, PostgreSQL LISTEN/NOTIFY or the SQLite file's polled
-    ``revocations`` table reach them all. See :mod:`satchel.buses`.
+    ``revocations`` table reach them all. See :mod:`satchel.revocation`.
     """
-    from satchel.buses import make_bus
+    from satchel.revocation import make_bus
 
     return make_bus(
         settings.bus,
@@ -246,7 +246,7 @@ async def build_auth(
 def _login_throttle(settings: Settings, clock: Clock) -> LoginThrottle:
     """Failed-login counters: in Redis when one is configured (shared by every process),
     else in this process's memory."""
-    from satchel.throttle import LoginThrottle
+    from satchel.accounts.throttle import LoginThrottle
 
     return LoginThrottle.from_url(
         settings.redis_url, throttle_policy(settings), clock=clock, prefix=settings.key_prefix
@@ -255,7 +255,7 @@ def _login_throttle(settings: Settings, clock: Clock) -> LoginThrottle:
 
 def throttle_policy(settings: Settings) -> ThrottlePolicy:
     """The failed-login limits of ``settings`` (``SATCHEL_LOGIN_*``)."""
-    from satchel.throttle import ThrottlePolicy
+    from satchel.accounts.throttle import ThrottlePolicy
 
     return ThrottlePolicy(
         account_limit=settings.login_account_limit,
@@ -297,7 +297,7 @@ def _session_strategy(
 def _jwt_strategy(
     settings: Settings, stores: Stores, bus: RevocationBus, clock: Clock, keys: KeyManager
 ) -> Strategy:
-    from satchel.jwt import ClaimsPolicy
+    from satchel.jose.claims import ClaimsPolicy
     from satchel.strategies.jwt import JWTStrategy
 
     policy = ClaimsPolicy(
@@ -323,7 +323,7 @@ def _hybrid_strategy(
     keys: KeyManager,
     audit: AuditLog,
 ) -> Strategy:
-    from satchel.jwt import ClaimsPolicy
+    from satchel.jose.claims import ClaimsPolicy
     from satchel.strategies.hybrid import HybridStrategy
 
     policy = ClaimsPolicy(

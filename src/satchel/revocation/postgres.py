@@ -4,7 +4,7 @@ The subscriber holds one dedicated connection (a pooled one would be handed to o
 and lose its LISTEN). Loss is detected two ways: asyncpg's termination listener fires when
 the server closes the connection (restart, ``pg_terminate_backend``), and a ``SELECT 1``
 every ``ping_interval`` must answer within ``ping_timeout`` (a black-holed network closes
-nothing). Either ends the subscription; see :mod:`satchel.buses.base` for what follows.
+nothing). Either ends the subscription; see :mod:`satchel.revocation.remote` for what follows.
 
 Notifications are sent with ``pg_notify`` through a pool — the session store's pool when
 given, else a small one of our own. Channel names are per schema, so deployments (and test
@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from satchel.buses.base import (
+from satchel.revocation.remote import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from satchel.errors import ConfigurationError, StoreUnavailable
-from satchel.revocation import Listener, ResetListener, RevocationEvent
+from satchel.revocation.base import Listener, ResetListener, RevocationEvent
 
 logger = logging.getLogger("satchel.revocation")
 

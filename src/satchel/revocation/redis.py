@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from satchel.buses.base import (
+from satchel.errors import ConfigurationError
+from satchel.revocation.remote import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
@@ -27,7 +28,6 @@ from satchel.buses.base import (
     BusBase,
     quietly,
 )
-from satchel.errors import ConfigurationError
 
 logger = logging.getLogger("satchel.revocation")
 
