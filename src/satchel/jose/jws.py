@@ -20,8 +20,6 @@ token.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -29,6 +27,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from satchel.errors import ConfigurationError, InvalidToken
+from satchel.jose import b64
+from satchel.jose.b64 import encode as b64url_encode
 from satchel.keys.manager import KeySet, SigningKey
 
 #: Longest token accepted, in characters; checked before anything else.
@@ -63,14 +63,7 @@ FORBIDDEN_HEADERS = frozenset(
     }
 )
 
-_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]*")
 _TOKEN_RE = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# Final characters whose unused low bits are zero: 2 trailing chars carry 4 spare bits,
-# 3 trailing chars carry 2. Anything else is a non-canonical encoding of the same bytes.
-_CANONICAL_LAST = {2: frozenset(_ALPHABET[::16]), 3: frozenset(_ALPHABET[::4])}
-_PADDING = {0: b"", 2: b"==", 3: b"="}
 
 
 class UnknownKey(InvalidToken):
@@ -114,31 +107,10 @@ _DECODER = json.JSONDecoder(
 _decode_json = _DECODER.decode
 
 
-def _decode_segment(segment: bytes, last: str) -> bytes:
-    # ``segment`` is base64url already translated to the standard alphabet; ``last`` is its
-    # final character in the original text, for the canonical-form check.
-    rem = len(segment) & 3
-    if rem == 1 or (rem and last not in _CANONICAL_LAST[rem]):
-        raise ValueError("non-canonical base64url")
-    return binascii.a2b_base64(segment + _PADDING[rem])
-
-
-def b64url_decode(segment: str) -> bytes:
-    """Decode canonical unpadded base64url; ValueError for anything else."""
-    if not _SEGMENT_RE.fullmatch(segment):
-        raise ValueError("not base64url")
-    return _decode_segment(segment.encode("ascii").translate(_TO_STANDARD), segment[-1:])
-
-
-def b64url_encode(data: bytes) -> str:
-    """Unpadded base64url text."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _segment(segment: bytes, last: str, what: str) -> bytes:
     try:
-        return _decode_segment(segment, last)
-    except (ValueError, binascii.Error):
+        return b64.decode_standard(segment, last)
+    except ValueError:
         raise InvalidToken(f"Malformed token {what}.") from None
 
 
@@ -168,7 +140,7 @@ def decode_raw(token: object, keyset: KeySet, now: float) -> tuple[dict[str, Any
     # One translation of the whole token into the standard base64 alphabet, then slices.
     end_header, end_payload = match.end(1), match.end(2)
     raw = token.encode("ascii")
-    std = raw.translate(_TO_STANDARD)
+    std = raw.translate(b64.TO_STANDARD)
     header = _object(_segment(std[:end_header], token[end_header - 1], "header"), "header")
     if not FORBIDDEN_HEADERS.isdisjoint(header):
         raise InvalidToken("Token header carries an unsupported member.")

@@ -54,7 +54,8 @@ MAX_KID_LENGTH = 128
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 #: Secret name used to agree on the very first key when several processes start at once.
-INITIAL_KEY_RECORD = "satchel.jose.claims.initial-key"
+# A stored record name: kept as first released, whatever the module is called now.
+INITIAL_KEY_RECORD = "satchel.jwt.initial-key"
 
 
 def _b64e(data: bytes) -> str:
