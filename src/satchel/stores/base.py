@@ -8,6 +8,7 @@ reuse it later. Records are plain dataclasses serialised as JSON — never pickl
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -64,6 +65,11 @@ class UserRecord:
     updated_at: float = 0.0
     # Credentials issued before this instant are invalid (password change, disable, revoke-all).
     valid_after: float = 0.0
+    #: The address, if the account has one (unique when present).
+    email: str | None = None
+    #: Extra claims an application adds to every identity and token of this user (for
+    #: example ``{"tenant_id": 7}``): JSON values only, never secrets.
+    claims: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"UserRecord(id={self.id!r}, username={self.username!r}, roles={self.roles!r})"
@@ -204,6 +210,19 @@ class UserStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class BulkUserStore(Protocol):
+    """A user store that can insert many accounts at once (``satchel users import``)."""
+
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert ``users`` in one transaction (or a few large batches).
+
+        Returns the usernames that were *not* inserted because their ``username_key`` (or
+        their ``id``) is already taken; every other record is inserted.
+        """
         ...
 
 
