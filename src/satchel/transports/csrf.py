@@ -347,31 +347,6 @@ class CSRFProtect:
             raise CSRFError("The request does not say where it comes from.")
 
 
-async def protector_for(auth: object) -> CSRFProtect:
-    """The :class:`CSRFProtect` of an :class:`satchel.Auth`, built on first use.
-
-    Its secret comes from the auth's key store (``auth.stores.keys``); trusted origins from
-    ``auth.settings.trusted_origins``; the pre-session cookie is ``Secure`` exactly when the
-    session cookie is. The result is kept as ``auth.csrf``; an application may also set
-    ``auth.csrf`` itself beforehand.
-    """
-    existing = getattr(auth, "csrf", None)
-    if isinstance(existing, CSRFProtect):
-        return existing
-    stores = getattr(auth, "stores", None)
-    keys = getattr(stores, "keys", None)
-    if keys is None:
-        raise ConfigurationError("CSRF protection needs auth.csrf or a key store (auth.stores).")
-    settings = getattr(auth, "settings", None)
-    origins = getattr(settings, "trusted_origins", None) or ()
-    transports = getattr(auth, "transport_by_name", {})
-    cookie = transports.get("cookie") if isinstance(transports, dict) else None
-    secure = bool(getattr(cookie, "secure", True))
-    csrf = await CSRFProtect.load(keys, trusted_origins=origins, secure=secure)
-    setattr(auth, "csrf", csrf)  # noqa: B010 - Auth declares no such attribute
-    return csrf
-
-
 def needs_check(
     method: str, headers: RawHeaders, cookie_names: Collection[bytes], *, login: bool = False
 ) -> bool:
