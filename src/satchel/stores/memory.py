@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from satchel.errors import NotFound, UserExists
-from satchel.stores import codec
+from satchel.stores import codec, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -82,11 +82,11 @@ class MemoryStore:
         now: float,
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit."""
-        codec.check_max_per_user(max_per_user)
+        rules.check_max_per_user(max_per_user)
         if record.id in self._sessions:
             raise ValueError("session id already exists")
         entries = ((sid, self._sessions[sid]) for sid in self._by_user.get(record.user_id, {}))
-        expired, evict = codec.plan_create(
+        expired, evict = rules.plan_create(
             ((sid, e.created_at, e.expires_at) for sid, e in entries),
             now=now,
             max_per_user=max_per_user,
@@ -138,7 +138,7 @@ class MemoryStore:
     async def list_all(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
         """Every user's sessions, newest first."""
         order = sorted(self._sessions, key=lambda sid: (self._sessions[sid].created_at, sid))
-        ids = codec.page(order[::-1], limit=limit, offset=offset)
+        ids = rules.page(order[::-1], limit=limit, offset=offset)
         return [r for sid in ids if (r := self._decode(sid, self._sessions[sid])) is not None]
 
     async def purge_expired(self, now: float) -> int:
@@ -164,11 +164,11 @@ class MemoryStore:
         rec = self._decode(session_id, entry)
         if rec is None:
             return RotateOutcome.UNKNOWN
-        outcome = codec.classify_rotation(
+        outcome = rules.classify_rotation(
             rec, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
         )
         if outcome is RotateOutcome.ROTATED:
-            codec.apply_rotation(rec, successor_hash=successor_hash, now=now)
+            rules.apply_rotation(rec, successor_hash=successor_hash, now=now)
             self._put(rec)
         return outcome
 
@@ -212,7 +212,7 @@ class MemoryStore:
 
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
         """Users ordered by username key."""
-        names = codec.page(sorted(self._user_names), limit=limit, offset=offset)
+        names = rules.page(sorted(self._user_names), limit=limit, offset=offset)
         users = (self._user(self._users.get(self._user_names[n])) for n in names)
         return [u for u in users if u is not None]
 

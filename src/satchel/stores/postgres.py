@@ -30,7 +30,7 @@ from satchel.errors import (
     StoreUnavailable,
     UserExists,
 )
-from satchel.stores import codec
+from satchel.stores import codec, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -250,11 +250,11 @@ class PostgresStore:
         now: float,
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit."""
-        codec.check_max_per_user(max_per_user)
+        rules.check_max_per_user(max_per_user)
         q = self._sql
         async with self._errors(), self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q["user_lock"], self._lock_ns, record.user_id)
-            expired, evict = codec.plan_create(
+            expired, evict = rules.plan_create(
                 await conn.fetch(q["user_live"], record.user_id),
                 now=now,
                 max_per_user=max_per_user,
@@ -330,7 +330,7 @@ class PostgresStore:
             if done is not None:
                 return RotateOutcome.ROTATED
             row = await self.pool.fetchrow(q["rotate_state"], session_id)
-        return codec.classify_unswapped(
+        return rules.classify_unswapped(
             row, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
         )
 

@@ -60,7 +60,7 @@ from satchel.errors import (
     StoreUnavailable,
     UserExists,
 )
-from satchel.stores import codec
+from satchel.stores import codec, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -416,7 +416,7 @@ class RedisStore:
         now: float,
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit (one Lua script)."""
-        codec.check_max_per_user(max_per_user)
+        rules.check_max_per_user(max_per_user)
         args: list[Any] = [
             self._s,
             _ms(now),
@@ -495,7 +495,7 @@ class RedisStore:
         for start in range(0, len(ids), 500):
             records += await self._load(ids[start : start + 500])
         records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return codec.page(records, limit=limit, offset=offset)
+        return rules.page(records, limit=limit, offset=offset)
 
     async def purge_expired(self, now: float) -> int:
         """Delete sessions expired by ``now`` and prune stale index entries."""
@@ -574,7 +574,7 @@ class RedisStore:
         async with self._errors():
             names: dict[bytes, bytes] = await _aw(self.client.hgetall(self._users))
             ordered = sorted(names.items(), key=lambda kv: kv[0].decode(errors="replace"))
-            page = codec.page(ordered, limit=limit, offset=offset)
+            page = rules.page(ordered, limit=limit, offset=offset)
             if not page:
                 return []
             raws = await self.client.mget([self._user.encode() + uid for _, uid in page])

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from satchel.errors import ConfigurationError, NotFound, StoreUnavailable, UserExists
-from satchel.stores import codec
+from satchel.stores import codec, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -241,7 +241,7 @@ class SQLiteStore:
         now: float,
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit."""
-        codec.check_max_per_user(max_per_user)
+        rules.check_max_per_user(max_per_user)
         params = codec.session_row(record)
         with self._tx() as conn:
             if max_per_user is None:
@@ -251,7 +251,7 @@ class SQLiteStore:
                 conn.execute(_DELETE_USER_EXPIRED, (record.user_id, now))
                 evict: list[str] = []
             else:
-                expired, evict = codec.plan_create(
+                expired, evict = rules.plan_create(
                     conn.execute(_USER_LIVE, (record.user_id,)),
                     now=now,
                     max_per_user=max_per_user,
@@ -319,7 +319,7 @@ class SQLiteStore:
             if cur.rowcount:
                 return RotateOutcome.ROTATED
             row = conn.execute(_ROTATE_STATE, (session_id,)).fetchone()
-        return codec.classify_unswapped(
+        return rules.classify_unswapped(
             row, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
         )
 
