@@ -24,7 +24,7 @@ from satchel.stores import (
     redact_url,
     sqlite_path,
 )
-from satchel.stores.sqlite import MIGRATIONS
+from satchel.stores.sqlite_schema import MIGRATIONS
 
 NOW = 1_800_000_000.0
 
