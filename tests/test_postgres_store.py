@@ -14,7 +14,8 @@ import pytest
 from helpers import MakeStores, make_session
 from satchel.errors import ConfigurationError, StoreUnavailable
 from satchel.stores import SessionRecord, open_store, open_stores
-from satchel.stores.postgres import MIGRATIONS, PostgresStore
+from satchel.stores.postgres import PostgresStore
+from satchel.stores.postgres_schema import MIGRATIONS
 from satchel.stores.redis import RedisStore
 
 pytestmark = pytest.mark.postgres
