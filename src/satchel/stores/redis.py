@@ -10,24 +10,16 @@ Key layout (``P`` is the configurable prefix, default ``satchel``)::
     P:keys             hash    kid -> signing key record, JSON
     P:secrets          hash    name -> secret bytes
 
-A session is a small hash rather than one JSON string so the Lua scripts can change single
-fields (``touch``, ``rotate_refresh``) without re-encoding JSON in Lua, whose cjson rounds
-numbers to 14 digits. Field names are one or two letters to keep a session under 300 bytes
-(``MEMORY USAGE`` of a session with a UUID user id, an IP and a refresh hash: about 290;
-the per-user index adds roughly 60 bytes per session plus 100 per user):
-``u`` user id, ``h`` secret hash, ``c`` created, ``l`` last seen, ``i`` idle expiry, ``a``
-absolute expiry, ``ip``, ``ua``, ``d`` data (JSON), ``r`` refresh hash, ``p`` previous
-refresh hash, ``t`` rotated at, ``g`` generation. Times are integer milliseconds (listpack
-keeps them as 8-byte integers instead of 18-character decimals), so sub-millisecond precision
-is dropped — Redis expiry is millisecond-grained anyway. Hashes are raw bytes (only SHA-256
-digests, never a token).
+A session is a small hash of one- or two-letter fields with times in integer milliseconds
+(:mod:`satchel.stores.redis_fields`).
 
 Every multi-key change (create with the per-user limit, delete, revoke-all, refresh rotation,
-purge) is one Lua script, so the session keys and the per-user index never disagree and the
-limit cannot be raced past. The scripts derive session keys from the index, which is fine on
-a single node, with replicas or with Sentinel. **Redis Cluster:** choose a prefix containing
-a hash tag, e.g. ``{satchel}``; every key then hashes to one slot, so the scripts stay valid
-(auth state is small enough for one shard). Without a hash tag the scripts fail on Cluster.
+purge) is one Lua script (:mod:`satchel.stores.redis_lua`), so the session keys and the
+per-user index never disagree and the limit cannot be raced past. The scripts derive session
+keys from the index, which is fine on a single node, with replicas or with Sentinel. **Redis
+Cluster:** choose a prefix containing a hash tag, e.g. ``{satchel}``; every key then hashes
+to one slot, so the scripts stay valid (auth state is small enough for one shard). Without a
+hash tag the scripts fail on Cluster.
 A session lookup needs only the session id. Requires Redis 7.0 or newer (PEXPIRETIME).
 
 Sessions expire by themselves; ``purge_expired`` additionally removes sessions expired by the
@@ -54,13 +46,12 @@ from redis.exceptions import RedisError
 
 from satchel.errors import (
     ConfigurationError,
-    CorruptRecord,
     NotFound,
     SessionLimitExceeded,
     StoreUnavailable,
     UserExists,
 )
-from satchel.stores import codec, rules
+from satchel.stores import codec, redis_lua, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -69,6 +60,7 @@ from satchel.stores.base import (
     StoredKey,
     UserRecord,
 )
+from satchel.stores.redis_fields import ms, session_fields, session_from_fields
 
 logger = logging.getLogger("satchel.stores")
 
@@ -76,234 +68,12 @@ _BACKEND = "redis"
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 0.5
 
-_LUA_EXTEND = """
-local function extend(key, at)
-  local current = redis.call('PEXPIRETIME', key)
-  if current == -1 or current < at then redis.call('PEXPIREAT', key, at) end
-end
-"""
-
-# KEYS: session key, index key. ARGV: session key prefix, now, max ('' = none), deny ('1'),
-# created_at, expire-at ms, session id, field/value pairs...
-_CREATE = (
-    _LUA_EXTEND
-    + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-local now = tonumber(ARGV[2])
-local live, dead = {}, {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  local e = redis.call('HMGET', ARGV[1] .. sid, 'i', 'a')
-  local i, a = tonumber(e[1]), tonumber(e[2])
-  if not e[1] and not e[2] then
-    dead[#dead + 1] = sid
-  elseif i and a and math.min(i, a) <= now then
-    dead[#dead + 1] = sid
-  else
-    live[#live + 1] = sid
-  end
-end
-local evict = {}
-if ARGV[3] ~= '' then
-  local max = tonumber(ARGV[3])
-  if #live >= max then
-    if ARGV[4] == '1' then return -2 end
-    for n = 1, #live - max + 1 do evict[n] = live[n] end
-  end
-end
-for _, sid in ipairs(dead) do
-  redis.call('DEL', ARGV[1] .. sid)
-  redis.call('ZREM', KEYS[2], sid)
-end
-for _, sid in ipairs(evict) do
-  redis.call('DEL', ARGV[1] .. sid)
-  redis.call('ZREM', KEYS[2], sid)
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
-local at = tonumber(ARGV[6])
-redis.call('PEXPIREAT', KEYS[1], at)
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
-extend(KEYS[2], at)
-return evict
-"""
-)
-
-# KEYS: session key. ARGV: last_seen, idle expiry, index key prefix.
-_TOUCH = (
-    _LUA_EXTEND
-    + """
-local e = redis.call('HMGET', KEYS[1], 'u', 'a')
-local a = tonumber(e[2])
-if not e[1] or not a then return 0 end
-redis.call('HSET', KEYS[1], 'l', ARGV[1], 'i', ARGV[2])
-local at = math.min(tonumber(ARGV[2]), a)
-redis.call('PEXPIREAT', KEYS[1], at)
-extend(ARGV[3] .. e[1], at)
-return 1
-"""
-)
-
-# KEYS: session key. ARGV: index key prefix, session id.
-_DELETE = """
-local rec = redis.call('HGETALL', KEYS[1])
-if #rec == 0 then return rec end
-local uid = redis.call('HGET', KEYS[1], 'u')
-redis.call('DEL', KEYS[1])
-if uid then redis.call('ZREM', ARGV[1] .. uid, ARGV[2]) end
-return rec
-"""
-
-# KEYS: index key. ARGV: session key prefix, keep id, has-keep flag.
-_DELETE_USER = """
-local removed = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if ARGV[3] ~= '1' or sid ~= ARGV[2] then
-    if redis.call('DEL', ARGV[1] .. sid) == 1 then removed[#removed + 1] = sid end
-    redis.call('ZREM', KEYS[1], sid)
-  end
-end
-return removed
-"""
-
-# KEYS: index key. ARGV: session key prefix, now.
-_PURGE_USER = """
-local now = tonumber(ARGV[2])
-local n = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local e = redis.call('HMGET', ARGV[1] .. sid, 'i', 'a')
-  local i, a = tonumber(e[1]), tonumber(e[2])
-  if not e[1] and not e[2] then
-    redis.call('ZREM', KEYS[1], sid)
-  elseif i and a and math.min(i, a) <= now then
-    redis.call('DEL', ARGV[1] .. sid)
-    redis.call('ZREM', KEYS[1], sid)
-    n = n + 1
-  end
-end
-return n
-"""
-
-# KEYS: session key. ARGV: presented hash, successor hash, now, grace (times in ms).
-_ROTATE = """
-local e = redis.call('HMGET', KEYS[1], 'r', 'p', 't', 'i', 'a')
-local now = tonumber(ARGV[3])
-local i, a = tonumber(e[4]), tonumber(e[5])
-if not i or not a or math.min(i, a) <= now then return 'unknown' end
-if e[1] and e[1] == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'r', ARGV[2], 't', ARGV[3])
-  redis.call('HINCRBY', KEYS[1], 'g', 1)
-  return 'rotated'
-end
-local t = tonumber(e[3])
-if e[1] and e[2] and t and e[2] == ARGV[1] and e[1] == ARGV[2]
-    and now - t <= tonumber(ARGV[4]) then
-  return 'grace'
-end
-return 'reused'
-"""
-
-# KEYS: user key, names hash. ARGV: user id, username_key, record JSON.
-_CREATE_USER = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[1]) == 0 then return 0 end
-redis.call('SET', KEYS[1], ARGV[3])
-return 1
-"""
-
-# KEYS: user key, names hash. ARGV: user id, new username_key, record JSON.
-_UPDATE_USER = """
-local current = redis.call('GET', KEYS[1])
-if not current then return -1 end
-local owner = redis.call('HGET', KEYS[2], ARGV[2])
-if owner and owner ~= ARGV[1] then return -2 end
-local ok, rec = pcall(cjson.decode, current)
-local old = ok and type(rec) == 'table' and rec['username_key'] or nil
-if type(old) == 'string' and old ~= ARGV[2] and redis.call('HGET', KEYS[2], old) == ARGV[1] then
-  redis.call('HDEL', KEYS[2], old)
-end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-redis.call('SET', KEYS[1], ARGV[3])
-return 1
-"""
-
-_SESSION_TEXT_FIELDS = {b"u", b"c", b"l", b"i", b"a", b"ip", b"ua", b"d", b"t", b"g"}
-
 
 async def _aw(value: Awaitable[T] | T) -> T:
     """Await a redis.asyncio command result (its type hints also allow a plain value)."""
     if inspect.isawaitable(value):
         return await value
     return value
-
-
-def _ms(value: float) -> str:
-    """Seconds as integer milliseconds: listpack stores these as compact integers."""
-    return str(round(float(value) * 1000))
-
-
-def session_fields(rec: SessionRecord) -> dict[str, bytes | str]:
-    """The Redis hash fields of a session (see the module docstring)."""
-    fields: dict[str, bytes | str] = {
-        "u": rec.user_id,
-        "h": bytes(rec.secret_hash),
-        "c": _ms(rec.created_at),
-        "l": _ms(rec.last_seen_at),
-        "i": _ms(rec.idle_expires_at),
-        "a": _ms(rec.absolute_expires_at),
-    }
-    if rec.ip is not None:
-        fields["ip"] = rec.ip
-    if rec.user_agent is not None:
-        fields["ua"] = rec.user_agent
-    if rec.data:
-        fields["d"] = codec.data_to_json(rec.data)
-    if rec.refresh_hash is not None:
-        fields["r"] = bytes(rec.refresh_hash)
-    if rec.refresh_prev_hash is not None:
-        fields["p"] = bytes(rec.refresh_prev_hash)
-    if rec.refresh_rotated_at is not None:
-        fields["t"] = _ms(rec.refresh_rotated_at)
-    if rec.generation:
-        fields["g"] = str(rec.generation)
-    return fields
-
-
-def _seconds(raw: str | None) -> float:
-    if raw is None:
-        raise CorruptRecord("missing session field")
-    try:
-        return int(raw) / 1000
-    except ValueError as exc:
-        raise CorruptRecord("expected integer milliseconds") from exc
-
-
-def session_from_fields(session_id: str, raw: dict[bytes, bytes]) -> SessionRecord:
-    """Inverse of :func:`session_fields`; raises :class:`CorruptRecord`."""
-    try:
-        t = {k.decode(): v.decode() for k, v in raw.items() if k in _SESSION_TEXT_FIELDS}
-    except UnicodeDecodeError as exc:
-        raise CorruptRecord("invalid text field") from exc
-    if "u" not in t or b"h" not in raw:
-        raise CorruptRecord("missing session field")
-    try:
-        generation = int(t.get("g", "0"))
-    except ValueError as exc:
-        raise CorruptRecord("expected an integer") from exc
-    return SessionRecord(
-        id=session_id,
-        user_id=t["u"],
-        secret_hash=raw[b"h"],
-        created_at=_seconds(t.get("c")),
-        last_seen_at=_seconds(t.get("l")),
-        idle_expires_at=_seconds(t.get("i")),
-        absolute_expires_at=_seconds(t.get("a")),
-        ip=t.get("ip"),
-        user_agent=t.get("ua"),
-        data=codec.data_from_json(t.get("d")),
-        refresh_hash=raw.get(b"r"),
-        refresh_prev_hash=raw.get(b"p"),
-        refresh_rotated_at=None if "t" not in t else _seconds(t["t"]),
-        generation=generation,
-    )
 
 
 def _glob_escape(text: str) -> str:
@@ -332,14 +102,14 @@ class RedisStore:
         self._users = f"{prefix}:users"
         self._keys = f"{prefix}:keys"
         self._secrets = f"{prefix}:secrets"
-        self._create = client.register_script(_CREATE)
-        self._touch = client.register_script(_TOUCH)
-        self._delete = client.register_script(_DELETE)
-        self._delete_user = client.register_script(_DELETE_USER)
-        self._purge_user = client.register_script(_PURGE_USER)
-        self._rotate = client.register_script(_ROTATE)
-        self._create_user = client.register_script(_CREATE_USER)
-        self._update_user = client.register_script(_UPDATE_USER)
+        self._create = client.register_script(redis_lua.CREATE)
+        self._touch = client.register_script(redis_lua.TOUCH)
+        self._delete = client.register_script(redis_lua.DELETE)
+        self._delete_user = client.register_script(redis_lua.DELETE_USER)
+        self._purge_user = client.register_script(redis_lua.PURGE_USER)
+        self._rotate = client.register_script(redis_lua.ROTATE)
+        self._create_user = client.register_script(redis_lua.CREATE_USER)
+        self._update_user = client.register_script(redis_lua.UPDATE_USER)
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r})"
@@ -419,11 +189,11 @@ class RedisStore:
         rules.check_max_per_user(max_per_user)
         args: list[Any] = [
             self._s,
-            _ms(now),
+            ms(now),
             "" if max_per_user is None else str(max_per_user),
             "1" if on_exceed is OnExceed.DENY else "0",
-            _ms(record.created_at),
-            str(min(int(_ms(record.idle_expires_at)), int(_ms(record.absolute_expires_at)))),
+            ms(record.created_at),
+            str(min(int(ms(record.idle_expires_at)), int(ms(record.absolute_expires_at)))),
             record.id,
         ]
         for name, value in session_fields(record).items():
@@ -449,7 +219,7 @@ class RedisStore:
         async with self._errors():
             done = await self._touch(
                 keys=[self._s + session_id],
-                args=[_ms(last_seen_at), _ms(idle_expires_at), self._u],
+                args=[ms(last_seen_at), ms(idle_expires_at), self._u],
             )
         return bool(done)
 
@@ -504,7 +274,7 @@ class RedisStore:
             async for key in self.client.scan_iter(
                 match=_glob_escape(self._u) + "*", count=1000, _type="zset"
             ):
-                total += int(await self._purge_user(keys=[key], args=[self._s, _ms(now)]))
+                total += int(await self._purge_user(keys=[key], args=[self._s, ms(now)]))
         return total
 
     async def rotate_refresh(
@@ -520,7 +290,7 @@ class RedisStore:
         async with self._errors():
             outcome = await self._rotate(
                 keys=[self._s + session_id],
-                args=[bytes(presented_hash), bytes(successor_hash), _ms(now), _ms(grace)],
+                args=[bytes(presented_hash), bytes(successor_hash), ms(now), ms(grace)],
             )
         return RotateOutcome(outcome.decode())
 
