@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from satchel.errors import CorruptRecord
 from satchel.jose import b64
+from satchel.stores import rules
 from satchel.stores.base import KeyState, SessionRecord, StoredKey, UserRecord
 from satchel.stores.fields import (
     b64d,
@@ -164,21 +165,48 @@ def data_from_json(raw: object) -> dict[str, Any]:
 # --- users and keys -----------------------------------------------------------------------
 
 
+def _user_core(user: UserRecord) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "username_key": user.username_key,
+        "password_hash": user.password_hash,
+        "roles": list(user.roles),
+        "disabled": user.disabled,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "valid_after": user.valid_after,
+    }
+
+
+def claims_to_json(claims: dict[str, Any]) -> str:
+    """JSON text of a user's application claims; ValueError unless they are JSON values."""
+    if not isinstance(claims, dict):
+        raise ValueError("user claims must be a JSON object")
+    try:
+        return dumps(claims)
+    except (TypeError, RecursionError) as exc:
+        raise ValueError("user claims must be JSON values") from exc
+
+
 def encode_user(user: UserRecord) -> str:
-    """JSON text of a user record."""
-    return dumps(
-        {
-            "id": user.id,
-            "username": user.username,
-            "username_key": user.username_key,
-            "password_hash": user.password_hash,
-            "roles": list(user.roles),
-            "disabled": user.disabled,
-            "created_at": user.created_at,
-            "updated_at": user.updated_at,
-            "valid_after": user.valid_after,
-        }
-    )
+    """JSON text of a whole user record (memory and Redis).
+
+    ``email_key`` is stored next to ``email`` so the Redis scripts can drop a replaced
+    address from the index without normalising text in Lua; decoding ignores it.
+    """
+    record = _user_core(user)
+    if user.email is not None:
+        record["email"] = user.email
+        record["email_key"] = rules.email_key(user.email)
+    if user.claims:
+        if not isinstance(user.claims, dict):
+            raise ValueError("user claims must be a JSON object")
+        record["claims"] = user.claims
+    try:
+        return dumps(record)
+    except (TypeError, RecursionError) as exc:
+        raise ValueError("user claims must be JSON values") from exc
 
 
 def decode_user(raw: str | bytes | dict[str, Any]) -> UserRecord:
@@ -195,9 +223,39 @@ def decode_user(raw: str | bytes | dict[str, Any]) -> UserRecord:
             created_at=num(m.get("created_at", 0.0)),
             updated_at=num(m.get("updated_at", 0.0)),
             valid_after=num(m.get("valid_after", 0.0)),
+            email=opt_text(m.get("email")),
+            claims=obj(m.get("claims", {})),
         )
     except KeyError as exc:
         raise CorruptRecord("missing user field") from exc
+
+
+#: The user columns the SQL backends read, in the order :func:`user_from_row` expects.
+USER_COLUMNS = "record, email, claims"
+
+
+def user_row(user: UserRecord) -> tuple[str, str, str, str | None, str | None, str]:
+    """``(id, username_key, record, email, email_key, claims)`` of a user for the SQL backends.
+
+    ``record`` is the JSON of the fixed fields; the address, its unique key and the claims
+    are columns of their own (the key carries the uniqueness index).
+    """
+    return (
+        user.id,
+        user.username_key,
+        dumps(_user_core(user)),
+        user.email,
+        rules.opt_email_key(user.email),
+        claims_to_json(user.claims),
+    )
+
+
+def user_from_row(row: Sequence[Any]) -> UserRecord:
+    """A user from a row of :data:`USER_COLUMNS`; raises :class:`CorruptRecord`."""
+    user = decode_user(text(row[0]))
+    user.email = opt_text(row[1])
+    user.claims = json_object(row[2])
+    return user
 
 
 def encode_key(key: StoredKey) -> str:
@@ -228,11 +286,6 @@ def decode_key(raw: str | bytes | dict[str, Any]) -> StoredKey:
         )
     except (KeyError, ValueError) as exc:
         raise CorruptRecord("invalid key record") from exc
-
-
-def user_from_text(raw: object) -> UserRecord:
-    """A user stored as JSON text (SQL backends); raises :class:`CorruptRecord`."""
-    return decode_user(text(raw))
 
 
 def key_from_text(raw: object) -> StoredKey:

@@ -46,6 +46,8 @@ logger = logging.getLogger("satchel.stores")
 _BACKEND = "postgres"
 DEFAULT_COMMAND_TIMEOUT = 2.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
+#: Rows per INSERT statement of :meth:`PostgresStore.create_users`.
+IMPORT_BATCH = 5000
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -229,40 +231,61 @@ class PostgresStore:
 
     # --- UserStore ------------------------------------------------------------------------
 
-    def _user(self, raw: object) -> UserRecord | None:
-        if raw is None:
+    def _user(self, row: Sequence[Any] | None) -> UserRecord | None:
+        if row is None:
             return None
-        return codec.decode_or_none("user", _BACKEND, codec.user_from_text, raw)
+        return codec.decode_or_none("user", _BACKEND, codec.user_from_row, row)
 
     async def create_user(self, user: UserRecord) -> None:
-        """Insert; UserExists on a duplicate username_key (or id)."""
+        """Insert; UserExists on a duplicate username_key, id or email."""
+        row = codec.user_row(user)
         async with self._errors():
             try:
-                await self.pool.execute(
-                    self._sql["create_user"], user.id, user.username_key, codec.encode_user(user)
-                )
+                await self.pool.execute(self._sql["create_user"], *row)
             except asyncpg.UniqueViolationError:
                 raise UserExists() from None
+
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert many in one transaction; returns the usernames refused (taken name/id/email).
+
+        ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING id`` in batches
+        of :data:`IMPORT_BATCH` rows, so each statement stays well inside the command time-out.
+        """
+        tried = rules.first_of_each(users)
+        rows = [codec.user_row(users[p]) for p in tried]
+        inserted: set[str] = set()
+        async with self._errors(), self.pool.acquire() as conn, conn.transaction():
+            for start in range(0, len(rows), IMPORT_BATCH):
+                columns = zip(*rows[start : start + IMPORT_BATCH], strict=True)
+                written = await conn.fetch(self._sql["import_users"], *map(list, columns))
+                inserted.update(r[0] for r in written)
+        return rules.refused(users, tried, inserted)
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         """By id."""
         async with self._errors():
-            raw = await self.pool.fetchval(self._sql["get_user"], user_id)
-        return self._user(raw)
+            row = await self.pool.fetchrow(self._sql["get_user"], user_id)
+        return self._user(row)
 
     async def get_user_by_name(self, username_key: str) -> UserRecord | None:
         """By normalised username."""
         async with self._errors():
-            raw = await self.pool.fetchval(self._sql["get_user_by_name"], username_key)
-        return self._user(raw)
+            row = await self.pool.fetchrow(self._sql["get_user_by_name"], username_key)
+        return self._user(row)
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """By address, compared by its NFKC + casefold key."""
+        key = rules.email_key(email)
+        async with self._errors():
+            row = await self.pool.fetchrow(self._sql["get_user_by_email"], key)
+        return self._user(row)
 
     async def update_user(self, user: UserRecord) -> None:
-        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
+        """Replace by id; NotFound if absent, UserExists if the new username or email is taken."""
+        row = codec.user_row(user)
         async with self._errors():
             try:
-                found = await self.pool.fetchval(
-                    self._sql["update_user"], user.id, user.username_key, codec.encode_user(user)
-                )
+                found = await self.pool.fetchval(self._sql["update_user"], *row)
             except asyncpg.UniqueViolationError:
                 raise UserExists() from None
         if found is None:
@@ -272,7 +295,7 @@ class PostgresStore:
         """Users ordered by username key."""
         async with self._errors():
             rows = await self.pool.fetch(self._sql["list_users"], max(0, limit), max(0, offset))
-        return codec.decode_all("user", _BACKEND, codec.user_from_text, (row[0] for row in rows))
+        return codec.decode_all("user", _BACKEND, codec.user_from_row, rows)
 
     # --- KeyStore -------------------------------------------------------------------------
 

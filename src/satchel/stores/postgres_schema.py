@@ -50,10 +50,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE TABLE {s}.secrets (name text PRIMARY KEY, value bytea NOT NULL)",
     ),
+    (
+        # Accounts gain an address (unique by its normalised key) and application claims.
+        "ALTER TABLE {s}.users ADD COLUMN email text, ADD COLUMN email_key text,"
+        " ADD COLUMN claims jsonb NOT NULL DEFAULT '{{}}'",
+        "CREATE UNIQUE INDEX users_email_key_idx ON {s}.users (email_key)",
+    ),
 ]
 
-# Statement templates: {s} is the validated, quoted schema and {cols} the session columns;
-# they are expanded once per store, so each statement text stays constant.
+# Statement templates: {s} is the validated, quoted schema, {cols} the session columns and
+# {user_cols} the user columns; they are expanded once per store, so each text stays constant.
 SQL_TEMPLATES: dict[str, str] = {
     "insert": "INSERT INTO {s}.sessions ({cols}, expires_at)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
@@ -75,12 +81,20 @@ SQL_TEMPLATES: dict[str, str] = {
     " WHERE id = $3 AND refresh_hash = $4 AND expires_at > $2 RETURNING 1",
     "rotate_state": "SELECT refresh_hash, refresh_prev_hash, refresh_rotated_at,"
     " expires_at FROM {s}.sessions WHERE id = $1",
-    "create_user": "INSERT INTO {s}.users (id, username_key, record) VALUES ($1, $2, $3::jsonb)",
-    "get_user": "SELECT record FROM {s}.users WHERE id = $1",
-    "get_user_by_name": "SELECT record FROM {s}.users WHERE username_key = $1",
-    "update_user": "UPDATE {s}.users SET username_key = $2, record = $3::jsonb"
-    " WHERE id = $1 RETURNING 1",
-    "list_users": "SELECT record FROM {s}.users ORDER BY username_key, id LIMIT $1 OFFSET $2",
+    "create_user": "INSERT INTO {s}.users (id, username_key, record, email, email_key, claims)"
+    " VALUES ($1, $2, $3::jsonb, $4, $5, $6::jsonb)",
+    # One statement per batch of an import: conflicts on any unique key (id, username_key,
+    # email_key) skip the row, and RETURNING names the rows written.
+    "import_users": "INSERT INTO {s}.users (id, username_key, record, email, email_key, claims)"
+    " SELECT i, n, r::jsonb, e, k, c::jsonb"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
+    " AS batch (i, n, r, e, k, c) ON CONFLICT DO NOTHING RETURNING id",
+    "get_user": "SELECT {user_cols} FROM {s}.users WHERE id = $1",
+    "get_user_by_name": "SELECT {user_cols} FROM {s}.users WHERE username_key = $1",
+    "get_user_by_email": "SELECT {user_cols} FROM {s}.users WHERE email_key = $1",
+    "update_user": "UPDATE {s}.users SET username_key = $2, record = $3::jsonb, email = $4,"
+    " email_key = $5, claims = $6::jsonb WHERE id = $1 RETURNING 1",
+    "list_users": "SELECT {user_cols} FROM {s}.users ORDER BY username_key, id LIMIT $1 OFFSET $2",
     "list_keys": "SELECT record FROM {s}.keys ORDER BY created_at, kid",
     "save_key": "INSERT INTO {s}.keys (kid, created_at, record)"
     " VALUES ($1, $2, $3::jsonb) ON CONFLICT (kid) DO UPDATE"
@@ -100,7 +114,8 @@ def statements(schema: str) -> dict[str, str]:
     """The statements of :data:`SQL_TEMPLATES` for ``schema`` (a validated identifier)."""
     s = f'"{schema}"'
     return {
-        name: sql.format(s=s, cols=codec.SESSION_COLUMNS) for name, sql in SQL_TEMPLATES.items()
+        name: sql.format(s=s, cols=codec.SESSION_COLUMNS, user_cols=codec.USER_COLUMNS)
+        for name, sql in SQL_TEMPLATES.items()
     }
 
 

@@ -7,6 +7,7 @@ Key layout (``P`` is the configurable prefix, default ``satchel``)::
                                earlier than the user's last session
     P:user:<user id>   string  user record, JSON
     P:users            hash    username_key -> user id (uniqueness and lookup)
+    P:emails           hash    email key (NFKC + casefold) -> user id (the same, by address)
     P:keys             hash    kid -> signing key record, JSON
     P:secrets          hash    name -> secret bytes
 
@@ -26,32 +27,24 @@ Sessions expire by themselves; ``purge_expired`` additionally removes sessions e
 caller's clock and cleans index entries left by native expiry (it walks the indexes with SCAN).
 ``list_all`` also uses SCAN: it is O(all sessions) and meant for administration only.
 
-Every Redis failure (connection refused, timeout, ...) surfaces as
-:class:`~satchel.errors.StoreUnavailable` so requests fail closed with a 503.
+Every Redis failure surfaces as :class:`~satchel.errors.StoreUnavailable`
+(:mod:`satchel.stores.redis_client`), so requests fail closed with a 503.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from satchel.errors import (
     ConfigurationError,
     NotFound,
     SessionLimitExceeded,
-    StoreUnavailable,
     UserExists,
 )
-from satchel.stores import codec, redis_lua, rules
+from satchel.stores import codec, redis_client, redis_lua, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -60,24 +53,12 @@ from satchel.stores.base import (
     StoredKey,
     UserRecord,
 )
+from satchel.stores.redis_client import DEFAULT_TIMEOUT, aw, glob_escape, unavailable
 from satchel.stores.redis_fields import ms, session_fields, session_from_fields
 
-logger = logging.getLogger("satchel.stores")
-
 _BACKEND = "redis"
-T = TypeVar("T")
-DEFAULT_TIMEOUT = 0.5
-
-
-async def _aw(value: Awaitable[T] | T) -> T:
-    """Await a redis.asyncio command result (its type hints also allow a plain value)."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+#: Users per script call of :meth:`RedisStore.create_users` (a few ms of server time each).
+IMPORT_BATCH = 1000
 
 
 class RedisStore:
@@ -100,6 +81,7 @@ class RedisStore:
         self._u = f"{prefix}:u:"
         self._user = f"{prefix}:user:"
         self._users = f"{prefix}:users"
+        self._emails = f"{prefix}:emails"
         self._keys = f"{prefix}:keys"
         self._secrets = f"{prefix}:secrets"
         self._create = client.register_script(redis_lua.CREATE)
@@ -110,6 +92,7 @@ class RedisStore:
         self._rotate = client.register_script(redis_lua.ROTATE)
         self._create_user = client.register_script(redis_lua.CREATE_USER)
         self._update_user = client.register_script(redis_lua.UPDATE_USER)
+        self._create_users = client.register_script(redis_lua.CREATE_USERS)
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r})"
@@ -124,49 +107,18 @@ class RedisStore:
         socket_connect_timeout: float = DEFAULT_TIMEOUT,
         max_connections: int | None = None,
     ) -> RedisStore:
-        """A store on ``url`` (``redis://`` or ``rediss://``) with short, fail-fast timeouts.
-
-        A dropped pooled connection is retried once at once (Redis restarted); timeouts are
-        not retried, so a slow Redis costs at most ``socket_timeout`` per command.
-        """
-        try:
-            client = aioredis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_connect_timeout,
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                max_connections=max_connections,
-                decode_responses=False,
-            )
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError("Invalid Redis URL.") from exc
+        """A store on ``url`` with short, fail-fast timeouts (see :func:`redis_client.connect`)."""
+        client = redis_client.connect(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            max_connections=max_connections,
+        )
         return cls(client, prefix=prefix)
-
-    @asynccontextmanager
-    async def _errors(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisError, OSError, TimeoutError) as exc:
-            logger.warning("Redis store error: %s", type(exc).__name__)
-            raise StoreUnavailable() from exc
 
     async def check(self) -> None:
         """Ping the server and warn if its eviction policy could drop satchel keys (F13)."""
-        async with self._errors():
-            await _aw(self.client.ping())
-        try:
-            config = await _aw(self.client.config_get("maxmemory-policy"))
-            # Key type varies with the client version and protocol (bytes or str).
-            policy = config.get(b"maxmemory-policy", config.get("maxmemory-policy"))
-        except (RedisError, OSError, TimeoutError):
-            return  # CONFIG is often disabled on managed Redis; the warning is best effort
-        name = policy.decode() if isinstance(policy, bytes) else str(policy or "")
-        if name and name != "noeviction" and not name.startswith("volatile-"):
-            logger.warning(
-                "Redis maxmemory-policy is %r: under memory pressure Redis may evict satchel "
-                "keys (users, keys, session indexes). Use noeviction or a volatile-* policy.",
-                name,
-            )
+        await redis_client.check(self.client)
 
     # --- SessionStore ---------------------------------------------------------------------
 
@@ -198,7 +150,7 @@ class RedisStore:
         ]
         for name, value in session_fields(record).items():
             args += (name, value)
-        async with self._errors():
+        async with unavailable():
             result = await self._create(
                 keys=[self._s + record.id, self._u + record.user_id], args=args
             )
@@ -210,13 +162,13 @@ class RedisStore:
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The session, or None (also for a corrupt record)."""
-        async with self._errors():
-            raw = await _aw(self.client.hgetall(self._s + session_id))
+        async with unavailable():
+            raw = await aw(self.client.hgetall(self._s + session_id))
         return self._session(session_id, raw)
 
     async def touch(self, session_id: str, *, last_seen_at: float, idle_expires_at: float) -> bool:
         """Record activity and move the expiry; never recreates a deleted session."""
-        async with self._errors():
+        async with unavailable():
             done = await self._touch(
                 keys=[self._s + session_id],
                 args=[ms(last_seen_at), ms(idle_expires_at), self._u],
@@ -225,13 +177,13 @@ class RedisStore:
 
     async def delete(self, session_id: str) -> SessionRecord | None:
         """Remove a session and its index entry; idempotent."""
-        async with self._errors():
+        async with unavailable():
             raw = await self._delete(keys=[self._s + session_id], args=[self._u, session_id])
         return self._session(session_id, raw)
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
         """Remove every session of the user except ``keep``."""
-        async with self._errors():
+        async with unavailable():
             removed = await self._delete_user(
                 keys=[self._u + user_id],
                 args=[self._s, keep or "", "0" if keep is None else "1"],
@@ -239,7 +191,7 @@ class RedisStore:
         return [sid.decode() for sid in removed]
 
     async def _load(self, ids: list[str]) -> list[SessionRecord]:
-        async with self._errors():
+        async with unavailable():
             pipe = self.client.pipeline(transaction=False)
             for sid in ids:
                 pipe.hgetall(self._s + sid)
@@ -248,7 +200,7 @@ class RedisStore:
 
     async def list_user(self, user_id: str) -> list[SessionRecord]:
         """The user's sessions, oldest first."""
-        async with self._errors():
+        async with unavailable():
             ids = await self.client.zrange(self._u + user_id, 0, -1)
         return await self._load([sid.decode() for sid in ids])
 
@@ -256,9 +208,9 @@ class RedisStore:
         """Every user's sessions, newest first; scans all sessions (administration only)."""
         ids: list[str] = []
         skip = len(self._s)
-        async with self._errors():
+        async with unavailable():
             async for key in self.client.scan_iter(
-                match=_glob_escape(self._s) + "*", count=1000, _type="hash"
+                match=glob_escape(self._s) + "*", count=1000, _type="hash"
             ):
                 ids.append(key.decode()[skip:])
         records: list[SessionRecord] = []
@@ -270,9 +222,9 @@ class RedisStore:
     async def purge_expired(self, now: float) -> int:
         """Delete sessions expired by ``now`` and prune stale index entries."""
         total = 0
-        async with self._errors():
+        async with unavailable():
             async for key in self.client.scan_iter(
-                match=_glob_escape(self._u) + "*", count=1000, _type="zset"
+                match=glob_escape(self._u) + "*", count=1000, _type="zset"
             ):
                 total += int(await self._purge_user(keys=[key], args=[self._s, ms(now)]))
         return total
@@ -287,7 +239,7 @@ class RedisStore:
         grace: float,
     ) -> RotateOutcome:
         """Compare-and-set of the refresh hash in one Lua script; expired is UNKNOWN."""
-        async with self._errors():
+        async with unavailable():
             outcome = await self._rotate(
                 keys=[self._s + session_id],
                 args=[bytes(presented_hash), bytes(successor_hash), ms(now), ms(grace)],
@@ -301,38 +253,81 @@ class RedisStore:
             return None
         return codec.decode_or_none("user", _BACKEND, codec.decode_user, raw)
 
+    @staticmethod
+    def _user_args(user: UserRecord) -> list[str]:
+        """ARGV of the user scripts: id, username key, record and the email key if any."""
+        args = [user.id, user.username_key, codec.encode_user(user)]
+        if user.email is not None:
+            args.append(rules.email_key(user.email))
+        return args
+
     async def create_user(self, user: UserRecord) -> None:
-        """Insert; UserExists on a duplicate username_key (or id)."""
-        async with self._errors():
+        """Insert; UserExists on a duplicate username_key, id or email."""
+        args = self._user_args(user)
+        async with unavailable():
             done = await self._create_user(
-                keys=[self._user + user.id, self._users],
-                args=[user.id, user.username_key, codec.encode_user(user)],
+                keys=[self._user + user.id, self._users, self._emails], args=args
             )
         if not done:
             raise UserExists()
 
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert many; returns the usernames refused (taken username, id or email).
+
+        One Lua script per :data:`IMPORT_BATCH` users: each batch is atomic and keeps the
+        username and email indexes consistent, but a failure between batches leaves the
+        earlier batches written (Redis has no multi-script transaction).
+        """
+        tried = rules.first_of_each(users)
+        groups: list[list[str]] = []
+        for position in tried:
+            user = users[position]
+            mail = rules.opt_email_key(user.email)
+            has_mail = "0" if mail is None else "1"
+            record = codec.encode_user(user)
+            groups.append([user.id, user.username_key, record, has_mail, mail or ""])
+        inserted: set[str] = set()
+        async with unavailable():
+            for start in range(0, len(groups), IMPORT_BATCH):
+                batch = groups[start : start + IMPORT_BATCH]
+                args = [self._user, *(value for group in batch for value in group)]
+                refused = await self._create_users(keys=[self._users, self._emails], args=args)
+                skip = {int(n) - 1 for n in refused}
+                inserted.update(g[0] for n, g in enumerate(batch) if n not in skip)
+        return rules.refused(users, tried, inserted)
+
     async def get_user(self, user_id: str) -> UserRecord | None:
         """By id."""
-        async with self._errors():
+        async with unavailable():
             raw = await self.client.get(self._user + user_id)
         return self._decode_user(raw)
 
     async def get_user_by_name(self, username_key: str) -> UserRecord | None:
         """By normalised username."""
-        async with self._errors():
+        async with unavailable():
             # bytes: the client is created with decode_responses=False
-            user_id: Any = await _aw(self.client.hget(self._users, username_key))
+            user_id: Any = await aw(self.client.hget(self._users, username_key))
+            if user_id is None:
+                return None
+            raw = await self.client.get(self._user.encode() + user_id)
+        return self._decode_user(raw)
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """By address, compared by its NFKC + casefold key."""
+        key = rules.email_key(email)
+        async with unavailable():
+            user_id: Any = await aw(self.client.hget(self._emails, key))
             if user_id is None:
                 return None
             raw = await self.client.get(self._user.encode() + user_id)
         return self._decode_user(raw)
 
     async def update_user(self, user: UserRecord) -> None:
-        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
-        async with self._errors():
+        """Replace by id; NotFound if absent, UserExists if the new username or email is taken."""
+        args = self._user_args(user)
+        async with unavailable():
             result = await self._update_user(
-                keys=[self._user + user.id, self._users],
-                args=[user.id, user.username_key, codec.encode_user(user)],
+                keys=[self._user + user.id, self._users, self._emails], args=args
             )
         if result == -1:
             raise NotFound("No such user.")
@@ -341,8 +336,8 @@ class RedisStore:
 
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
         """Users ordered by username key."""
-        async with self._errors():
-            names: dict[bytes, bytes] = await _aw(self.client.hgetall(self._users))
+        async with unavailable():
+            names: dict[bytes, bytes] = await aw(self.client.hgetall(self._users))
             ordered = sorted(names.items(), key=lambda kv: kv[0].decode(errors="replace"))
             page = rules.page(ordered, limit=limit, offset=offset)
             if not page:
@@ -354,25 +349,25 @@ class RedisStore:
 
     async def list_keys(self) -> list[StoredKey]:
         """Every key, oldest first."""
-        async with self._errors():
-            raws = await _aw(self.client.hvals(self._keys))
+        async with unavailable():
+            raws = await aw(self.client.hvals(self._keys))
         keys = codec.decode_all("key", _BACKEND, codec.decode_key, raws)
         return sorted(keys, key=lambda k: (k.created_at, k.kid))
 
     async def save_key(self, key: StoredKey) -> None:
         """Insert or replace by kid."""
-        async with self._errors():
-            await _aw(self.client.hset(self._keys, key.kid, codec.encode_key(key)))
+        async with unavailable():
+            await aw(self.client.hset(self._keys, key.kid, codec.encode_key(key)))
 
     async def get_secret(self, name: str) -> bytes | None:
         """A named server secret."""
-        async with self._errors():
-            value: Any = await _aw(self.client.hget(self._secrets, name))
+        async with unavailable():
+            value: Any = await aw(self.client.hget(self._secrets, name))
         return None if value is None else bytes(value)
 
     async def set_secret_if_absent(self, name: str, value: bytes) -> bytes:
         """First writer wins (HSETNX then HGET in one MULTI)."""
-        async with self._errors():
+        async with unavailable():
             pipe = self.client.pipeline(transaction=True)
             pipe.execute_command("HSETNX", self._secrets, name, bytes(value))
             pipe.hget(self._secrets, name)
@@ -381,7 +376,4 @@ class RedisStore:
 
     async def close(self) -> None:
         """Close the connection pool."""
-        try:
-            await self.client.aclose()
-        except (RedisError, OSError):
-            logger.debug("ignoring error while closing the Redis client")
+        await redis_client.close(self.client)

@@ -132,26 +132,67 @@ end
 return 'reused'
 """
 
-# KEYS: user key, names hash. ARGV: user id, username_key, record JSON.
+# KEYS: user key, names hash, emails hash. ARGV: user id, username_key, record JSON and,
+# for an account with an address, its email key.
 CREATE_USER = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[1]) == 0 then return 0 end
+local mail = ARGV[4]
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1
+    or (mail and redis.call('HEXISTS', KEYS[3], mail) == 1) then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+if mail then redis.call('HSET', KEYS[3], mail, ARGV[1]) end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
 """
 
-# KEYS: user key, names hash. ARGV: user id, new username_key, record JSON.
+# KEYS: names hash, emails hash. ARGV: user key prefix, then per user: id, username_key,
+# record JSON, has-email flag ('1'), email key. Returns the 1-based positions refused.
+CREATE_USERS = """
+local refused = {}
+local n = 0
+for i = 2, #ARGV, 5 do
+  n = n + 1
+  local id, name, has, mail = ARGV[i], ARGV[i + 1], ARGV[i + 3] == '1', ARGV[i + 4]
+  local key = ARGV[1] .. id
+  if redis.call('EXISTS', key) == 1 or redis.call('HEXISTS', KEYS[1], name) == 1
+      or (has and redis.call('HEXISTS', KEYS[2], mail) == 1) then
+    refused[#refused + 1] = n
+  else
+    redis.call('HSET', KEYS[1], name, id)
+    if has then redis.call('HSET', KEYS[2], mail, id) end
+    redis.call('SET', key, ARGV[i + 2])
+  end
+end
+return refused
+"""
+
+# KEYS: user key, names hash, emails hash. ARGV: user id, new username_key, record JSON and,
+# for an account with an address, its email key. The replaced name and address are read
+# from the stored record (``username_key``, ``email_key``) and dropped from the indexes.
 UPDATE_USER = """
 local current = redis.call('GET', KEYS[1])
 if not current then return -1 end
+local mail = ARGV[4]
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
 if owner and owner ~= ARGV[1] then return -2 end
+if mail then
+  local holder = redis.call('HGET', KEYS[3], mail)
+  if holder and holder ~= ARGV[1] then return -2 end
+end
 local ok, rec = pcall(cjson.decode, current)
-local old = ok and type(rec) == 'table' and rec['username_key'] or nil
+if not ok or type(rec) ~= 'table' then rec = {} end
+local old = rec['username_key']
 if type(old) == 'string' and old ~= ARGV[2] and redis.call('HGET', KEYS[2], old) == ARGV[1] then
   redis.call('HDEL', KEYS[2], old)
 end
+local old_mail = rec['email_key']
+if type(old_mail) == 'string' and old_mail ~= mail
+    and redis.call('HGET', KEYS[3], old_mail) == ARGV[1] then
+  redis.call('HDEL', KEYS[3], old_mail)
+end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+if mail then redis.call('HSET', KEYS[3], mail, ARGV[1]) end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
 """

@@ -1,4 +1,4 @@
-"""The backend-independent rules: the per-user session limit and refresh rotation.
+"""The backend-independent rules: session limits, refresh rotation, e-mail keys, imports.
 
 Pure functions over records and rows, no I/O: the backends differ only in how they read and
 write atomically, never in what they decide. Memory, SQLite and PostgreSQL run the session
@@ -9,11 +9,12 @@ contract tests hold all four to one behaviour.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Sequence
+import unicodedata
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 from satchel.errors import ConfigurationError, SessionLimitExceeded
-from satchel.stores.base import OnExceed, RotateOutcome, SessionRecord
+from satchel.stores.base import OnExceed, RotateOutcome, SessionRecord, UserRecord
 
 _R = TypeVar("_R")
 
@@ -22,6 +23,55 @@ def page(items: Sequence[_R], *, limit: int, offset: int) -> list[_R]:
     """The ``limit`` items from ``offset`` on (negative values count as zero)."""
     start = max(0, offset)
     return list(items[start : start + max(0, limit)])
+
+
+def email_key(email: str) -> str:
+    """The unique lookup key of an address: NFKC + casefold, like a username key.
+
+    Computed here rather than by each database (``lower()`` is ASCII-only in SQLite and
+    locale-dependent in PostgreSQL) so every backend agrees on which addresses collide.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email).casefold())
+
+
+def opt_email_key(email: str | None) -> str | None:
+    """:func:`email_key` of an address, or None for an account without one."""
+    return None if email is None else email_key(email)
+
+
+def first_of_each(users: Sequence[UserRecord]) -> list[int]:
+    """The positions of an import's records worth trying, in order.
+
+    A record repeating the id, username key or e-mail key of an earlier record of the same
+    import loses to it, as in a sequence of ``INSERT OR IGNORE``; the records tried are then
+    distinct among themselves, so a backend checks them only against stored rows.
+    """
+    ids: set[str] = set()
+    names: set[str] = set()
+    emails: set[str] = set()
+    tried: list[int] = []
+    for position, user in enumerate(users):
+        mail = opt_email_key(user.email)
+        if user.id in ids or user.username_key in names or (mail is not None and mail in emails):
+            continue
+        ids.add(user.id)
+        names.add(user.username_key)
+        if mail is not None:
+            emails.add(mail)
+        tried.append(position)
+    return tried
+
+
+def refused(
+    users: Sequence[UserRecord], tried: Iterable[int], inserted_ids: Collection[str]
+) -> list[str]:
+    """The usernames of ``users`` that were not inserted, in input order.
+
+    ``tried`` are the positions from :func:`first_of_each` (so their ids are distinct) and
+    ``inserted_ids`` the ids the backend wrote; every other record was refused.
+    """
+    done = {position for position in tried if users[position].id in inserted_ids}
+    return [user.username for position, user in enumerate(users) if position not in done]
 
 
 def check_max_per_user(max_per_user: int | None) -> None:

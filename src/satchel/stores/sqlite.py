@@ -39,15 +39,24 @@ from satchel.stores.sqlite_schema import (
     DELETE_USER,
     DELETE_USER_EXPIRED,
     GET_SESSION,
+    GET_USER,
+    GET_USER_BY_EMAIL,
+    GET_USER_BY_NAME,
+    IMPORT_USER,
     INSERT_SESSION,
+    INSERT_USER,
     LIST_ALL,
     LIST_USER,
+    LIST_USERS,
+    MAX_USER_ROWID,
     MIGRATIONS,
     PURGE,
     ROTATE,
     ROTATE_STATE,
     TOUCH,
+    UPDATE_USER,
     USER_LIVE,
+    USERS_AFTER_ROWID,
 )
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -55,6 +64,7 @@ __all__ = ["MIGRATIONS", "SQLiteStore"]
 logger = logging.getLogger("satchel.stores")
 
 _BACKEND = "sqlite"
+_MAX_ROWID = 2**63 - 1
 
 
 def _create_private_file(path: str) -> None:
@@ -244,41 +254,60 @@ class SQLiteStore:
     def _user(self, row: Sequence[Any] | None) -> UserRecord | None:
         if row is None:
             return None
-        return codec.decode_or_none("user", _BACKEND, codec.user_from_text, row[0])
+        return codec.decode_or_none("user", _BACKEND, codec.user_from_row, row)
 
     async def create_user(self, user: UserRecord) -> None:
-        """Insert; UserExists on a duplicate username_key (or id)."""
+        """Insert; UserExists on a duplicate username_key, id or email."""
+        row = codec.user_row(user)
         with self._errors():
             try:
-                self._conn.execute(
-                    "INSERT INTO users (id, username_key, record) VALUES (?, ?, ?)",
-                    (user.id, user.username_key, codec.encode_user(user)),
-                )
+                self._conn.execute(INSERT_USER, row)
             except sqlite3.IntegrityError as exc:
                 raise UserExists() from exc
+
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert many in one transaction; returns the usernames refused (taken name/id/email).
+
+        One ``executemany`` of ``INSERT OR IGNORE``; the rows it wrote are those past the
+        table's largest rowid before it (SQLite numbers new rows upwards from there).
+        """
+        tried = rules.first_of_each(users)
+        rows = [codec.user_row(users[p]) for p in tried]
+        with self._tx() as conn:
+            (before,) = conn.execute(MAX_USER_ROWID).fetchone()
+            if before > _MAX_ROWID - len(rows):  # new rowids would wrap: count row by row
+                inserted = {row[0] for row in rows if conn.execute(IMPORT_USER, row).rowcount}
+            else:
+                changes = conn.total_changes
+                conn.executemany(IMPORT_USER, rows)
+                if conn.total_changes - changes == len(rows):
+                    inserted = {row[0] for row in rows}
+                else:
+                    inserted = {uid for (uid,) in conn.execute(USERS_AFTER_ROWID, (before,))}
+        return rules.refused(users, tried, inserted)
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         """By id."""
         with self._errors():
-            row = self._conn.execute("SELECT record FROM users WHERE id = ?", (user_id,))
-            return self._user(row.fetchone())
+            return self._user(self._conn.execute(GET_USER, (user_id,)).fetchone())
 
     async def get_user_by_name(self, username_key: str) -> UserRecord | None:
         """By normalised username."""
         with self._errors():
-            row = self._conn.execute(
-                "SELECT record FROM users WHERE username_key = ?", (username_key,)
-            )
-            return self._user(row.fetchone())
+            return self._user(self._conn.execute(GET_USER_BY_NAME, (username_key,)).fetchone())
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """By address, compared by its NFKC + casefold key."""
+        key = rules.email_key(email)
+        with self._errors():
+            return self._user(self._conn.execute(GET_USER_BY_EMAIL, (key,)).fetchone())
 
     async def update_user(self, user: UserRecord) -> None:
-        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
+        """Replace by id; NotFound if absent, UserExists if the new username or email is taken."""
+        user_id, *values = codec.user_row(user)
         with self._errors():
             try:
-                cur = self._conn.execute(
-                    "UPDATE users SET username_key = ?, record = ? WHERE id = ?",
-                    (user.username_key, codec.encode_user(user), user.id),
-                )
+                cur = self._conn.execute(UPDATE_USER, (*values, user_id))
             except sqlite3.IntegrityError as exc:
                 raise UserExists() from exc
             if cur.rowcount == 0:
@@ -287,11 +316,8 @@ class SQLiteStore:
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
         """Users ordered by username key."""
         with self._errors():
-            rows = self._conn.execute(
-                "SELECT record FROM users ORDER BY username_key LIMIT ? OFFSET ?",
-                (max(0, limit), max(0, offset)),
-            ).fetchall()
-        return codec.decode_all("user", _BACKEND, codec.user_from_text, (row[0] for row in rows))
+            rows = self._conn.execute(LIST_USERS, (max(0, limit), max(0, offset))).fetchall()
+        return codec.decode_all("user", _BACKEND, codec.user_from_row, rows)
 
     # --- KeyStore -------------------------------------------------------------------------
 

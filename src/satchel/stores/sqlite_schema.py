@@ -58,6 +58,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) STRICT""",
         "CREATE INDEX revocations_until ON revocations (until)",
     ),
+    (
+        # Accounts gain an address (unique by its normalised key) and application claims.
+        "ALTER TABLE users ADD COLUMN email TEXT",
+        "ALTER TABLE users ADD COLUMN email_key TEXT",
+        "ALTER TABLE users ADD COLUMN claims TEXT NOT NULL DEFAULT '{}'",
+        "CREATE UNIQUE INDEX users_email_key ON users (email_key)",
+    ),
 ]
 
 # The statements below are built once from constants at import time; values are bound.
@@ -115,3 +122,23 @@ def migrate(conn: sqlite3.Connection) -> int:
             (version, time.time()),
         )
     return len(MIGRATIONS)
+
+
+_USER_INSERT = (
+    "INTO users (id, username_key, record, email, email_key, claims) VALUES (?, ?, ?, ?, ?, ?)"
+)
+INSERT_USER = f"INSERT {_USER_INSERT}"
+IMPORT_USER = f"INSERT OR IGNORE {_USER_INSERT}"
+GET_USER = f"SELECT {codec.USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608
+GET_USER_BY_NAME = f"SELECT {codec.USER_COLUMNS} FROM users WHERE username_key = ?"  # noqa: S608
+GET_USER_BY_EMAIL = f"SELECT {codec.USER_COLUMNS} FROM users WHERE email_key = ?"  # noqa: S608
+UPDATE_USER = (
+    "UPDATE users SET username_key = ?, record = ?, email = ?, email_key = ?, claims = ?"
+    " WHERE id = ?"
+)
+LIST_USERS = (
+    f"SELECT {codec.USER_COLUMNS} FROM users"  # noqa: S608
+    " ORDER BY username_key LIMIT ? OFFSET ?"
+)
+MAX_USER_ROWID = "SELECT coalesce(max(rowid), 0) FROM users"
+USERS_AFTER_ROWID = "SELECT id FROM users WHERE rowid > ?"
