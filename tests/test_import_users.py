@@ -342,3 +342,15 @@ async def test_importer_on_real_stores_refuses_taken_names_and_ids(
     ]
     dave = await stores.users.get_user_by_name("dave")
     assert dave is not None and dave.password_hash == DJANGO
+
+
+def test_the_example_file_in_the_docs_is_accepted() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "passwords.md").read_text()
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    users = [parse_user_line(text, now=0.0) for text in example.splitlines()]
+    assert [u.username for u in users] == ["alice", "bob", "carol"]
+    assert [hash_scheme(u.password_hash) for u in users] == [
+        "bcrypt",
+        "django_pbkdf2_sha256",
+        "django_argon2id",
+    ]
