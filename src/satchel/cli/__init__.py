@@ -579,3 +579,6 @@ def _run_sync(build: Callable[[], _T]) -> _T:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+users_app.command("import")(importlib.import_module("satchel.cli.import_users").users_import)
