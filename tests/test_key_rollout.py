@@ -19,7 +19,9 @@ from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError, InvalidToken
 from satchel.jose import claims as claims_mod
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import KeyManager, KeyRole, KeySet
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import KeyManager
+from satchel.keys.schedule import KeyRole
 from satchel.revocation.base import LocalBus
 from satchel.stores import Stores, open_stores
 from satchel.stores.base import UserRecord

@@ -11,21 +11,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError
-from satchel.keys.manager import (
+from satchel.jose.jwk import (
     ALGORITHMS,
-    INITIAL_KEY_RECORD,
     ES256Key,
     HS256Key,
-    KeyManager,
-    KeyRole,
-    KeySet,
     RS256Key,
     SigningKey,
     generate_key,
     key_from_jwk,
-    key_statuses,
-    signing_record,
 )
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import INITIAL_KEY_RECORD, KeyManager
+from satchel.keys.schedule import KeyRole, key_statuses, signing_record
 from satchel.stores.base import KeyState, StoredKey
 from satchel.stores.memory import MemoryStore
 

@@ -30,8 +30,9 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.jose.claims import ClaimsPolicy, build_claims, sign
+from satchel.jose.jwk import HS256Key, SigningKey, generate_key
 from satchel.jose.jws import UnknownKey
-from satchel.keys.manager import HS256Key, KeySet, SigningKey, generate_key
+from satchel.jose.keyset import KeySet
 from satchel.revocation.base import RevocationEvent, RevocationKind
 from satchel.revocation.redis import RedisBus
 from satchel.verify import Verifier

@@ -39,7 +39,8 @@ from satchel.identity import Identity
 from satchel.jose import claims as claims_mod
 from satchel.jose import jws
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import KeySet, SigningKey, key_from_jwk
+from satchel.jose.jwk import SigningKey, key_from_jwk
+from satchel.jose.keyset import KeySet
 from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.strategies.hybrid import RevocationState, identity_from_claims
 

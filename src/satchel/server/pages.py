@@ -56,7 +56,8 @@ from satchel.errors import (
 from satchel.identity import Identity
 from satchel.integrations.asgi import SCOPE_ERROR, SCOPE_TRANSPORT
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.keys.manager import KeyManager, KeyStatus, key_statuses
+from satchel.keys.manager import KeyManager
+from satchel.keys.schedule import KeyStatus, key_statuses
 from satchel.server.api import login_context
 from satchel.server.useragent import Device, describe
 from satchel.stores.base import SessionRecord, UserRecord
