@@ -12,29 +12,37 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from satchel.keys.manager import KeyManager
+    from satchel.keys.manager import KeyManager, jwks_cache_control
     from satchel.keys.schedule import (
         DEFAULT_PUBLISH_DELAY,
+        DEFAULT_RELOAD_INTERVAL,
         KeyRole,
         KeyStatus,
+        describe,
         key_statuses,
         signing_record,
     )
 
 _LAZY: dict[str, str] = {
     "KeyManager": "satchel.keys.manager",
+    "jwks_cache_control": "satchel.keys.manager",
     "DEFAULT_PUBLISH_DELAY": "satchel.keys.schedule",
+    "DEFAULT_RELOAD_INTERVAL": "satchel.keys.schedule",
     "KeyRole": "satchel.keys.schedule",
     "KeyStatus": "satchel.keys.schedule",
+    "describe": "satchel.keys.schedule",
     "key_statuses": "satchel.keys.schedule",
     "signing_record": "satchel.keys.schedule",
 }
 
 __all__ = [
     "DEFAULT_PUBLISH_DELAY",
+    "DEFAULT_RELOAD_INTERVAL",
     "KeyManager",
     "KeyRole",
     "KeyStatus",
+    "describe",
+    "jwks_cache_control",
     "key_statuses",
     "signing_record",
 ]

@@ -1,4 +1,4 @@
-"""The signing keys kept in a :class:`KeyStore`: load, reload, rotate.
+"""The signing keys kept in a :class:`KeyStore`: load, reload, rotate, publish.
 
 The rules of the rollout (which key signs, when) are pure and live in
 :mod:`satchel.keys.schedule`; this module does the store I/O around them.
@@ -6,6 +6,7 @@ The rules of the rollout (which key signs, when) are pure and live in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -19,7 +20,9 @@ from satchel.jose.keyset import KeySet
 from satchel.keys.schedule import (
     DEFAULT_PUBLISH_DELAY,
     KeyStatus,
+    default_reload_interval,
     is_usable,
+    jwks_max_age,
     key_statuses,
     rollout_order,
     signing_record,
@@ -31,6 +34,11 @@ logger = logging.getLogger("satchel.keys")
 #: Secret name used to agree on the very first key when several processes start at once.
 # A stored record name: kept as first released, whatever the module is called now.
 INITIAL_KEY_RECORD = "satchel.jwt.initial-key"
+
+#: A JWKS request re-reads the store when the loaded keys are older than this, so a new key
+#: is listed within a second of being stored, on every process, whether or not it signs or
+#: verifies anything; a flood of requests costs at most one store read a second.
+JWKS_RELOAD_INTERVAL = 1.0
 
 
 def _stored_to_json(stored: StoredKey) -> bytes:
@@ -64,13 +72,14 @@ def _fingerprint(records: Iterable[StoredKey]) -> tuple[tuple[str, str, str, flo
 
 
 class KeyManager:
-    """Loads, creates and rotates the signing keys kept in a :class:`KeyStore`.
+    """Loads, creates, rotates and publishes the signing keys kept in a :class:`KeyStore`.
 
     Keys are generated once and never silently regenerated. The first key is agreed
     through ``set_secret_if_absent`` so processes starting together end up with the same
     key, and signs at once. A rotated-in key is published first and signs only after
-    ``publish_delay`` (see :func:`signing_record`); until then the old key keeps signing.
-    ``publish_delay`` must be at least the ``key_reload_interval`` of every node.
+    ``publish_delay`` (see :func:`~satchel.keys.schedule.signing_record`); until then the
+    old key keeps signing. Every node must re-read the keys at least every
+    ``reload_interval``, and ``publish_delay >= 2 * reload_interval``.
     """
 
     def __init__(
@@ -81,6 +90,7 @@ class KeyManager:
         alg: str = DEFAULT_ALG,
         overlap: float = 86_400.0,
         publish_delay: float = DEFAULT_PUBLISH_DELAY,
+        reload_interval: float | None = None,
     ) -> None:
         if alg not in ALGORITHMS:
             raise ConfigurationError(
@@ -91,6 +101,16 @@ class KeyManager:
         self.alg = alg
         self.overlap = _seconds("Key overlap", overlap)
         self.publish_delay = _seconds("Key publish delay", publish_delay)
+        self.reload_interval = (
+            default_reload_interval(self.publish_delay)
+            if reload_interval is None
+            else _seconds("Key reload interval", reload_interval)
+        )
+        if 2 * self.reload_interval > self.publish_delay:
+            # F14: a node could still hold its old view when the new key starts signing.
+            raise ConfigurationError(
+                "The key publish delay must be at least twice the key reload interval."
+            )
         # Records that loaded, their key objects, and the set built for the current signer.
         self._records: list[StoredKey] | None = None
         self._keys: dict[str, SigningKey] = {}
@@ -98,6 +118,8 @@ class KeyManager:
         self._fingerprint: tuple[Any, ...] = ()
         self._reported: tuple[Any, ...] | None = None
         self._loaded_at = -math.inf
+        # One re-read at a time: concurrent requests that find the view stale share it.
+        self._reading = asyncio.Lock()
 
     @property
     def keyset(self) -> KeySet:
@@ -115,6 +137,15 @@ class KeyManager:
             )
         return self._keyset
 
+    @property
+    def jwks_max_age(self) -> int:
+        """Seconds a client may cache the JWKS (``Cache-Control: max-age``).
+
+        Half the publish delay at most: a verifier that fetched the JWKS just before a key
+        was stored fetches again, and finds the key, before the key signs.
+        """
+        return jwks_max_age(self.publish_delay)
+
     async def status(self) -> list[KeyStatus]:
         """Every stored key, oldest first, with what it does now (signing, pending, ...)."""
         return key_statuses(await self.store.list_keys(), self.clock(), self.publish_delay)
@@ -130,16 +161,14 @@ class KeyManager:
         ``alg`` (change algorithms with :meth:`rotate`), or when keys exist but none is active.
         """
         alg = alg or self.alg
-        stored = await self.store.list_keys()
-        if not stored:
+        newest = self._read_and_load(await self._read_store())
+        if newest is None:
             candidate = generate_key(alg, created_at=self.clock()).to_stored(KeyState.ACTIVE)
             raw = await self.store.set_secret_if_absent(
                 INITIAL_KEY_RECORD, _stored_to_json(candidate)
             )
-            winner = _stored_from_json(raw)
-            await self.store.save_key(winner)
-            stored = await self.store.list_keys()
-        newest = self._load(stored)
+            await self.store.save_key(_stored_from_json(raw))
+            newest = self._load(await self.store.list_keys())
         if newest.alg != alg:
             raise ConfigurationError(
                 f"The stored signing key uses {newest.alg}, not {alg}; rotate the keys "
@@ -149,30 +178,39 @@ class KeyManager:
 
     async def reload(self) -> KeySet:
         """Re-read the store (after a rotation by another process)."""
-        self._load(await self.store.list_keys())
+        self._load(await self._read_store())
         return self.keyset
 
-    async def refresh(self, max_age: float) -> bool:
+    async def refresh(self, max_age: float | None = None) -> bool:
         """Re-read the store if the keys were loaded more than ``max_age`` seconds ago.
 
-        Keeps a node's view at most ``max_age`` old, so it learns of a rotation before the
-        new key signs. A failed read keeps the loaded keys (logged) and is retried after
-        ``max_age``. Returns True when the loaded keys changed since the previous call, by
-        this re-read or any other (a :meth:`rotate` through this manager included), so the
-        caller can drop what it derived from them.
+        ``max_age`` defaults to :attr:`reload_interval`. Keeps a node's view at most
+        ``max_age`` old, so it learns of a rotation before the new key signs. A failed read
+        keeps the loaded keys (logged) and is retried after ``max_age``. Returns True when
+        the loaded keys changed since the previous call, by this re-read or any other
+        (:meth:`published`, a :meth:`rotate` through this manager), so the caller can drop
+        what it derived from them.
         """
-        now = self.clock()
-        if self._records is not None and now - self._loaded_at >= max_age:
-            try:
-                self._load(await self.store.list_keys())
-            except Exception as exc:
-                self._loaded_at = now
-                logger.warning(
-                    "signing keys not refreshed, keeping loaded ones: %s", type(exc).__name__
-                )
+        await self._reload_if_older(self.reload_interval if max_age is None else max_age)
         changed = self._fingerprint != self._reported
         self._reported = self._fingerprint
         return changed
+
+    async def published(self) -> KeySet:
+        """The keys to publish in the JWKS, re-read from the store if over a second old.
+
+        Every process serving the JWKS lists a key from the moment it is stored, whether or
+        not it signs or verifies anything meanwhile. Loads (never creates) keys on first
+        use; raises ConfigurationError when there are none to publish.
+        """
+        if self._records is None:
+            stored = await self._read_store()
+            if not stored:
+                raise ConfigurationError("No signing keys are stored.")
+            self._load(stored)
+        else:
+            await self._reload_if_older(JWKS_RELOAD_INTERVAL)
+        return self.keyset
 
     async def rotate(
         self, alg: str | None = None, overlap: float | None = None, *, immediate: bool = False
@@ -188,7 +226,7 @@ class KeyManager:
         """
         now = self.clock()
         overlap = self.overlap if overlap is None else _seconds("Key overlap", overlap)
-        stored = await self.store.list_keys()
+        stored = await self._read_store()
         current = [k for k in stored if k.state is KeyState.ACTIVE]
         if alg is None:
             alg = max(current, key=rollout_order).alg if current else self.alg
@@ -212,6 +250,27 @@ class KeyManager:
             "now" if immediate else f"{switch:.0f}",
         )
         return await self.reload()
+
+    async def _reload_if_older(self, max_age: float) -> None:
+        if self._records is None or self.clock() - self._loaded_at < max_age:
+            return
+        async with self._reading:
+            now = self.clock()
+            if now - self._loaded_at < max_age:
+                return  # re-read by a concurrent caller while this one waited
+            try:
+                self._load(await self._read_store())
+            except Exception as exc:
+                self._loaded_at = now
+                logger.warning(
+                    "signing keys not refreshed, keeping loaded ones: %s", type(exc).__name__
+                )
+
+    async def _read_store(self) -> Sequence[StoredKey]:
+        return await self.store.list_keys()
+
+    def _read_and_load(self, stored: Sequence[StoredKey]) -> StoredKey | None:
+        return self._load(stored) if stored else None
 
     def _load(self, stored: Sequence[StoredKey]) -> StoredKey:
         """Replace the loaded keys; returns the newest ACTIVE record (the rotation target)."""
@@ -242,6 +301,17 @@ class KeyManager:
 
     def __repr__(self) -> str:
         return f"KeyManager(alg={self.alg!r}, loaded={self._records is not None})"
+
+
+def jwks_cache_control(manager: object) -> str:
+    """The ``Cache-Control`` of a JWKS response: public, for less than the publish delay.
+
+    ``manager`` is the :class:`KeyManager` behind the JWKS; anything else (no keys) gets the
+    lifetime of the default publish delay.
+    """
+    if isinstance(manager, KeyManager):
+        return f"public, max-age={manager.jwks_max_age}"
+    return f"public, max-age={jwks_max_age(DEFAULT_PUBLISH_DELAY)}"
 
 
 def _seconds(what: str, value: float) -> float:

@@ -2,20 +2,45 @@
 
 Pure rules over :class:`StoredKey` records and an instant; no I/O. A key is published when it
 is stored and may sign from ``created_at + publish_delay`` (publish-before-sign, F14), by
-which time every node has re-read the store and accepts it.
+which time every node has re-read the store and accepts it. The timing invariants:
+
+- every node re-reads the keys at least every ``reload_interval``, and
+  ``publish_delay >= 2 * reload_interval`` leaves a whole interval of margin;
+- a JWKS may be cached for :func:`jwks_max_age` seconds, so a verifier that honours the
+  header has fetched the new key before it signs.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from satchel.stores.base import KeyState, StoredKey
 
-#: Default seconds between publishing a new key and signing with it: twice the strategies'
-#: default ``key_reload_interval`` (60 s), so every node has re-read the keys in between.
+#: Default seconds between publishing a new key and signing with it: twice the default
+#: reload interval, so every node has re-read the keys in between, with a margin.
 DEFAULT_PUBLISH_DELAY = 120.0
+#: Default (and longest) seconds a node keeps its view of the stored keys.
+DEFAULT_RELOAD_INTERVAL = 60.0
+#: Longest JWKS cache lifetime ever advertised, in seconds.
+MAX_JWKS_MAX_AGE = 60
+
+
+def default_reload_interval(publish_delay: float) -> float:
+    """The reload interval that keeps ``publish_delay >= 2 * reload_interval``."""
+    return min(DEFAULT_RELOAD_INTERVAL, publish_delay / 2)
+
+
+def jwks_max_age(publish_delay: float) -> int:
+    """Seconds a JWKS may be cached: at most half the publish delay (and at most 60).
+
+    A verifier honouring it re-fetches within that time, so one that fetched just before a
+    key was stored still learns the key before it signs.
+    """
+    return max(0, math.floor(min(MAX_JWKS_MAX_AGE, publish_delay / 2)))
 
 
 class KeyRole(enum.StrEnum):
@@ -103,3 +128,38 @@ def key_statuses(records: Sequence[StoredKey], now: float, publish_delay: float)
             )
         )
     return statuses
+
+
+def describe(status: KeyStatus, now: float) -> str:
+    """What the key does, for people: ``signing``, ``next, signs from <time>``,
+    ``verifies until <time>`` or ``retired`` (also for a key past its ``not_after``)."""
+    if status.role is KeyRole.SIGNING:
+        return "signing"
+    if status.role is KeyRole.PENDING and status.signs_from is not None:
+        return f"next, signs from {_when(status.signs_from, now)}"
+    if status.role in (KeyRole.VERIFYING, KeyRole.PENDING):
+        if status.not_after is None:
+            return "verifies until the next rotation"
+        return f"verifies until {_when(status.not_after, now)}"
+    return "retired"
+
+
+def _when(at: float, now: float) -> str:
+    try:
+        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        stamp = "a date out of range"
+    return f"{stamp} ({_relative(at - now)})"
+
+
+def _relative(delta: float) -> str:
+    seconds = abs(delta)
+    if seconds < 1:
+        return "now"
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            amount = f"{seconds / size:.0f} {unit}"
+            break
+    else:
+        amount = f"{seconds:.0f} s"
+    return f"in {amount}" if delta > 0 else f"{amount} ago"

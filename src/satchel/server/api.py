@@ -28,7 +28,7 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.integrations.fastapi import CurrentIdentity, OptionalIdentity, get_auth
-from satchel.keys.manager import KeyManager
+from satchel.keys.manager import KeyManager, jwks_cache_control
 from satchel.server.errors import error_responses
 from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext
@@ -540,11 +540,11 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     """The public half of every key that may verify a token; empty without signing keys."""
     auth = get_auth(request)
     keys = getattr(auth, "keys", None)
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = jwks_cache_control(keys)
     if not isinstance(keys, KeyManager):
         return {"keys": []}
     try:
-        keyset = keys.keyset
+        keyset = await keys.published()
     except ConfigurationError:  # nothing loaded: this deployment signs nothing
         return {"keys": []}
     return dict(keyset.jwks(auth.clock()))
