@@ -485,3 +485,29 @@ def test_describe_follows_a_rotation(manual_clock: ManualClock) -> None:
     texts = {s.kid: describe(s, later) for s in key_statuses([gone, old, new], later, 120)}
     assert texts["k1"] == "verifies until 2027-01-15 08:12:00 UTC (in 10 min)"
     assert texts["k2"] == "signing"
+
+
+# --- loading without creating ---------------------------------------------------------------
+
+
+async def test_load_never_creates_a_key(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    manager = KeyManager(store, manual_clock)
+    assert await manager.load() is None
+    assert await store.list_keys() == []
+    assert await store.get_secret(INITIAL_KEY_RECORD) is None
+    with pytest.raises(ConfigurationError):
+        _ = manager.keyset  # nothing loaded, nothing to sign with
+    with pytest.raises(ConfigurationError):
+        await manager.published()
+    created = (await KeyManager(store, manual_clock).load_or_create()).active
+    loaded = await manager.load()
+    assert loaded is not None and loaded.active.kid == created.kid
+    assert [k.kid for k in await store.list_keys()] == [created.kid]
+
+
+async def test_load_refuses_keys_without_an_active_one(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    await store.save_key(generate_key("EdDSA").to_stored(KeyState.RETIRED))
+    with pytest.raises(ConfigurationError):
+        await KeyManager(store, manual_clock).load()

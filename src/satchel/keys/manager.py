@@ -80,6 +80,8 @@ class KeyManager:
     ``publish_delay`` (see :func:`~satchel.keys.schedule.signing_record`); until then the
     old key keeps signing. Every node must re-read the keys at least every
     ``reload_interval``, and ``publish_delay >= 2 * reload_interval``.
+
+    Commands that never sign (user administration) use :meth:`load`, which creates nothing.
     """
 
     def __init__(
@@ -154,6 +156,18 @@ class KeyManager:
         """Every stored key, oldest first (records hide their material in ``repr``)."""
         return await self.store.list_keys()
 
+    async def load(self) -> KeySet | None:
+        """Load the stored keys without ever creating one; None when the store holds none.
+
+        For processes and commands that do not sign (user administration, a session-only
+        server publishing an operator's keys). Raises ConfigurationError when keys are
+        stored but none is active. Never writes, unless this manager had already loaded
+        keys that the store has since lost (see :meth:`reload`).
+        """
+        if self._read_and_load(await self._read_store()) is None:
+            return None
+        return self.keyset
+
     async def load_or_create(self, alg: str | None = None) -> KeySet:
         """Load the stored keys, creating the first one if the store has none.
 
@@ -177,7 +191,11 @@ class KeyManager:
         return self.keyset
 
     async def reload(self) -> KeySet:
-        """Re-read the store (after a rotation by another process)."""
+        """Re-read the store (after a rotation by another process).
+
+        Keys this manager holds that the store has lost are saved back first, so a node
+        never signs with a key other nodes cannot load.
+        """
         self._load(await self._read_store())
         return self.keyset
 
@@ -204,10 +222,8 @@ class KeyManager:
         use; raises ConfigurationError when there are none to publish.
         """
         if self._records is None:
-            stored = await self._read_store()
-            if not stored:
+            if await self.load() is None:
                 raise ConfigurationError("No signing keys are stored.")
-            self._load(stored)
         else:
             await self._reload_if_older(JWKS_RELOAD_INTERVAL)
         return self.keyset
@@ -267,6 +283,35 @@ class KeyManager:
                 )
 
     async def _read_store(self) -> Sequence[StoredKey]:
+        """The stored keys, after saving back any loaded key the store no longer has."""
+        stored = await self.store.list_keys()
+        if self._records is None:
+            return stored
+        now = self.clock()
+        present = {record.kid for record in stored}
+        missing = [r for r in self._records if r.kid not in present and is_usable(r, now)]
+        if not missing:
+            return stored
+        # The store lost keys this node signs or verifies with (Redis restarted without
+        # persistence, a restored backup). Converging on what the store holds now would
+        # drop them here too, and every token issued with them, since the loss included,
+        # would answer 401 "unknown key" everywhere. Saving them back keeps every token
+        # valid, and every node loads them at its next reload. Should another node have
+        # created a new first key meanwhile, both are stored and the publish-before-sign
+        # rule picks the same signer on every node: ours, the older and published one,
+        # until the newcomer's delay has passed.
+        if not stored:
+            # First writer wins: a process starting now agrees on our signing key through
+            # the initial-key record instead of creating another one.
+            signer = signing_record(missing, now, self.publish_delay)
+            if signer is not None:
+                await self.store.set_secret_if_absent(INITIAL_KEY_RECORD, _stored_to_json(signer))
+        for record in missing:
+            await self.store.save_key(record)
+        logger.warning(
+            "signing keys missing from the store were saved back: %s",
+            ", ".join(r.kid for r in missing),
+        )
         return await self.store.list_keys()
 
     def _read_and_load(self, stored: Sequence[StoredKey]) -> StoredKey | None:
