@@ -535,7 +535,8 @@ def keys_rotate(
     settings = _run_sync(lambda: _settings(store=store))
 
     async def main() -> None:
-        from satchel.keys.manager import KeyManager, KeyRole
+        from satchel.keys.manager import KeyManager
+        from satchel.keys.schedule import KeyRole
 
         async with _stores(settings) as stores:
             manager = KeyManager(stores.keys, system_clock, alg=alg or settings.jwt_alg)
