@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar, ge
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from satchel.audit import safe_text
@@ -151,7 +152,9 @@ def err() -> Console:
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print ``Error: message`` on one line of standard error and exit with ``code``."""
-    err().print(f"[bold red]Error:[/] {safe_text(message, 500)}", markup=True, soft_wrap=True)
+    # Escaped: a message quoting "[...]" (an IPv6 host, a default) must print as written.
+    text = escape(safe_text(message, 500))
+    err().print(f"[bold red]Error:[/] {text}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
