@@ -24,6 +24,7 @@ from satchel.strategies.session import SessionStrategy
 from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
+from satchel.transports.csrf import CSRFProtect
 
 PASSWORD = "correct horse battery"
 REDIS_URL = os.environ.get("SATCHEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -74,6 +75,7 @@ def make_auth(sessions: Any, users_store: MemoryStore, hasher: PasswordHasher) -
     return Auth(
         strategy=strategy,
         transports=[CookieTransport(), BearerTransport()],
+        csrf=CSRFProtect(secrets.token_bytes(32)),
         users=UserService(users_store, hasher, clock),
         clock=clock,
     )

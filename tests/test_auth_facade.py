@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 import pytest
 
@@ -23,6 +24,7 @@ from satchel.stores.memory import MemoryStore
 from satchel.strategies import LoginContext, SessionStrategy
 from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports import BearerTransport, CookieTransport
+from satchel.transports.csrf import CSRFProtect
 
 PASSWORD = "correct horse battery staple"
 
@@ -36,6 +38,7 @@ async def auth() -> Auth:
     instance = Auth(
         strategy=strategy,
         transports=[CookieTransport(), BearerTransport()],
+        csrf=CSRFProtect(secrets.token_bytes(32)),
         users=users,
         clock=clock,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from satchel.strategies.session import SessionStrategy
 from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
+from satchel.transports.csrf import CSRFProtect
 
 PASSWORD = "correct horse battery"
 LEAKY = "tok_live_do_not_leak_123"
@@ -44,6 +46,7 @@ async def auth() -> AsyncIterator[Auth]:
     auth = Auth(
         strategy=SessionStrategy(store, store, SessionPolicy(), clock, LocalBus()),
         transports=[CookieTransport(), BearerTransport()],
+        csrf=CSRFProtect(secrets.token_bytes(32)),
         users=UserService(store, hasher, clock),
         clock=clock,
     )

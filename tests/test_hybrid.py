@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from satchel.strategies.hybrid import HybridStrategy, RefreshTokens
 from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
+from satchel.transports.csrf import CSRFProtect
 
 PASSWORD = "correct horse battery"
 CLAIMS = ClaimsPolicy(issuer="https://auth.test", audience="api")
@@ -81,6 +83,7 @@ async def make_node(
     auth = Auth(
         strategy=strategy,
         transports=[CookieTransport(secure=False), BearerTransport()],
+        csrf=CSRFProtect(secrets.token_bytes(32), secure=False),
         users=users,
         audit=audit,
         clock=clock,

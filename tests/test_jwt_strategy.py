@@ -8,6 +8,9 @@ import time
 
 import pytest
 
+from satchel.accounts.passwords import PasswordHasher
+from satchel.accounts.users import UserService
+from satchel.auth import Auth
 from satchel.clock import ManualClock
 from satchel.errors import (
     ExpiredCredential,
@@ -19,12 +22,15 @@ from satchel.errors import (
 )
 from satchel.jose import claims as jwt
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import P256_ORDER, Ed25519Key, KeyManager, KeySet
+from satchel.jose.jwk import P256_ORDER, Ed25519Key
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import KeyManager
 from satchel.revocation.base import LocalBus, NullBus
 from satchel.stores.base import UserRecord
 from satchel.stores.memory import MemoryStore
-from satchel.strategies.base import LoginContext
+from satchel.strategies.base import LoginContext, SupportsSessions
 from satchel.strategies.jwt import JWTStrategy
+from satchel.transports.bearer import BearerTransport
 
 POLICY = ClaimsPolicy(issuer="satchel-test", audience="api", leeway=30, max_lifetime=3600)
 
@@ -365,13 +371,17 @@ async def test_unknown_kid_reload_is_throttled(manual_clock: ManualClock) -> Non
 
 
 async def test_stateless_session_operations(manual_clock: ManualClock) -> None:
+    # Capabilities are typed: a stateless strategy simply is not a session keeper, and the
+    # Auth facade says so with NotSupported instead of a probe that raises.
     strategy, _ = await make_strategy(manual_clock)
+    assert not isinstance(strategy, SupportsSessions)
+    users = UserService(MemoryStore(), PasswordHasher.insecure_fast_for_tests(), manual_clock)
+    auth = Auth(strategy=strategy, transports=[BearerTransport()], users=users)
+    assert not auth.keeps_sessions
     with pytest.raises(NotSupported):
-        await strategy.list_sessions("u1")
+        await auth.list_sessions("u1")
     with pytest.raises(NotSupported):
-        await strategy.revoke_session("sid")
-    with pytest.raises(NotSupported):
-        await strategy.refresh("x", LoginContext())
+        await auth.revoke_session("sid")
 
 
 async def test_F01_store_down_is_503(manual_clock: ManualClock, make_stores) -> None:  # type: ignore[no-untyped-def]

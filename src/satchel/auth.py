@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from satchel.accounts.throttle import LoginThrottle, LoginThrottled
 from satchel.accounts.users import UserService
 from satchel.audit import AuditEvent, AuditLog
 from satchel.clock import Clock, system_clock
@@ -15,16 +16,18 @@ from satchel.errors import (
     ConfigurationError,
     MissingCredential,
     NotFound,
+    NotSupported,
     SatchelError,
-    Throttled,
 )
 from satchel.identity import Identity
 from satchel.stores.base import SessionRecord
-from satchel.strategies.base import LoginContext, Strategy
+from satchel.strategies.base import LoginContext, Strategy, SupportsRefresh, SupportsSessions
 from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
 
-if TYPE_CHECKING:  # the throttle needs the optional ``limits`` package
-    from satchel.accounts.throttle import LoginThrottle
+if TYPE_CHECKING:
+    from satchel.keys.manager import KeyManager
+    from satchel.revocation.base import RevocationBus
+    from satchel.transports.csrf import CSRFProtect
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -39,11 +42,28 @@ class LoginResult:
 
 
 class Auth:
-    """Authentication for one application.
+    """Authentication for one application: a strategy, its transports, the users, and the
+    protections every login and cookie request goes through.
 
     Credential precedence (documented, fail-closed): every configured transport is asked;
     if none finds a credential the request is anonymous; if several find credentials that
     differ, the request is rejected with ``ambiguous_credentials`` rather than picking one.
+
+    Built from parts or by :func:`satchel.build_auth`, an ``Auth`` has the same protections:
+
+    - ``throttle`` — failed-login limits; when not given, an in-process
+      :class:`~satchel.accounts.throttle.LoginThrottle` with the default policy (a login path
+      without a throttle does not exist);
+    - ``csrf`` — required with the cookie transport (a browser attaches the cookie to
+      cross-site requests by itself); without it construction fails with
+      :class:`ConfigurationError`, never a silent skip. None without the cookie transport;
+    - ``keys`` — the signing keys published at ``/.well-known/jwks.json`` (None: none);
+    - ``bus`` — the revocation channel, started and closed with this object (None: the
+      strategy was given its own, or has none);
+    - ``audit`` — the audit log (a fresh :class:`AuditLog` when not given).
+
+    ``Auth`` owns its parts: :meth:`close` closes the strategy, the user store, the bus and
+    the throttle.
     """
 
     def __init__(
@@ -52,33 +72,79 @@ class Auth:
         strategy: Strategy,
         transports: Sequence[Transport],
         users: UserService,
+        csrf: CSRFProtect | None = None,
+        throttle: LoginThrottle | None = None,
+        keys: KeyManager | None = None,
+        bus: RevocationBus | None = None,
         audit: AuditLog | None = None,
         clock: Clock = system_clock,
-        throttle: LoginThrottle | None = None,
     ) -> None:
         if not transports:
             raise ConfigurationError("Auth needs at least one transport.")
         names = [t.name for t in transports]
         if len(set(names)) != len(names):
             raise ConfigurationError("Each transport may be configured once.")
+        if "cookie" in names and csrf is None:
+            raise ConfigurationError(
+                "The cookie transport needs CSRF protection: pass "
+                "csrf=await CSRFProtect.load(key_store) (or CSRFProtect(secret)) to Auth."
+            )
+        if "cookie" not in names:
+            csrf = None  # bearer requests are not forgeable by a third-party page
         self.strategy = strategy
         self.transports = tuple(transports)
         self.transport_by_name = {t.name: t for t in transports}
         self.users = users
-        self.audit = audit or AuditLog()
+        self.csrf: CSRFProtect | None = csrf
+        self.throttle: LoginThrottle = throttle or LoginThrottle(clock=clock)
+        self.keys: KeyManager | None = keys
+        self.bus: RevocationBus | None = bus
+        self.audit: AuditLog = audit or AuditLog()
         self.clock = clock
-        self.throttle = throttle
+        # Capabilities, decided once from the strategy's type (see strategies/base.py).
+        self.refresher: SupportsRefresh | None = (
+            strategy if isinstance(strategy, SupportsRefresh) else None
+        )
+        self.sessions: SupportsSessions | None = (
+            strategy if isinstance(strategy, SupportsSessions) else None
+        )
+
+    @property
+    def can_refresh(self) -> bool:
+        """True when logins hand out refresh tokens (``/auth/refresh`` works)."""
+        return self.refresher is not None
+
+    @property
+    def keeps_sessions(self) -> bool:
+        """True when sessions are server-side records that can be listed and ended one by one."""
+        return self.sessions is not None
+
+    def _session_keeper(self) -> SupportsSessions:
+        if self.sessions is None:
+            raise NotSupported("This strategy keeps no server-side sessions.")
+        return self.sessions
 
     # --- life cycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load keys and subscribe to revocations; call once before serving."""
+        """Connect the revocation bus, load keys and subscribe; call once before serving."""
+        if self.bus is not None:
+            await self.bus.start()
         await self.strategy.start()
 
     async def close(self) -> None:
-        """Stop background work and close the stores."""
-        await self.strategy.close()
-        await self.users.close()
+        """Stop background work and close what this object owns."""
+        try:
+            await self.strategy.close()
+            if self.bus is not None:
+                await self.bus.close()
+        finally:
+            await self.users.close()
+            await self.throttle.close()
+
+    async def probe(self) -> None:
+        """One cheap read of each store (health checks); raises when one does not answer."""
+        await self.users.store.get_user("-healthz-")
 
     # --- requests -------------------------------------------------------------------------
 
@@ -144,27 +210,20 @@ class Auth:
         :class:`satchel.errors.InvalidLogin`.
         """
         ctx = ctx or LoginContext()
-        throttle = self.throttle
-        if throttle is not None:
-            # Before the password is looked at: during a lockout the right password gets the
-            # same answer as a wrong one.
-            try:
-                await throttle.check(username, ctx.ip)
-            except Throttled as exc:
-                await self.audit.emit(
-                    AuditEvent(
-                        "throttled",
-                        username=username,
-                        ip=ctx.ip,
-                        reason=getattr(exc, "scope", None),
-                    )
-                )
-                raise
+        # Before the password is looked at: during a lockout the right password gets the
+        # same answer as a wrong one.
+        try:
+            await self.throttle.check(username, ctx.ip)
+        except LoginThrottled as exc:
+            await self.audit.emit(
+                AuditEvent("throttled", username=username, ip=ctx.ip, reason=exc.scope)
+            )
+            raise
         try:
             user = await self.users.verify_login(username, password)
         except SatchelError as exc:
-            if throttle is not None and isinstance(exc, AuthenticationError):
-                await throttle.failure(username, ctx.ip)
+            if isinstance(exc, AuthenticationError):
+                await self.throttle.failure(username, ctx.ip)
             await self.audit.emit(
                 AuditEvent("login.failure", username=username, ip=ctx.ip, reason=exc.code)
             )
@@ -183,7 +242,9 @@ class Auth:
 
     async def refresh(self, refresh_token: str, ctx: LoginContext | None = None) -> LoginResult:
         """Rotate a refresh token into a new credential pair (hybrid strategy)."""
-        identity, issued = await self.strategy.refresh(refresh_token, ctx or LoginContext())
+        if self.refresher is None:
+            raise NotSupported("This strategy has no refresh tokens.")
+        identity, issued = await self.refresher.refresh(refresh_token, ctx or LoginContext())
         await self.audit.emit(
             AuditEvent("refresh", user_id=identity.user_id, session=identity.session_id)
         )
@@ -208,13 +269,17 @@ class Auth:
 
     async def list_sessions(self, user_id: str) -> list[SessionRecord]:
         """The user's live sessions."""
-        return await self.strategy.list_sessions(user_id)
+        return await self._session_keeper().list_sessions(user_id)
+
+    async def list_all_sessions(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
+        """Every live session, newest first (administration)."""
+        return await self._session_keeper().list_all_sessions(limit=limit, offset=offset)
 
     async def revoke_session(
         self, session_id: str, *, user_id: str | None = None, actor: Identity | None = None
     ) -> None:
         """End one session; with ``user_id``, only one of that user's (else NotFound)."""
-        if not await self.strategy.revoke_session(session_id, user_id=user_id):
+        if not await self._session_keeper().revoke_session(session_id, user_id=user_id):
             raise NotFound("No such session.")
         await self.audit.emit(
             AuditEvent(
@@ -227,7 +292,8 @@ class Auth:
 
     async def revoke_other_sessions(self, identity: Identity) -> list[str]:
         """End every session of the caller except the current one."""
-        ended = await self.strategy.revoke_user_sessions(identity.user_id, keep=identity.session_id)
+        keeper = self._session_keeper()
+        ended = await keeper.revoke_user_sessions(identity.user_id, keep=identity.session_id)
         await self.audit.emit(
             AuditEvent(
                 "revoke",

@@ -9,10 +9,29 @@ the same configuration.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from satchel.cli import bench, keys, serve, sessions, users
-from satchel.cli.app import app, keys_app, sessions_app, users_app
+from satchel.cli.app import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    Command,
+    OptionalStoreOption,
+    app,
+    fail,
+    keys_app,
+    run,
+    run_sync,
+    sessions_app,
+    users_app,
+)
+from satchel.config.settings import Settings
 
 __all__ = [
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "StoreOption",
     "app",
     "bench",
     "keys",
@@ -29,3 +48,21 @@ __all__ = [
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+# The names cli/import_users.py imports from this package, which it was written against
+# before the split. Its command keeps the old store handling (no memory:// or default-file
+# checks, no "store:" line) until it moves to satchel.cli.app and satchel.cli.stores.
+StoreOption = OptionalStoreOption
+_fail = fail
+_run = run
+_run_sync = run_sync
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+users_app.command("import", cls=Command)(
+    importlib.import_module("satchel.cli.import_users").users_import
+)

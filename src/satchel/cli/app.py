@@ -44,6 +44,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_USAGE",
     "Command",
+    "OptionalStoreOption",
     "StoreOption",
     "StrategyOption",
     "app",
@@ -124,6 +125,17 @@ StoreOption = Annotated[
         help="The store the server or app uses: sqlite:///relative/path, "
         "sqlite:////absolute/path, redis://host, postgresql://host/db (never memory://; "
         "the default only if that file exists).",
+    ),
+]
+#: ``--store`` for a command that reads "not given" as None (``users import``).
+OptionalStoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="SATCHEL_STORE",
+        metavar="URL",
+        help="The store the server or app uses: sqlite:///relative/path, "
+        "sqlite:////absolute/path, postgresql://host/db [default: sqlite:///satchel.db].",
     ),
 ]
 StrategyOption = Annotated[

@@ -95,7 +95,8 @@ def keys_rotate(
     where = target(ctx, store=store)
 
     async def main() -> None:
-        from satchel.keys.manager import KeyManager, KeyRole
+        from satchel.keys.manager import KeyManager
+        from satchel.keys.schedule import KeyRole
 
         async with where.stores() as stores:
             manager = KeyManager(stores.keys, system_clock, alg=alg or where.settings.jwt_alg)

@@ -80,7 +80,7 @@ def sessions_list(
                 records = await auth.list_sessions(account.id)
                 names = {account.id: account.username}
             else:
-                records = await auth.strategy.list_all_sessions(limit=limit)
+                records = await auth.list_all_sessions(limit=limit)
                 names = {}
                 for user_id in {r.user_id for r in records}:
                     found = await auth.users.store.get_user(user_id)

@@ -123,9 +123,10 @@ class Target:
         from satchel.accounts.users import UserService
         from satchel.audit import AuditLog
         from satchel.auth import Auth
-        from satchel.config.build import build_transports, choose_bus
+        from satchel.config.build import choose_bus
         from satchel.keys.manager import KeyManager
         from satchel.stores.deadline import with_deadline
+        from satchel.transports.bearer import BearerTransport
 
         settings = self.settings
         async with self.stores() as stores:
@@ -137,7 +138,9 @@ class Target:
             hasher = PasswordHasher()
             auth = Auth(
                 strategy=strategy,
-                transports=build_transports(settings),
+                # It serves no requests; the cookie transport would want a CSRF secret,
+                # which the CLI must not create either.
+                transports=[BearerTransport(realm=settings.issuer)],
                 users=UserService(bounded.users, hasher),
                 audit=audit,
             )
@@ -148,6 +151,7 @@ class Target:
                 try:
                     await strategy.close()
                     await bus.close()
+                    await auth.throttle.close()
                 finally:
                     hasher.close()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from satchel.accounts.passwords import PasswordHasher
 from satchel.accounts.users import UserService
@@ -21,7 +21,7 @@ from satchel.errors import ConfigurationError
 from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus
 from satchel.stores import Stores, open_stores
-from satchel.stores.base import OnExceed
+from satchel.stores.base import OnExceed, SessionStore, UserStore
 from satchel.stores.deadline import with_deadline
 from satchel.strategies.base import Strategy
 from satchel.strategies.session_policy import SessionPolicy
@@ -34,13 +34,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger("satchel.factory")
 
 
-class ConfiguredAuth(Auth):
-    """An :class:`Auth` built from :class:`Settings`; owns its stores, bus and hasher.
+@runtime_checkable
+class _SelfExpiring(Protocol):
+    expires_by_itself: bool
 
-    ``settings`` is what it was built from; ``keys`` is the :class:`KeyManager` of the
-    signing keys (None when the strategy signs nothing and no key is stored); ``csrf``
-    guards cookie requests (None without the cookie transport); ``stores`` and ``bus`` are
-    the backends it closes on :meth:`close`.
+
+def _expires_by_itself(store: SessionStore) -> bool:
+    return isinstance(store, _SelfExpiring) and store.expires_by_itself
+
+
+class ConfiguredAuth(Auth):
+    """An :class:`Auth` built from :class:`Settings`; also owns its stores and hasher.
+
+    ``settings`` is what it was built from; ``stores`` the backends it closes on
+    :meth:`close`. Every other part is the typed member of :class:`Auth`.
     """
 
     def __init__(
@@ -48,38 +55,32 @@ class ConfiguredAuth(Auth):
         *,
         settings: Settings,
         stores: Stores,
-        bus: RevocationBus,
-        keys: KeyManager | None,
-        csrf: CSRFProtect | None,
-        strategy: Strategy,
-        transports: list[Transport],
-        users: UserService,
-        clock: Clock,
-        audit: AuditLog | None = None,
         owns_hasher: bool = True,
+        **parts: Any,
     ) -> None:
-        super().__init__(
-            strategy=strategy, transports=transports, users=users, audit=audit, clock=clock
-        )
+        super().__init__(**parts)
         self.settings = settings
         self.stores = stores
-        self.bus = bus
-        self.keys = keys
-        self.csrf = csrf
         self._owns_hasher = owns_hasher
         self._purger: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect the revocation bus, start the strategy and the periodic purge."""
-        await self.bus.start()
         await super().start()
         # A store whose sessions expire natively (Redis) would only be scanned in full, by
         # every process, for nothing.
-        self_expiring = getattr(self.stores.sessions, "expires_by_itself", False)
+        self_expiring = _expires_by_itself(self.stores.sessions)
         if self.settings.purge_interval > 0 and self._purger is None and not self_expiring:
             self._purger = asyncio.create_task(
                 self._purge_forever(self.settings.purge_interval), name="satchel-purge"
             )
+
+    async def probe(self) -> None:
+        """One cheap read per distinct backend (a lookup of a name that cannot exist)."""
+        sessions, users = self.stores.sessions, self.stores.users
+        await users.get_user("-healthz-")
+        if id(sessions) != id(users):
+            await sessions.get("-healthz-")
 
     async def purge_expired(self) -> int:
         """Delete expired sessions now; returns how many went."""
@@ -99,7 +100,7 @@ class ConfiguredAuth(Auth):
                     logger.info("purged %d expired sessions", removed)
 
     async def close(self) -> None:
-        """Stop the purge, the strategy and the bus, close every store once, stop the hasher."""
+        """Stop the purge, then close the strategy, bus, throttle and every store once."""
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -107,11 +108,11 @@ class ConfiguredAuth(Auth):
             self._purger = None
         try:
             await self.strategy.close()
-            await self.bus.close()
+            if self.bus is not None:
+                await self.bus.close()
         finally:
             await self.stores.close()
-            if self.throttle is not None:
-                await self.throttle.close()
+            await self.throttle.close()
             if self._owns_hasher:
                 self.users.hasher.close()
 
@@ -177,18 +178,23 @@ def choose_bus(
 
 
 async def build_auth(
-    settings: Settings,
+    settings: Settings | None = None,
     *,
+    users: UserStore | None = None,
     clock: Clock = system_clock,
     hasher: PasswordHasher | None = None,
     audit: AuditLog | None = None,
 ) -> ConfiguredAuth:
-    """Open the stores and assemble the strategy, transports and user service of ``settings``.
+    """Open the stores and assemble the strategy, transports and user service of ``settings``
+    (default: the ``SATCHEL_*`` environment).
 
-    ``hasher`` replaces the default argon2id parameters (tests pass
+    ``users`` is an application's own user store (see ``docs/users.md``): accounts are read
+    from it instead of satchel's store, which then keeps only sessions and keys. ``hasher``
+    replaces the default argon2id parameters (tests pass
     :meth:`PasswordHasher.insecure_fast_for_tests`). Call ``start()`` before serving and
     ``close()`` at the end; a failure here closes whatever was already opened.
     """
+    settings = settings if settings is not None else Settings()
     transports = build_transports(settings)
     stores = await open_stores(
         settings.store,
@@ -196,12 +202,19 @@ async def build_auth(
         prefix=settings.key_prefix,
         schema=settings.pg_schema,
     )
+    if users is not None:
+        if not isinstance(users, UserStore):
+            await stores.close()
+            raise ConfigurationError(
+                "users must implement the UserStore protocol (see docs/users.md)."
+            )
+        stores = Stores(sessions=stores.sessions, users=users, keys=stores.keys)
     try:
         bus = choose_bus(settings, stores, clock)
         # Strategies and the user service see every store call bounded (503 past the
         # time-out, F06); ``stores`` itself stays the raw backends, closed on shutdown.
         bounded = with_deadline(stores, settings.store_timeout)
-        users = UserService(bounded.users, hasher or PasswordHasher(), clock)
+        service = UserService(bounded.users, hasher or PasswordHasher(), clock)
         manager = KeyManager(bounded.keys, clock, alg=settings.jwt_alg)
         keys: KeyManager | None = manager
         strategy: Strategy
@@ -223,21 +236,20 @@ async def build_auth(
                 trusted_origins=settings.trusted_origins,
                 secure=settings.cookie_secure,
             )
-        configured = ConfiguredAuth(
+        return ConfiguredAuth(
             settings=settings,
             stores=stores,
-            bus=bus,
-            keys=keys,
-            csrf=csrf,
+            owns_hasher=hasher is None,
             strategy=strategy,
             transports=transports,
-            users=users,
-            clock=clock,
+            users=service,
+            csrf=csrf,
+            throttle=_login_throttle(settings, clock),
+            keys=keys,
+            bus=bus,
             audit=audit,
-            owns_hasher=hasher is None,
+            clock=clock,
         )
-        configured.throttle = _login_throttle(settings, clock)
-        return configured
     except BaseException:
         await stores.close()
         raise

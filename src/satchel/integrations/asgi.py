@@ -33,7 +33,6 @@ from satchel.errors import (
     ExpiredCredential,
     InvalidCredential,
     MissingCredential,
-    NotSupported,
     SatchelError,
     StoreUnavailable,
 )
@@ -245,12 +244,12 @@ async def refresh_from_cookie(auth: Auth, scope: Scope) -> HeaderPairs | None:
         return None
     if token is None:
         return None
+    if not auth.can_refresh:
+        return None
     client = scope.get("client")
     ctx = LoginContext(ip=str(client[0]) if client else None)
     try:
         result = await auth.refresh(token, ctx)
-    except NotSupported:
-        return None
     except StoreUnavailable:
         raise
     except SatchelError as exc:

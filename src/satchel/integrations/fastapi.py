@@ -117,6 +117,17 @@ def get_auth(conn: HTTPConnection) -> Auth:
     return auth
 
 
+def server_settings(conn: HTTPConnection) -> Settings:
+    """The :class:`Settings` the app was set up with (:func:`install` and the reference
+    server's ``create_app`` always record them)."""
+    from satchel.config.settings import Settings
+
+    settings = conn.app.state.settings if hasattr(conn.app.state, "settings") else None
+    if not isinstance(settings, Settings):
+        raise ConfigurationError("No satchel Settings: set the app up with install().")
+    return settings
+
+
 def error_headers(conn: HTTPConnection, error: SatchelError) -> list[tuple[str, str]]:
     """Extra response headers an error needs: challenges for 401, Retry-After for 429/503."""
     if isinstance(error, Throttled | StoreUnavailable):
@@ -358,6 +369,7 @@ def install(
             await current.close()
 
     app.router.lifespan_context = lifespan
+    app.state.settings = resolved
     if auth is not None:
         setattr(app.state, STATE_KEY, auth)
     satchel_exception_handlers(app)
@@ -390,4 +402,5 @@ __all__ = [
     "optional_identity",
     "require_roles",
     "satchel_exception_handlers",
+    "server_settings",
 ]

@@ -27,8 +27,13 @@ from satchel.errors import (
     SatchelError,
     StoreUnavailable,
 )
-from satchel.integrations.fastapi import CurrentIdentity, OptionalIdentity, get_auth
-from satchel.keys.manager import KeyManager
+from satchel.integrations.fastapi import (
+    CurrentIdentity,
+    OptionalIdentity,
+    get_auth,
+    server_settings,
+)
+from satchel.keys.manager import jwks_cache_control
 from satchel.server.errors import error_responses
 from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext
@@ -36,7 +41,6 @@ from satchel.transports.client_ip import client_ip, parse_networks
 from satchel.transports.cookie import CookieTransport
 from satchel.transports.csrf import (
     FORM_FIELD,
-    CSRFProtect,
     binding_for,
     content_type,
     needs_check,
@@ -142,8 +146,7 @@ def login_context(request: Request, remember: bool = False) -> LoginContext:
     """
     client = request.scope.get("client")
     peer = str(client[0]) if client else None
-    settings = getattr(request.app.state, "settings", None)
-    proxies = parse_networks(getattr(settings, "trusted_proxies", None) or ())
+    proxies = parse_networks(server_settings(request).trusted_proxies)
     ip = client_ip(peer, request.scope.get("headers") or (), proxies)
     agent = request.headers.get("user-agent")
     if agent is not None:
@@ -208,9 +211,9 @@ async def check_csrf(request: Request, identity: OptionalIdentity) -> None:
     ``Authorization`` header by itself.
     """
     auth = get_auth(request)
-    csrf = getattr(auth, "csrf", None)
-    if not isinstance(csrf, CSRFProtect):
-        return
+    csrf = auth.csrf
+    if csrf is None:
+        return  # no cookie transport: nothing a browser attaches by itself
     headers = request.scope.get("headers") or ()
     if not needs_check(request.method, headers, _cookie_names(auth)):
         return
@@ -266,8 +269,8 @@ async def login(request: Request, response: Response) -> dict[str, Any]:
     if not _cookie_configured(auth):
         raise NotSupported("Cookie login is not enabled here; use POST /auth/token.")
     body, form_token = await read_login_body(request)
-    csrf = getattr(auth, "csrf", None)
-    if isinstance(csrf, CSRFProtect):
+    csrf = auth.csrf
+    if csrf is not None:  # always, with the cookie transport (Auth refuses it otherwise)
         # Login CSRF: checked before the password, so a forged post learns nothing.
         headers = request.scope.get("headers") or ()
         csrf.check(
@@ -518,8 +521,8 @@ async def csrf_token(request: Request, identity: OptionalIdentity) -> Response:
     to a pre-session cookie this response sets, for the login form.
     """
     auth = get_auth(request)
-    csrf = getattr(auth, "csrf", None)
-    if not isinstance(csrf, CSRFProtect):
+    csrf = auth.csrf
+    if csrf is None:
         raise NotSupported("CSRF tokens are only used with the cookie transport.")
     extra: list[tuple[str, str]] = []
     if identity is not None and identity.transport == "cookie":
@@ -539,12 +542,12 @@ async def csrf_token(request: Request, identity: OptionalIdentity) -> Response:
 async def jwks(request: Request, response: Response) -> dict[str, Any]:
     """The public half of every key that may verify a token; empty without signing keys."""
     auth = get_auth(request)
-    keys = getattr(auth, "keys", None)
-    response.headers["Cache-Control"] = "public, max-age=300"
-    if not isinstance(keys, KeyManager):
+    keys = auth.keys
+    response.headers["Cache-Control"] = jwks_cache_control(keys)
+    if keys is None:
         return {"keys": []}
     try:
-        keyset = keys.keyset
+        keyset = await keys.published()
     except ConfigurationError:  # nothing loaded: this deployment signs nothing
         return {"keys": []}
     return dict(keyset.jwks(auth.clock()))
@@ -569,10 +572,4 @@ async def healthz(request: Request, response: Response) -> dict[str, str]:
 
 async def probe_stores(auth: Auth) -> None:
     """One cheap read per distinct backend (a lookup of a name that cannot exist)."""
-    stores = getattr(auth, "stores", None)
-    if stores is None:
-        await auth.users.store.get_user("-healthz-")
-        return
-    await stores.users.get_user("-healthz-")
-    if stores.sessions is not stores.users:
-        await stores.sessions.get("-healthz-")
+    await auth.probe()

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from satchel.auth import Auth
+from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
 from satchel.integrations.asgi import STATE_KEY, AuthMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
@@ -28,8 +29,8 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
     lifespan too, so the app owns it either way.
     """
     settings = settings if settings is not None else Settings()
-    if auth is not None and getattr(auth, "settings", None) is not None:
-        settings = auth.settings  # type: ignore[attr-defined]
+    if isinstance(auth, ConfiguredAuth):
+        settings = auth.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from satchel.integrations.fastapi import get_auth
+from satchel.revocation.remote import BusBase
 
 router = APIRouter(include_in_schema=False)
 
@@ -21,11 +22,10 @@ async def counters(request: Request, response: Response) -> dict[str, Any]:
     auth = get_auth(request)
     response.headers["Cache-Control"] = "no-store"
     out: dict[str, Any] = {"strategy": auth.strategy.counters.snapshot()}
-    bus = getattr(auth, "bus", None)
+    bus = auth.bus
     if bus is not None:
         bus_out: dict[str, Any] = {"kind": type(bus).__name__, "healthy": bool(bus.healthy)}
-        bus_counters = getattr(bus, "counters", None)
-        if bus_counters is not None:
-            bus_out.update(bus_counters.snapshot())
+        if isinstance(bus, BusBase):
+            bus_out.update(bus.counters.snapshot())
         out["bus"] = bus_out
     return out

@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,12 +54,11 @@ from satchel.errors import (
 )
 from satchel.identity import Identity
 from satchel.integrations.asgi import SCOPE_ERROR, SCOPE_TRANSPORT
-from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.keys.manager import KeyManager, KeyStatus, key_statuses
+from satchel.integrations.fastapi import OptionalIdentity, get_auth, server_settings
+from satchel.keys.schedule import KeyStatus, key_statuses
 from satchel.server.api import login_context
 from satchel.server.useragent import Device, describe
 from satchel.stores.base import SessionRecord, UserRecord
-from satchel.strategies.base import Strategy
 from satchel.strategies.session_policy import is_remembered
 from satchel.transports.cookie import CookieTransport
 from satchel.transports.csrf import FORM_FIELD, CSRFProtect, binding_for, scope_origin
@@ -291,24 +289,12 @@ def _cookie_transport(auth: Auth) -> CookieTransport | None:
     return transport if isinstance(transport, CookieTransport) else None
 
 
-async def csrf_for(request: Request, auth: Auth) -> CSRFProtect:
-    """The app's CSRF protector: the one built with the :class:`Auth`, else a per-process one.
-
-    The fallback secret is random per process, so it only suits a single process; it
-    exists so that a hand-built :class:`Auth` still gets protected forms.
-    """
-    csrf = getattr(auth, "csrf", None)
-    if isinstance(csrf, CSRFProtect):
-        return csrf
-    state = request.app.state
-    cached = getattr(state, "satchel_pages_csrf", None)
-    if isinstance(cached, CSRFProtect):
-        return cached
-    cookie = _cookie_transport(auth)
-    logger.warning("no shared CSRF secret configured; the HTML pages use a per-process one")
-    cached = CSRFProtect(secrets.token_bytes(32), secure=cookie.secure if cookie else True)
-    state.satchel_pages_csrf = cached
-    return cached
+def csrf_for(auth: Auth) -> CSRFProtect:
+    """The CSRF protector of the pages: the pages are cookie-only, so an :class:`Auth`
+    without the cookie transport (hence without ``csrf``) cannot serve them."""
+    if auth.csrf is None:
+        raise NotSupported("The pages need the cookie transport.")
+    return auth.csrf
 
 
 def page_identity(request: Request, identity: Identity | None) -> Identity | None:
@@ -358,7 +344,7 @@ def _login_url(target: str, notice: str | None = None) -> str:
 
 def has_refresh_tokens(auth: Auth) -> bool:
     """True when the strategy rotates refresh tokens (hybrid)."""
-    return type(auth.strategy).refresh is not Strategy.refresh
+    return auth.can_refresh
 
 
 def _cookie_sent_to(cookie_path: str, path: str) -> bool:
@@ -471,7 +457,7 @@ async def accept_post(
     identity = page_identity(request, identity)
     if identity is None:
         return to_login(request, auth)
-    csrf = await csrf_for(request, auth)
+    csrf = csrf_for(auth)
     form = await read_form(request)
     try:
         check_form(csrf, request, form, binding_for(identity))
@@ -484,7 +470,7 @@ async def accept_post(
 
 async def page_context(request: Request, auth: Auth, identity: Identity) -> dict[str, Any]:
     """What every signed-in page needs: the identity, a CSRF token, the notice."""
-    csrf = await csrf_for(request, auth)
+    csrf = csrf_for(auth)
     return {
         "identity": identity,
         "csrf_token": csrf.token_for(identity),
@@ -496,12 +482,8 @@ async def page_context(request: Request, auth: Auth, identity: Identity) -> dict
 # --- sign in and out ----------------------------------------------------------------------
 
 
-def _remember_days(auth: Auth) -> int | None:
-    settings = getattr(auth, "settings", None)
-    seconds = getattr(settings, "remember_absolute_timeout", None)
-    if not isinstance(seconds, int | float):
-        return None
-    return max(1, round(seconds / 86_400))
+def _remember_days(request: Request) -> int:
+    return max(1, round(server_settings(request).remember_absolute_timeout / 86_400))
 
 
 async def _login_page(
@@ -519,7 +501,7 @@ async def _login_page(
     extra: list[tuple[str, str]] = list(headers)
     token: str | None = None
     if cookie is not None:
-        csrf = await csrf_for(request, auth)
+        csrf = csrf_for(auth)
         token, form_headers = csrf.login_form(request.scope.get("headers") or ())
         extra.extend(form_headers)
     return render(
@@ -531,7 +513,7 @@ async def _login_page(
         notice=notice_text(request),
         username=username,
         remember=remember,
-        remember_days=_remember_days(auth),
+        remember_days=_remember_days(request),
         cookie_enabled=cookie is not None,
         next_path=next_path,
     )
@@ -565,7 +547,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
     cookie = _cookie_transport(auth)
     if cookie is None:
         return await _login_page(request, auth, status=400)
-    csrf = await csrf_for(request, auth)
+    csrf = csrf_for(auth)
     form = await read_form(request)
     headers = request.scope.get("headers") or ()
     username = field(form, "username")
@@ -809,12 +791,9 @@ def decode_jwt_parts(token: str | None) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 async def _current_record(auth: Auth, identity: Identity) -> SessionRecord | None:
-    if not auth.strategy.stateful or identity.session_id is None:
+    if not auth.keeps_sessions or identity.session_id is None:
         return None
-    try:
-        records = await auth.list_sessions(identity.user_id)
-    except NotSupported:
-        return None
+    records = await auth.list_sessions(identity.user_id)
     return next((r for r in records if r.id == identity.session_id), None)
 
 
@@ -826,7 +805,7 @@ async def dashboard(request: Request, identity: OptionalIdentity) -> Response:
     if identity is None:
         return to_login(request, auth)
     context = await page_context(request, auth, identity)
-    csrf = await csrf_for(request, auth)
+    csrf = csrf_for(auth)
     cookie = _cookie_transport(auth)
     record = await _current_record(auth, identity)
     token = cookie.extract(request.scope.get("headers") or ()) if cookie is not None else None
@@ -886,10 +865,9 @@ async def devices(request: Request, identity: OptionalIdentity) -> Response:
     if identity is None:
         return to_login(request, auth)
     context = await page_context(request, auth, identity)
-    try:
-        records: list[SessionRecord] | None = await auth.list_sessions(identity.user_id)
-    except NotSupported:
-        records = None
+    records: list[SessionRecord] | None = None
+    if auth.keeps_sessions:
+        records = await auth.list_sessions(identity.user_id)
     rows = [session_row(record, identity) for record in records or []]
     # This device first, then the most recently active.
     rows.sort(key=lambda row: (not row.current, -row.record.last_seen_at))
@@ -990,8 +968,8 @@ def parse_roles(text: str) -> list[str]:
 
 
 async def _keys_view(auth: Auth) -> dict[str, Any]:
-    keys = getattr(auth, "keys", None)
-    if not isinstance(keys, KeyManager):
+    keys = auth.keys
+    if keys is None:
         return {"keys_supported": False, "stored_keys": [], "jwks": None}
     stored = key_statuses(await keys.list(), auth.clock(), keys.publish_delay)
     try:
@@ -1028,19 +1006,18 @@ async def _admin_page(
     names = {user.id: user.username for user in users}
     user_filter = request.query_params.get("user", "").strip()[:MAX_FILTER_CHARS]
     ip_filter = request.query_params.get("ip", "").strip()[:MAX_FILTER_CHARS]
-    sessions: list[SessionRecord] | None
-    try:
-        if user_filter:
-            try:
-                target = await auth.users.get_by_name(user_filter)
-                sessions = await auth.list_sessions(target.id)
-                sessions.sort(key=lambda r: r.created_at, reverse=True)
-            except (NotFound, InvalidInput):
-                sessions = []
-        else:
-            sessions = await auth.strategy.list_all_sessions(limit=ADMIN_SESSION_LIMIT)
-    except NotSupported:
-        sessions = None
+    sessions: list[SessionRecord] | None = None
+    if not auth.keeps_sessions:
+        pass
+    elif user_filter:
+        try:
+            target = await auth.users.get_by_name(user_filter)
+            sessions = await auth.list_sessions(target.id)
+            sessions.sort(key=lambda r: r.created_at, reverse=True)
+        except (NotFound, InvalidInput):
+            sessions = []
+    else:
+        sessions = await auth.list_all_sessions(limit=ADMIN_SESSION_LIMIT)
     if sessions is not None and ip_filter:
         sessions = [r for r in sessions if r.ip and r.ip.startswith(ip_filter)]
     session_rows = [
@@ -1051,8 +1028,8 @@ async def _admin_page(
     for record in sessions or [] if not user_filter and not ip_filter else []:
         counts[record.user_id] = counts.get(record.user_id, 0) + 1
     keys_view = await _keys_view(auth)
-    keys = getattr(auth, "keys", None)
-    if request.query_params.get("notice") == "keys-rotated" and isinstance(keys, KeyManager):
+    keys = auth.keys
+    if request.query_params.get("notice") == "keys-rotated" and keys is not None:
         context["notice"] = rotation_notice(
             keys_view["stored_keys"], keys.publish_delay, context["now"]
         )
@@ -1218,8 +1195,8 @@ async def admin_rotate_keys(request: Request, identity: OptionalIdentity) -> Res
     """Make a new active signing key; the old one keeps verifying during the overlap."""
 
     async def action(p: Posted) -> str:
-        keys = getattr(p.auth, "keys", None)
-        if not isinstance(keys, KeyManager):
+        keys = p.auth.keys
+        if keys is None:
             raise NotSupported("This server has no signing keys to rotate.")
         await keys.rotate()
         return "keys-rotated"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
-from satchel.errors import NotSupported
 from satchel.identity import Identity
 from satchel.stores.base import SessionRecord, UserRecord
 from satchel.strategies.counters import Counters
@@ -50,31 +49,9 @@ class Strategy(ABC):
     async def authenticate(self, token: str) -> Identity:
         """Verify an access credential; raise :class:`AuthenticationError` if it is not valid."""
 
-    async def refresh(
-        self, refresh_token: str, ctx: LoginContext
-    ) -> tuple[Identity, IssuedCredentials]:
-        """Exchange a refresh token for a new pair (hybrid only)."""
-        raise NotSupported("This strategy has no refresh tokens.")
-
     @abstractmethod
     async def logout(self, identity: Identity) -> None:
         """End the credential behind ``identity``; idempotent."""
-
-    async def revoke_session(self, session_id: str, *, user_id: str | None = None) -> bool:
-        """End one session. With ``user_id``, only if it belongs to that user."""
-        raise NotSupported("This strategy keeps no server-side sessions.")
-
-    async def revoke_user_sessions(self, user_id: str, *, keep: str | None = None) -> list[str]:
-        """End every session of ``user_id`` except ``keep``; returns the ended ids."""
-        raise NotSupported("This strategy keeps no server-side sessions.")
-
-    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
-        """The user's live sessions, oldest first."""
-        raise NotSupported("This strategy keeps no server-side sessions.")
-
-    async def list_all_sessions(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
-        """Every live session, newest first (administration)."""
-        raise NotSupported("This strategy keeps no server-side sessions.")
 
     async def user_changed(self, user: UserRecord) -> None:
         """React to a change of the account (disabled, roles, ``valid_after``).
@@ -83,3 +60,40 @@ class Strategy(ABC):
         revocation so every process drops them.
         """
         return None
+
+
+# What a strategy can do beyond the base interface is said by the methods it has, checked
+# once with ``isinstance`` when an :class:`~satchel.Auth` is built — never by calling a method
+# and catching an exception, which hides real errors and costs a raise per request.
+
+
+@runtime_checkable
+class SupportsRefresh(Protocol):
+    """A strategy whose logins also hand out a rotating refresh token."""
+
+    async def refresh(
+        self, refresh_token: str, ctx: LoginContext
+    ) -> tuple[Identity, IssuedCredentials]:
+        """Exchange a refresh token for a new credential pair (the old one is used up)."""
+        ...
+
+
+@runtime_checkable
+class SupportsSessions(Protocol):
+    """A strategy that keeps a server-side record per login: sessions can be listed and ended."""
+
+    async def revoke_session(self, session_id: str, *, user_id: str | None = None) -> bool:
+        """End one session. With ``user_id``, only if it belongs to that user."""
+        ...
+
+    async def revoke_user_sessions(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        """End every session of ``user_id`` except ``keep``; returns the ended ids."""
+        ...
+
+    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
+        """The user's live sessions, oldest first."""
+        ...
+
+    async def list_all_sessions(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
+        """Every live session, newest first (administration)."""
+        ...

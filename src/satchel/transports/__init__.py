@@ -1,7 +1,16 @@
-"""Transports: how a credential rides (cookie, bearer)."""
+"""Transports: how a credential rides (cookie, bearer), and the CSRF protection that the
+cookie transport needs."""
 
 from satchel.transports.base import IssuedCredentials, RawHeaders, Transport
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
+from satchel.transports.csrf import CSRFProtect
 
-__all__ = ["BearerTransport", "CookieTransport", "IssuedCredentials", "RawHeaders", "Transport"]
+__all__ = [
+    "BearerTransport",
+    "CSRFProtect",
+    "CookieTransport",
+    "IssuedCredentials",
+    "RawHeaders",
+    "Transport",
+]
