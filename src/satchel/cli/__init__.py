@@ -9,24 +9,16 @@ the same configuration.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from satchel.cli import bench, keys, serve, sessions, users
+from satchel.cli import bench, import_users, keys, serve, sessions, users
 from satchel.cli.app import (
     EXIT_ERROR,
     EXIT_USAGE,
-    Command,
-    OptionalStoreOption,
+    StoreOption,
     app,
-    fail,
     keys_app,
-    run,
-    run_sync,
     sessions_app,
     users_app,
 )
-from satchel.config.settings import Settings
 
 __all__ = [
     "EXIT_ERROR",
@@ -34,6 +26,7 @@ __all__ = [
     "StoreOption",
     "app",
     "bench",
+    "import_users",
     "keys",
     "keys_app",
     "main",
@@ -48,21 +41,3 @@ __all__ = [
 def main() -> None:
     """Console-script entry point."""
     app()
-
-
-# The names cli/import_users.py imports from this package, which it was written against
-# before the split. Its command keeps the old store handling (no memory:// or default-file
-# checks, no "store:" line) until it moves to satchel.cli.app and satchel.cli.stores.
-StoreOption = OptionalStoreOption
-_fail = fail
-_run = run
-_run_sync = run_sync
-
-
-def _settings(**overrides: Any) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-users_app.command("import", cls=Command)(
-    importlib.import_module("satchel.cli.import_users").users_import
-)

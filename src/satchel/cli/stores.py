@@ -22,13 +22,9 @@ from satchel.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from satchel.accounts.users import UserService
-    from satchel.audit import AuditLog
     from satchel.auth import Auth
     from satchel.config.settings import Settings
-    from satchel.keys.manager import KeyManager
-    from satchel.revocation.base import RevocationBus
     from satchel.stores.base import Stores
-    from satchel.strategies.base import Strategy
 
 _T = TypeVar("_T")
 
@@ -123,7 +119,7 @@ class Target:
         from satchel.accounts.users import UserService
         from satchel.audit import AuditLog
         from satchel.auth import Auth
-        from satchel.config.build import choose_bus
+        from satchel.config.build import build_strategy, choose_bus
         from satchel.keys.manager import KeyManager
         from satchel.stores.deadline import with_deadline
         from satchel.transports.bearer import BearerTransport
@@ -134,7 +130,7 @@ class Target:
             bounded = with_deadline(stores, settings.store_timeout)
             audit = AuditLog()
             keys = KeyManager(bounded.keys, alg=settings.jwt_alg)  # never loaded
-            strategy = _strategy(settings, bounded, bus, keys, audit)
+            strategy = build_strategy(settings, bounded, bus, keys, audit=audit)
             hasher = PasswordHasher()
             auth = Auth(
                 strategy=strategy,
@@ -154,21 +150,6 @@ class Target:
                     await auth.throttle.close()
                 finally:
                     hasher.close()
-
-
-def _strategy(
-    settings: Settings, stores: Stores, bus: RevocationBus, keys: KeyManager, audit: AuditLog
-) -> Strategy:
-    # The builders of config/build.py, without build_auth's key loading (which creates the
-    # first key of a jwt or hybrid store).
-    from satchel.clock import system_clock
-    from satchel.config.build import _hybrid_strategy, _jwt_strategy, _session_strategy
-
-    if settings.strategy == "jwt":
-        return _jwt_strategy(settings, stores, bus, system_clock, keys)
-    if settings.strategy == "hybrid":
-        return _hybrid_strategy(settings, stores, bus, system_clock, keys, audit)
-    return _session_strategy(settings, stores, bus, system_clock)
 
 
 def target(

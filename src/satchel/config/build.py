@@ -290,6 +290,27 @@ async def _optional_keys(manager: KeyManager) -> KeyManager | None:
     return manager
 
 
+def build_strategy(
+    settings: Settings,
+    stores: Stores,
+    bus: RevocationBus,
+    keys: KeyManager,
+    *,
+    clock: Clock = system_clock,
+    audit: AuditLog | None = None,
+) -> Strategy:
+    """The strategy of ``settings`` over ``stores``, without loading or creating keys.
+
+    :func:`build_auth` loads (or creates) the signing keys first; administration commands
+    that revoke and list sign nothing, so they must not create a key either.
+    """
+    if settings.strategy == "jwt":
+        return _jwt_strategy(settings, stores, bus, clock, keys)
+    if settings.strategy == "hybrid":
+        return _hybrid_strategy(settings, stores, bus, clock, keys, audit or AuditLog())
+    return _session_strategy(settings, stores, bus, clock)
+
+
 def _session_strategy(
     settings: Settings, stores: Stores, bus: RevocationBus, clock: Clock
 ) -> Strategy:
