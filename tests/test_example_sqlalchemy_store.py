@@ -169,11 +169,12 @@ async def test_duplicate_emails_are_refused(service: UserService, backend: Backe
 # --- outages --------------------------------------------------------------------------------
 
 
+# A refused connection; a SQLite file without the tables (aiosqlite's clean-up after a failed
+# *connect* races with the end of the test's event loop, so that case is left out).
 @pytest.mark.parametrize(
-    "url",
-    ["postgresql+asyncpg://postgres@127.0.0.1:1/test", "sqlite+aiosqlite:///{tmp}/no/such/dir.db"],
+    "url", ["postgresql+asyncpg://postgres@127.0.0.1:1/test", "sqlite+aiosqlite:///{tmp}/empty.db"]
 )
-async def test_an_unreachable_database_is_store_unavailable(url: str, tmp_path: Path) -> None:
+async def test_an_unusable_database_is_store_unavailable(url: str, tmp_path: Path) -> None:
     engine = create_async_engine(url.format(tmp=tmp_path))
     try:
         store = SQLAlchemyUserStore(async_sessionmaker(engine))
