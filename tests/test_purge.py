@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _drop_schema
+from apps import drop_schema
 from satchel.accounts.passwords import PasswordHasher
 from satchel.clock import ManualClock
 from satchel.config.build import build_auth
@@ -51,7 +51,7 @@ async def test_postgres_server_purges_expired_sessions(database_url: str, run_id
     try:
         await _purged_by_the_background_task(settings, ManualClock())
     finally:
-        await _drop_schema(database_url, schema)
+        await drop_schema(database_url, schema)
 
 
 async def test_purge_interval_zero_starts_no_task(tmp_path: Path) -> None:
