@@ -333,7 +333,7 @@ class Apps:
         store: str = "memory",
         *,
         strategy: str = "session",
-        transports: Sequence[str] | None = None,
+        transports: str | Sequence[str] | None = None,
         clock: Clock | None = None,
         users: Mapping[str, Sequence[str]] | None = None,
         password: str = PASSWORD,
@@ -353,7 +353,7 @@ class Apps:
         built = auth is None
         if auth is None:
             if transports is not None:
-                overrides["transports"] = list(transports)
+                overrides["transports"] = transports  # "bearer,cookie" or a list
             settings = self.settings(store, strategy=strategy, **overrides)
             auth = await build_auth(
                 settings, clock=clock if clock is not None else ManualClock(), hasher=self.hasher
