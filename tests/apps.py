@@ -304,8 +304,8 @@ class Apps:
             return Settings(store=store, **overrides)
         backend = self.backends.fresh(
             store,
-            prefix=overrides.pop("key_prefix", None),
-            schema=overrides.pop("pg_schema", None),
+            prefix=overrides.get("key_prefix"),
+            schema=overrides.get("pg_schema"),
             address=store_address,
         )
         return Settings(**{**backend.settings(), **overrides})
