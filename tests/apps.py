@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 
+from backends import Backends
 from satchel.accounts.passwords import PasswordHasher
 from satchel.auth import Auth
 from satchel.clock import Clock, ManualClock
@@ -43,128 +42,8 @@ from satchel.stores.base import UserRecord
 
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"
-KINDS = ("memory", "sqlite", "redis", "postgres", "postgres+redis")
 
 A = TypeVar("A", bound="RunningApp")
-_counter = itertools.count()
-
-
-# --- fresh backends ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where one fresh backend lives: the store URL(s) and its namespace."""
-
-    store: str
-    sessions_store: str | None = None
-    prefix: str | None = None
-    schema: str | None = None
-
-    def settings(self) -> dict[str, Any]:
-        """The :class:`Settings` fields that point at this backend."""
-        out: dict[str, Any] = {"store": self.store}
-        if self.sessions_store is not None:
-            out["sessions_store"] = self.sessions_store
-        if self.prefix is not None:
-            out["key_prefix"] = self.prefix
-        if self.schema is not None:
-            out["pg_schema"] = self.schema
-        return out
-
-
-class Backends:
-    """Hands out fresh, isolated backends and deletes them on :meth:`drop`.
-
-    The service URLs are looked up only when a test asks for that kind, so an unreachable
-    Redis skips (or, on CI, fails) only the tests that need it.
-    """
-
-    def __init__(self, request: pytest.FixtureRequest, tmp: Path) -> None:
-        self._request = request
-        self.tmp = tmp
-        self.run_id: str = request.getfixturevalue("run_id")
-        self._cleanups: list[Callable[[], Awaitable[None]]] = []
-
-    def fresh(
-        self,
-        kind: str,
-        *,
-        prefix: str | None = None,
-        schema: str | None = None,
-        address: tuple[str, int] | None = None,
-    ) -> Backend:
-        """A new backend of ``kind``; ``address`` reaches it through a proxy at host:port."""
-        n = next(_counter)
-        if kind == "memory":
-            return Backend("memory://")
-        if kind == "sqlite":
-            return Backend(f"sqlite:///{self.tmp / f'satchel-{n}.db'}")
-        if kind not in KINDS:
-            raise ValueError(f"unknown store kind {kind!r}")
-        # Settings accept only [A-Za-z0-9_] prefixes and lower-case schemas.
-        prefix = prefix if prefix is not None else f"satchel_test_{self.run_id}_{n}"
-        schema = schema if schema is not None else f"satchel_test_{self.run_id}_{n}"
-        redis = self._request.getfixturevalue("redis_url") if "redis" in kind else None
-        pg = self._request.getfixturevalue("database_url") if "postgres" in kind else None
-        if redis is not None:
-            self._cleanups.append(lambda: drop_redis_prefix(redis, prefix))
-        if pg is not None:
-            self._cleanups.append(lambda: drop_schema(pg, schema))
-        main = pg or redis
-        assert main is not None
-        if address is not None:
-            main = _via(main, address)
-        return Backend(
-            main,
-            sessions_store=redis if kind == "postgres+redis" else None,
-            prefix=prefix,
-            schema=schema,
-        )
-
-    async def drop(self) -> None:
-        for cleanup in self._cleanups:
-            await cleanup()
-        self._cleanups.clear()
-
-
-def _via(url: str, address: tuple[str, int]) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"{address[0]}:{address[1]}"
-    netloc[-1] = host
-    return urlunsplit(parts._replace(netloc="@".join(netloc)))
-
-
-async def drop_redis_prefix(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix:`` (glob characters in the prefix are literal)."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(url)
-    try:
-        pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
-        pattern = pattern.replace("[", "\\[").replace("]", "\\]") + ":*"
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=pattern, count=10_000):
-            batch.append(key)
-            if len(batch) >= 500:
-                await client.delete(*batch)
-                batch.clear()
-        if batch:
-            await client.delete(*batch)
-    finally:
-        await client.aclose()
-
-
-async def drop_schema(url: str, schema: str) -> None:
-    """``DROP SCHEMA ... CASCADE``."""
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 # --- clients and lifespans --------------------------------------------------------------------
@@ -236,12 +115,7 @@ class RunningApp:
     ) -> httpx.AsyncClient:
         """A second browser: same app, its own cookie jar (``peer``: another client address).
         Closed with the app unless the test closes it first."""
-        if peer is None:
-            client = httpx.AsyncClient(
-                transport=self.client._transport, base_url=self.base_url, **options
-            )
-        else:
-            client = asgi_client(self.app, base_url=self.base_url, peer=peer, **options)
+        client = asgi_client(self.app, base_url=self.base_url, peer=peer, **options)
         self._stack.push_async_callback(client.aclose)
         return client
 
@@ -290,7 +164,11 @@ class Apps:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
         self.hasher = PasswordHasher.insecure_fast_for_tests()
-        self._opened: list[Callable[[], Awaitable[None]]] = []
+        # Unwound newest first, and on to the end even when one close fails: the backends
+        # are dropped last, once nothing uses them.
+        self._stack = contextlib.AsyncExitStack()
+        self._stack.push_async_callback(backends.drop)
+        self._stack.callback(self.hasher.close)
 
     def settings(
         self,
@@ -301,6 +179,8 @@ class Apps:
     ) -> Settings:
         """:class:`Settings` for a fresh backend (or the URL given) plus ``overrides``."""
         if "://" in store:
+            if store_address is not None:
+                raise ValueError("store_address needs a store kind, not a URL")
             return Settings(store=store, **overrides)
         backend = self.backends.fresh(
             store,
@@ -323,7 +203,7 @@ class Apps:
         auth = await build_auth(
             settings, clock=clock if clock is not None else ManualClock(), hasher=self.hasher
         )
-        self._opened.append(auth.close)
+        self._stack.push_async_callback(auth.close)
         if start:
             await auth.start()
         return auth
@@ -370,7 +250,7 @@ class Apps:
                 await auth.close()
             raise
         stack = contextlib.AsyncExitStack()
-        self._opened.append(stack.aclose)
+        self._stack.push_async_callback(stack.aclose)
         if lifespan:
             # The lifespan starts the Auth and closes it on the way out (also when start fails).
             await stack.enter_async_context(app.router.lifespan_context(app))
@@ -391,13 +271,7 @@ class Apps:
 
     async def aclose(self) -> None:
         """Close every app and auth (newest first), the hasher, then drop the backends."""
-        try:
-            for close in reversed(self._opened):
-                await close()
-        finally:
-            self._opened.clear()
-            self.hasher.close()
-            await self.backends.drop()
+        await self._stack.aclose()
 
 
 # --- the same, from sync code -----------------------------------------------------------------

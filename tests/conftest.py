@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from apps import Apps, Backends
+from apps import Apps
+from backends import Backends
 from helpers import MakeStores
 from satchel.clock import ManualClock
 from satchel.stores import Stores, open_stores, redact_url
