@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from apps import serve
 from satchel import Auth, ConfigurationError, PasswordHasher, UserService
 from satchel.integrations.fastapi import install
 from satchel.revocation.base import LocalBus
@@ -41,8 +42,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     await auth.users.create_user("alice", PASSWORD)
     app = FastAPI()
     install(app, auth=auth)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with serve(app, base_url="http://testserver") as c:
         yield c
     hasher.close()
 

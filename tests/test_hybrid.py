@@ -8,13 +8,14 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
+from apps import Apps
 from procs import PrivateRedis
 from satchel.accounts.passwords import PasswordHasher
 from satchel.accounts.users import UserService
@@ -492,17 +493,14 @@ async def test_F04_reject_mode_answers_503_while_the_channel_is_down(
 
 @pytest.fixture
 async def app_client(
-    make_stores: MakeStores, manual_clock: ManualClock
-) -> AsyncIterator[tuple[httpx.AsyncClient, Node]]:
-    from satchel.server import create_app
-
+    make_app: Apps, make_stores: MakeStores, manual_clock: ManualClock
+) -> tuple[httpx.AsyncClient, Node]:
     stores = await make_stores("memory")
     n = await make_node(stores, clock=manual_clock, bus=LocalBus())
     await n.auth.users.create_user("alice", PASSWORD)
-    app = create_app(auth=n.auth)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client, n
+    # make_node started the Auth already.
+    app = await make_app(auth=n.auth, lifespan=False, base_url="http://testserver")
+    return app.client, n
 
 
 async def test_bearer_token_response_and_refresh_endpoint(

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from satchel.accounts.passwords import PasswordHasher
-from satchel.clock import ManualClock
-from satchel.config.build import ConfiguredAuth, build_auth
-from satchel.config.settings import Settings
-from satchel.server import create_app
+from apps import Apps, RunningApp
 from satchel.server.pages import NOTICES, decode_jwt_parts, format_span, relative, safe_next
 from satchel.server.useragent import describe
 
@@ -39,57 +33,30 @@ IPHONE = (
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@dataclass
-class App:
-    auth: ConfiguredAuth
-    clock: ManualClock
-    transport: httpx.ASGITransport
-    clients: list[httpx.AsyncClient]
-
+class App(RunningApp):
     def browser(self, agent: str = FIREFOX) -> httpx.AsyncClient:
         """A separate browser: own cookie jar, browser-like headers."""
-        client = httpx.AsyncClient(
-            transport=self.transport,
-            base_url=BASE,
-            headers={**BROWSER, "user-agent": agent},
-        )
-        self.clients.append(client)
-        return client
+        return self.fresh_client(headers={**BROWSER, "user-agent": agent})
 
 
 AppFactory = Callable[..., Awaitable[App]]
+USERS = {"root": ["admin"], "alice": ["staff"], "bob": []}
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'satchel.db'}"
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
 
 
 @pytest.fixture
-async def make_app(store_url: str) -> AsyncIterator[AppFactory]:
-    hasher = PasswordHasher.insecure_fast_for_tests()
-    started: list[tuple[Any, App]] = []
+def make_app(make_app: Apps, store_kind: str) -> AppFactory:
+    """This module's apps: root (admin), alice (staff) and bob, browsers in front."""
 
     async def factory(**overrides: Any) -> App:
-        settings = Settings(store=store_url, **overrides)
-        clock = ManualClock()
-        auth = await build_auth(settings, clock=clock, hasher=hasher)
-        await auth.users.create_user("root", PASSWORD, roles=["admin"])
-        await auth.users.create_user("alice", PASSWORD, roles=["staff"])
-        await auth.users.create_user("bob", PASSWORD)
-        app = create_app(settings, auth=auth)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        made = App(auth, clock, httpx.ASGITransport(app=app), [])
-        started.append((lifespan, made))
-        return made
+        return await make_app(store_kind, users=USERS, password=PASSWORD, cls=App, **overrides)
 
-    yield factory
-    for lifespan, made in reversed(started):
-        for client in made.clients:
-            await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-    hasher.close()
+    return factory
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ JSON = {"origin": ORIGIN}
 async def login(
     server: Server, username: str, password: str, ip: str = "127.0.0.1", **headers: str
 ) -> httpx.Response:
-    transport = httpx.ASGITransport(app=server.client._transport.app, client=(ip, 1234))  # type: ignore[attr-defined]
-    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
+    async with server.fresh_client(peer=(ip, 1234)) as client:
         return await client.post(
             "/auth/login",
             json={"username": username, "password": password},
