@@ -1,0 +1,99 @@
+"""Rotating a refresh token, and logging out."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from satchel.auth import Auth
+from satchel.errors import InvalidInput, MissingCredential
+from satchel.integrations.fastapi import OptionalIdentity, get_auth
+from satchel.server.api.csrf import CSRFChecked
+from satchel.server.api.models import TokenOut
+from satchel.server.api.requests import (
+    FORM_TYPES,
+    MAX_FORM_FIELDS,
+    NO_STORE,
+    apply_headers,
+    is_json,
+    login_context,
+    parse_json_object,
+)
+from satchel.server.errors import error_responses
+from satchel.transports.csrf import content_type
+
+MAX_REFRESH_TOKEN: Final = 512
+
+router = APIRouter()
+
+
+async def read_refresh_token(request: Request, auth: Auth) -> tuple[str, bool]:
+    """The refresh token of a ``POST /auth/refresh`` and whether it came in the cookie.
+
+    A body (JSON ``{"refresh_token": ...}`` or the form field) wins over the cookie; a
+    request with neither is unauthenticated.
+    """
+    ctype = content_type(request.scope.get("headers") or ()) or ""
+    value: object = None
+    if is_json(ctype):
+        raw = await request.body()
+        if raw.strip():
+            value = parse_json_object(raw).get("refresh_token")
+    elif ctype in FORM_TYPES:
+        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+        value = form.get("refresh_token")
+    if value is not None:
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_REFRESH_TOKEN:
+            raise InvalidInput("refresh_token must be a non-empty string.")
+        return value, False
+    cookie = auth.transport_by_name.get("cookie")
+    token = cookie.extract_refresh(request.scope.get("headers") or ()) if cookie else None
+    if token is None:
+        raise MissingCredential("No refresh token was presented.")
+    return token, True
+
+
+@router.post(
+    "/auth/refresh",
+    dependencies=[CSRFChecked],
+    responses=error_responses(400, 401, 403, 413, 422, 503),
+    summary="Rotate a refresh token into a new token pair (hybrid strategy)",
+)
+async def refresh(request: Request) -> Response:
+    """A body token gets an OAuth 2.0 token response; the refresh cookie gets new cookies.
+
+    The presented token is retired; presenting it again after the grace window ends the
+    whole session.
+    """
+    auth = get_auth(request)
+    presented, via_cookie = await read_refresh_token(request, auth)
+    result = await auth.refresh(presented, login_context(request))
+    response: Response
+    if via_cookie:
+        response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
+        apply_headers(response, auth.login_headers(result, "cookie"))
+    else:
+        response = JSONResponse(TokenOut.of(result.credentials).model_dump(exclude_none=True))
+    response.headers.update(NO_STORE)
+    return response
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    dependencies=[CSRFChecked],
+    responses=error_responses(403, 503),
+    summary="End the current session and clear the cookie",
+)
+async def logout(request: Request, identity: OptionalIdentity) -> Response:
+    """Idempotent: without a valid credential it only clears the cookie."""
+    auth = get_auth(request)
+    if identity is not None:
+        await auth.logout(identity)
+    response = Response(status_code=204)
+    if "cookie" in auth.transport_by_name:
+        apply_headers(response, auth.logout_headers("cookie"))
+    response.headers.update(NO_STORE)
+    return response
