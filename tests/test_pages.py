@@ -24,6 +24,7 @@ from satchel.config.settings import Settings
 from satchel.server import create_app
 from satchel.server.pages import NOTICES, decode_jwt_parts, format_span, relative, safe_next
 from satchel.server.useragent import describe
+from satchel.transports.cookie import CookieTransport
 
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"
@@ -454,6 +455,47 @@ async def test_strategies_without_refresh_tokens_never_detour(make_app: AppFacto
     assert "set-cookie" not in bounce.headers
     assert (await client.get("/devices")).status_code == 200
     assert session_cookie(client) == token
+
+
+async def test_a_refresh_cookie_sent_everywhere_refreshes_any_page_in_place(
+    store_url: str,
+) -> None:
+    """With ``refresh_path="/"`` the browser sends the refresh cookie with every request, so
+    the middleware rotates it on the page load itself (the dashboard at ``/`` included)."""
+    hasher = PasswordHasher.insecure_fast_for_tests()
+    settings = Settings(store=store_url, strategy="hybrid")
+    clock = ManualClock()
+    built = await build_auth(settings, clock=clock, hasher=hasher)
+    auth = ConfiguredAuth(
+        settings=settings,
+        stores=built.stores,
+        owns_hasher=False,
+        strategy=built.strategy,
+        transports=[CookieTransport(refresh_path="/")],
+        users=built.users,
+        csrf=built.csrf,
+        keys=built.keys,
+        bus=built.bus,
+        clock=clock,
+    )
+    await auth.users.create_user("alice", PASSWORD)
+    app = create_app(settings, auth=auth)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=BROWSER) as client:
+            await sign_in(client)
+            old_access = session_cookie(client)
+            clock.advance(400)  # the access token has expired
+            page = await client.get("/")
+            assert page.status_code == 200, page.headers.get("location")
+            names = [c.split("=", 1)[0] for c in page.headers.get_list("set-cookie")]
+            assert names == [COOKIE, REFRESH_COOKIE]
+            assert "Path=/;" in page.headers.get_list("set-cookie")[1]
+            # The new access cookie serves the next page; nothing is rotated again.
+            devices = await client.get("/devices")
+            assert devices.status_code == 200 and "set-cookie" not in devices.headers
+            assert session_cookie(client) not in (None, old_access)
+    hasher.close()
 
 
 # --- CSRF on signed-in forms --------------------------------------------------------------

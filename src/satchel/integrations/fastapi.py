@@ -41,15 +41,17 @@ from satchel.errors import (
 )
 from satchel.identity import Identity
 from satchel.integrations.asgi import (
+    AuthMiddleware,
+    as_auth_failure,
+    challenge_headers,
+    resolve_scope,
+)
+from satchel.integrations.scope import (
     SCOPE_AUTH,
     SCOPE_ERROR,
     SCOPE_IDENTITY,
     SCOPE_TRANSPORT,
     STATE_KEY,
-    AuthMiddleware,
-    as_auth_failure,
-    challenge_headers,
-    resolve_scope,
 )
 
 if TYPE_CHECKING:

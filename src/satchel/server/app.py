@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from satchel.auth import Auth
 from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
-from satchel.integrations.asgi import STATE_KEY, AuthMiddleware
+from satchel.integrations.asgi import AuthMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
+from satchel.integrations.scope import STATE_KEY
 from satchel.server import pages
 from satchel.server.api import router
 from satchel.server.errors import BodyLimitMiddleware

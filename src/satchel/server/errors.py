@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from satchel.integrations.asgi import ASGIApp, Message, Receive, Scope, Send, send_json_error
+from satchel.integrations.asgi import send_json_error
+from satchel.integrations.scope import ASGIApp, Message, Receive, Scope, Send
 
 #: The OpenAPI schema of an error body.
 ERROR_SCHEMA: dict[str, Any] = {

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from satchel.auth import Auth
-from satchel.errors import InvalidInput, MissingCredential
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
+from satchel.integrations.refresh import presented_token, rotate
 from satchel.server.api.csrf import CSRFChecked
 from satchel.server.api.models import TokenOut
 from satchel.server.api.requests import (
@@ -24,8 +22,6 @@ from satchel.server.api.requests import (
 from satchel.server.errors import error_responses
 from satchel.transports.csrf import content_type
 
-MAX_REFRESH_TOKEN: Final = 512
-
 router = APIRouter()
 
 
@@ -33,9 +29,10 @@ async def read_refresh_token(request: Request, auth: Auth) -> tuple[str, bool]:
     """The refresh token of a ``POST /auth/refresh`` and whether it came in the cookie.
 
     A body (JSON ``{"refresh_token": ...}`` or the form field) wins over the cookie; a
-    request with neither is unauthenticated.
+    request with neither is unauthenticated (:func:`satchel.integrations.refresh.presented_token`).
     """
-    ctype = content_type(request.scope.get("headers") or ()) or ""
+    headers = request.scope.get("headers") or ()
+    ctype = content_type(headers) or ""
     value: object = None
     if is_json(ctype):
         raw = await request.body()
@@ -44,15 +41,7 @@ async def read_refresh_token(request: Request, auth: Auth) -> tuple[str, bool]:
     elif ctype in FORM_TYPES:
         form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
         value = form.get("refresh_token")
-    if value is not None:
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_REFRESH_TOKEN:
-            raise InvalidInput("refresh_token must be a non-empty string.")
-        return value, False
-    cookie = auth.transport_by_name.get("cookie")
-    token = cookie.extract_refresh(request.scope.get("headers") or ()) if cookie else None
-    if token is None:
-        raise MissingCredential("No refresh token was presented.")
-    return token, True
+    return presented_token(auth, headers, value)
 
 
 @router.post(
@@ -69,11 +58,12 @@ async def refresh(request: Request) -> Response:
     """
     auth = get_auth(request)
     presented, via_cookie = await read_refresh_token(request, auth)
-    result = await auth.refresh(presented, login_context(request))
+    rotated = await rotate(auth, presented, login_context(request), via_cookie=via_cookie)
+    result = rotated.result
     response: Response
     if via_cookie:
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
-        apply_headers(response, auth.login_headers(result, "cookie"))
+        apply_headers(response, rotated.headers)
     else:
         response = JSONResponse(TokenOut.of(result.credentials).model_dump(exclude_none=True))
     response.headers.update(NO_STORE)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from satchel.integrations.refresh import REFRESH_ROUTE, safe_next
 from satchel.server.pages import admin, dashboard, devices, password, signin, static
-from satchel.server.pages.access import REFRESH_PATH, refresh_redirect, safe_next, to_login
+from satchel.server.pages.access import refresh_redirect, to_login
 from satchel.server.pages.admin import ADMIN_SESSION_LIMIT, ADMIN_USER_LIMIT, rotation_notice
 from satchel.server.pages.dashboard import CookieView, cookie_views, decode_jwt_parts
 from satchel.server.pages.devices import SessionRow, session_row
@@ -46,7 +47,7 @@ __all__ = [
     "ADMIN_SESSION_LIMIT",
     "ADMIN_USER_LIMIT",
     "NOTICES",
-    "REFRESH_PATH",
+    "REFRESH_ROUTE",
     "CookieView",
     "Posted",
     "SessionRow",

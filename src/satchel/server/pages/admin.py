@@ -18,8 +18,9 @@ from satchel.auth import Auth
 from satchel.errors import InvalidInput, NotFound, NotSupported, SatchelError, UserExists
 from satchel.identity import Identity
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
+from satchel.integrations.refresh import cookie_transport
 from satchel.keys.manager import KeyStatus, key_statuses
-from satchel.server.pages.access import cookie_transport, page_identity, to_login
+from satchel.server.pages.access import page_identity, to_login
 from satchel.server.pages.devices import SessionIdPath, session_row
 from satchel.server.pages.formatting import format_span, format_time, relative
 from satchel.server.pages.forms import Posted, accept_post, field, page_context

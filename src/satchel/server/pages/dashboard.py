@@ -14,8 +14,9 @@ from fastapi import APIRouter, Response
 from starlette.requests import Request
 
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
+from satchel.integrations.refresh import cookie_transport
 from satchel.jose import b64
-from satchel.server.pages.access import cookie_transport, csrf_for, page_identity, to_login
+from satchel.server.pages.access import csrf_for, page_identity, to_login
 from satchel.server.pages.devices import current_record
 from satchel.server.pages.forms import page_context
 from satchel.server.pages.render import render

@@ -12,7 +12,8 @@ from satchel.auth import Auth
 from satchel.errors import NotFound
 from satchel.identity import Identity
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.server.pages.access import cookie_transport, page_identity, to_login
+from satchel.integrations.refresh import cookie_transport
+from satchel.server.pages.access import page_identity, to_login
 from satchel.server.pages.forms import accept_post, page_context
 from satchel.server.pages.notices import with_notice
 from satchel.server.pages.render import redirect, render

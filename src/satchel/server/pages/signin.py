@@ -16,7 +16,6 @@ from starlette.requests import Request
 from satchel.auth import Auth
 from satchel.errors import (
     CSRFError,
-    InvalidCredential,
     InvalidInput,
     InvalidLogin,
     PasswordTooLong,
@@ -26,16 +25,9 @@ from satchel.errors import (
     Throttled,
 )
 from satchel.integrations.fastapi import OptionalIdentity, get_auth, server_settings
+from satchel.integrations.refresh import REFRESH_ROUTE, cookie_transport, rotate, safe_next
 from satchel.server.api import login_context
-from satchel.server.pages.access import (
-    REFRESH_PATH,
-    cookie_transport,
-    csrf_for,
-    login_url,
-    page_identity,
-    safe_next,
-    stale_cookie,
-)
+from satchel.server.pages.access import csrf_for, login_url, page_identity, stale_cookie
 from satchel.server.pages.formatting import retry_text
 from satchel.server.pages.forms import accept_post, check_form, field, read_form
 from satchel.server.pages.notices import notice_text, with_notice
@@ -182,7 +174,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
     return redirect(target, auth.login_headers(result, "cookie"))
 
 
-@router.get(REFRESH_PATH)
+@router.get(REFRESH_ROUTE)
 async def refresh_and_return(request: Request, identity: OptionalIdentity) -> Response:
     """Rotate the refresh cookie and go back to ``next`` (a page whose access cookie expired).
 
@@ -199,21 +191,19 @@ async def refresh_and_return(request: Request, identity: OptionalIdentity) -> Re
         return redirect(target)
     try:
         token = cookie.extract_refresh(request.scope.get("headers") or ())
-    except InvalidCredential:  # two refresh cookies, or a malformed one: unusable
-        return redirect(login_url(target, "ended"), cookie.logout_headers())
-    if token is None:
-        # Nothing to rotate. Cookies are left alone: a cross-site link must not be able to
-        # sign anybody out (a SameSite=Strict cookie is not sent with such a request).
-        return redirect(login_url(target))
-    try:
-        result = await auth.refresh(token, login_context(request))
+        if token is None:
+            # Nothing to rotate. Cookies are left alone: a cross-site link must not be able
+            # to sign anybody out (a SameSite=Strict cookie is not sent with such a request).
+            return redirect(login_url(target))
+        rotated = await rotate(auth, token, login_context(request), via_cookie=True)
     except StoreUnavailable as exc:
         # An outage is not a sign-out: keep the cookies, let the browser retry.
         return error_page(exc.status, headers=[("Retry-After", str(exc.retry_after))])
     except SatchelError:
-        # Unknown, expired, ended or reused (reuse has just ended the whole session).
+        # Two refresh cookies or a malformed one (InvalidCredential), or a token that is
+        # unknown, expired, ended or reused (reuse has just ended the whole session).
         return redirect(login_url(target, "ended"), cookie.logout_headers())
-    return redirect(target, auth.login_headers(result, "cookie"))
+    return redirect(target, rotated.headers)
 
 
 @router.post("/logout")
