@@ -7,7 +7,7 @@ from starlette.requests import Request
 
 from satchel.errors import InvalidInput, InvalidLogin
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.server.api import login_context
+from satchel.integrations.fastapi.routes import login_context
 from satchel.server.pages.access import page_identity, to_login
 from satchel.server.pages.devices import current_record
 from satchel.server.pages.forms import accept_post, field, page_context

@@ -25,8 +25,8 @@ from satchel.errors import (
     Throttled,
 )
 from satchel.integrations.fastapi import OptionalIdentity, get_auth, server_settings
+from satchel.integrations.fastapi.routes import login_context
 from satchel.integrations.refresh import REFRESH_ROUTE, cookie_transport, rotate, safe_next
-from satchel.server.api import login_context
 from satchel.server.pages.access import csrf_for, login_url, page_identity, stale_cookie
 from satchel.server.pages.formatting import retry_text
 from satchel.server.pages.forms import accept_post, check_form, field, read_form

@@ -8,10 +8,10 @@ from fastapi.responses import JSONResponse
 
 from satchel.auth import Auth
 from satchel.errors import NotSupported
-from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.server.api.models import CSRFOut
-from satchel.server.api.requests import FORM_TYPES, MAX_FORM_FIELDS, apply_headers
-from satchel.server.errors import error_responses
+from satchel.integrations.fastapi.deps import OptionalIdentity, get_auth
+from satchel.integrations.fastapi.openapi import error_responses
+from satchel.integrations.fastapi.routes.models import CSRFOut
+from satchel.integrations.fastapi.routes.requests import FORM_TYPES, MAX_FORM_FIELDS, apply_headers
 from satchel.transports.cookie import CookieTransport
 from satchel.transports.csrf import FORM_FIELD, binding_for, content_type, needs_check, scope_origin
 

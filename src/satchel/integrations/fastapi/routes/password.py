@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from satchel.integrations.fastapi import CurrentIdentity, get_auth
-from satchel.server.api.csrf import CSRFChecked
-from satchel.server.api.models import PasswordChangeBody, TokenOut
-from satchel.server.api.requests import NO_STORE, apply_headers, login_context
-from satchel.server.errors import error_responses
+from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
+from satchel.integrations.fastapi.openapi import error_responses
+from satchel.integrations.fastapi.routes.csrf import CSRFChecked
+from satchel.integrations.fastapi.routes.models import PasswordChangeBody, TokenOut
+from satchel.integrations.fastapi.routes.requests import NO_STORE, apply_headers, login_context
 
 router = APIRouter()
 

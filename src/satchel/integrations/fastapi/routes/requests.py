@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from satchel.errors import InvalidInput, SatchelError
-from satchel.integrations.fastapi import server_settings
-from satchel.server.api.models import LoginBody
+from satchel.integrations.fastapi.deps import server_settings
+from satchel.integrations.fastapi.routes.models import LoginBody
 from satchel.strategies.base import LoginContext
 from satchel.transports.client_ip import client_ip, parse_networks
 from satchel.transports.csrf import FORM_FIELD

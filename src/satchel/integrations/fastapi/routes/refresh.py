@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from satchel.auth import Auth
-from satchel.integrations.fastapi import OptionalIdentity, get_auth
-from satchel.integrations.refresh import presented_token, rotate
-from satchel.server.api.csrf import CSRFChecked
-from satchel.server.api.models import TokenOut
-from satchel.server.api.requests import (
+from satchel.integrations.fastapi.deps import OptionalIdentity, get_auth
+from satchel.integrations.fastapi.openapi import error_responses
+from satchel.integrations.fastapi.routes.csrf import CSRFChecked
+from satchel.integrations.fastapi.routes.models import TokenOut
+from satchel.integrations.fastapi.routes.requests import (
     FORM_TYPES,
     MAX_FORM_FIELDS,
     NO_STORE,
@@ -19,7 +19,7 @@ from satchel.server.api.requests import (
     login_context,
     parse_json_object,
 )
-from satchel.server.errors import error_responses
+from satchel.integrations.refresh import presented_token, rotate
 from satchel.transports.csrf import content_type
 
 router = APIRouter()

@@ -1,4 +1,7 @@
-"""The reference server's JSON API: ``/auth/*``, ``/.well-known/jwks.json`` and ``/healthz``.
+"""The JSON API: ``/auth/*``, ``/.well-known/jwks.json`` and ``/healthz``.
+
+What :func:`satchel.integrations.fastapi.install` adds to an app, and what the reference
+server serves.
 
 One module per group of routes (:mod:`~.login`, :mod:`~.refresh`, :mod:`~.sessions`,
 :mod:`~.password`, :mod:`~.csrf`, :mod:`~.keys`), the bodies in :mod:`~.models` and the
@@ -9,9 +12,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from satchel.server.api import csrf, keys, login, password, refresh, sessions
-from satchel.server.api.csrf import CSRFChecked, check_csrf
-from satchel.server.api.models import (
+from satchel.integrations.fastapi.routes import csrf, keys, login, password, refresh, sessions
+from satchel.integrations.fastapi.routes.csrf import CSRFChecked, check_csrf
+from satchel.integrations.fastapi.routes.models import (
     CSRFOut,
     IdentityOut,
     LoginBody,
@@ -20,7 +23,11 @@ from satchel.server.api.models import (
     SessionOut,
     TokenOut,
 )
-from satchel.server.api.requests import UnsupportedMediaType, login_context, read_login_body
+from satchel.integrations.fastapi.routes.requests import (
+    UnsupportedMediaType,
+    login_context,
+    read_login_body,
+)
 
 router = APIRouter()
 for _module in (login, refresh, sessions, password, csrf, keys):

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from satchel.integrations.fastapi import CurrentIdentity, get_auth
-from satchel.server.api.csrf import CSRFChecked
-from satchel.server.api.models import RevokedOut, SessionOut
-from satchel.server.api.requests import NO_STORE, apply_headers
-from satchel.server.errors import error_responses
+from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
+from satchel.integrations.fastapi.openapi import error_responses
+from satchel.integrations.fastapi.routes.csrf import CSRFChecked
+from satchel.integrations.fastapi.routes.models import RevokedOut, SessionOut
+from satchel.integrations.fastapi.routes.requests import NO_STORE, apply_headers
 from satchel.stores.base import SessionRecord
 
 router = APIRouter()

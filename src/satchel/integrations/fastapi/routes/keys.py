@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request, Response
 
 from satchel.auth import Auth
 from satchel.errors import ConfigurationError, StoreUnavailable
-from satchel.integrations.fastapi import get_auth
-from satchel.server.errors import error_responses
+from satchel.integrations.fastapi.deps import get_auth
+from satchel.integrations.fastapi.openapi import error_responses
 
 HEALTH_TIMEOUT: Final = 2.0
 

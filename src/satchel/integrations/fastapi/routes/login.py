@@ -12,10 +12,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 
 from satchel.errors import NotSupported
-from satchel.integrations.fastapi import CurrentIdentity, get_auth
-from satchel.server.api.models import LOGIN_BODY_DOC, IdentityOut, TokenOut
-from satchel.server.api.requests import NO_STORE, apply_headers, login_context, read_login_body
-from satchel.server.errors import error_responses
+from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
+from satchel.integrations.fastapi.openapi import error_responses
+from satchel.integrations.fastapi.routes.models import LOGIN_BODY_DOC, IdentityOut, TokenOut
+from satchel.integrations.fastapi.routes.requests import (
+    NO_STORE,
+    apply_headers,
+    login_context,
+    read_login_body,
+)
 from satchel.transports.csrf import scope_origin
 
 router = APIRouter()
