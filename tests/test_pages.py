@@ -21,8 +21,11 @@ from satchel.accounts.passwords import PasswordHasher
 from satchel.clock import ManualClock
 from satchel.config.build import ConfiguredAuth, build_auth
 from satchel.config.settings import Settings
+from satchel.integrations.refresh import safe_next
 from satchel.server import create_app
-from satchel.server.pages import NOTICES, decode_jwt_parts, format_span, relative, safe_next
+from satchel.server.pages.dashboard import decode_jwt_parts
+from satchel.server.pages.formatting import format_span, relative
+from satchel.server.pages.notices import NOTICES
 from satchel.server.useragent import describe
 from satchel.transports.cookie import CookieTransport
 
