@@ -10,14 +10,19 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from apps import Apps, RunningApp
-from satchel.server.pages import NOTICES, decode_jwt_parts, format_span, relative, safe_next
+from satchel.integrations.refresh import safe_next
+from satchel.server.pages.dashboard import decode_jwt_parts
+from satchel.server.pages.formatting import format_span, relative
+from satchel.server.pages.notices import NOTICES
 from satchel.server.useragent import describe
+from satchel.transports.cookie import CookieTransport
 
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"
@@ -421,6 +426,53 @@ async def test_strategies_without_refresh_tokens_never_detour(make_app: AppFacto
     assert "set-cookie" not in bounce.headers
     assert (await client.get("/devices")).status_code == 200
     assert session_cookie(client) == token
+
+
+async def test_a_refresh_cookie_sent_everywhere_refreshes_any_page_in_place(
+    tmp_path: Path,
+) -> None:
+    """With ``refresh_path="/"`` the browser sends the refresh cookie with every request, so
+    the middleware rotates it on the page load itself (the dashboard at ``/`` included)."""
+    from satchel.accounts.passwords import PasswordHasher
+    from satchel.clock import ManualClock
+    from satchel.config.build import ConfiguredAuth, build_auth
+    from satchel.config.settings import Settings
+    from satchel.server import create_app
+
+    hasher = PasswordHasher.insecure_fast_for_tests()
+    settings = Settings(store=f"sqlite:///{tmp_path / 'pages.db'}", strategy="hybrid")
+    clock = ManualClock()
+    built = await build_auth(settings, clock=clock, hasher=hasher)
+    auth = ConfiguredAuth(
+        settings=settings,
+        stores=built.stores,
+        owns_hasher=False,
+        strategy=built.strategy,
+        transports=[CookieTransport(refresh_path="/")],
+        users=built.users,
+        csrf=built.csrf,
+        keys=built.keys,
+        bus=built.bus,
+        clock=clock,
+    )
+    await auth.users.create_user("alice", PASSWORD)
+    app = create_app(settings, auth=auth)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=BROWSER) as client:
+            await sign_in(client)
+            old_access = session_cookie(client)
+            clock.advance(400)  # the access token has expired
+            page = await client.get("/")
+            assert page.status_code == 200, page.headers.get("location")
+            names = [c.split("=", 1)[0] for c in page.headers.get_list("set-cookie")]
+            assert names == [COOKIE, REFRESH_COOKIE]
+            assert "Path=/;" in page.headers.get_list("set-cookie")[1]
+            # The new access cookie serves the next page; nothing is rotated again.
+            devices = await client.get("/devices")
+            assert devices.status_code == 200 and "set-cookie" not in devices.headers
+            assert session_cookie(client) not in (None, old_access)
+    hasher.close()
 
 
 # --- CSRF on signed-in forms --------------------------------------------------------------
