@@ -21,8 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from satchel import AuditLog, Auth, Identity, NotFound, PasswordHasher, Settings, build_auth
 from satchel.accounts.passwords import check_new_password
 from satchel.accounts.users import display_username, normalize_roles, normalize_username
-from satchel.integrations.fastapi import CurrentIdentity, get_auth, install, require_roles
-from satchel.server.api import check_csrf
+from satchel.integrations.fastapi import (
+    CurrentIdentity,
+    check_csrf,
+    get_auth,
+    install,
+    require_roles,
+)
 from satchel.stores.base import UserRecord
 
 from .models import User

@@ -9,6 +9,10 @@ routes, and :func:`install` putting them all on an app.
 - :mod:`.routes` — the JSON API (``/auth/*``, ``/.well-known/jwks.json``, ``/healthz``);
 - :mod:`.install` — :func:`install`.
 
+:func:`check_csrf` is the dependency the ``/auth/*`` routes use on unsafe cookie requests;
+an application's own state-changing routes add it the same way
+(``dependencies=[Depends(check_csrf)]``).
+
 The routes live here, not in :mod:`satchel.server`, because they are what :func:`install`
 adds to *any* FastAPI app: the reference server is one such app (it adds the HTML pages),
 so ``server`` imports this package and nothing here imports ``server``.
@@ -41,6 +45,7 @@ from satchel.integrations.fastapi.openapi import (
     document_security,
     error_responses,
 )
+from satchel.integrations.fastapi.routes.csrf import check_csrf
 
 __all__ = [
     "DEFAULT_COOKIE_NAME",
@@ -49,6 +54,7 @@ __all__ = [
     "OptionalIdentity",
     "SatchelHTTPException",
     "bearer_scheme",
+    "check_csrf",
     "cookie_scheme",
     "current_identity",
     "describe_validation",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from satchel.auth import Auth
+from satchel.errors import ConfigurationError
 from satchel.integrations.asgi import AuthMiddleware
 from satchel.integrations.fastapi.errors import satchel_exception_handlers
 from satchel.integrations.fastapi.openapi import document_security
@@ -22,6 +23,7 @@ from satchel.integrations.scope import STATE_KEY
 
 if TYPE_CHECKING:
     from satchel.config.settings import Settings
+    from satchel.stores.base import UserStore
 
 
 def install(
@@ -29,18 +31,22 @@ def install(
     settings: Settings | None = None,
     *,
     auth: Auth | None = None,
+    users: UserStore | None = None,
     routes: bool = True,
 ) -> None:
     """Add satchel to an existing FastAPI ``app`` in one call.
 
     Builds the :class:`Auth` from ``settings`` (default: the ``SATCHEL_*`` environment) when
-    the app starts, unless ``auth`` is given; adds the middleware that puts the identity on
+    the app starts — over the application's own user store ``users`` when given (see
+    ``docs/users.md``) — unless ``auth`` is given; adds the middleware that puts the identity on
     every request, the JSON error handlers and, with ``routes``, the ``/auth/*`` API of the
     reference server. The app's own lifespan still runs, inside satchel's.
     """
     from satchel.config.build import build_auth
     from satchel.config.settings import Settings
 
+    if auth is not None and users is not None:
+        raise ConfigurationError("Pass users= or auth=, not both: auth already has its users.")
     resolved = settings if settings is not None else Settings()
     inner = app.router.lifespan_context
     ours: list[Any] = []
@@ -50,7 +56,7 @@ def install(
         # The app declares its routes after install(); every request tries routes in order,
         # so satchel's go last: the app's own routes match without first testing /auth/*.
         app.router.routes[:] = [r for r in app.router.routes if r not in ours] + ours
-        current = auth if auth is not None else await build_auth(resolved)
+        current = auth if auth is not None else await build_auth(resolved, users=users)
         setattr(app.state, STATE_KEY, current)
         await current.start()
         try:
