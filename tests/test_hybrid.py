@@ -33,7 +33,8 @@ from satchel.keys.manager import KeyManager
 from satchel.revocation.base import LocalBus, NullBus, RevocationBus
 from satchel.revocation.redis import RedisBus
 from satchel.stores.base import Stores
-from satchel.strategies.hybrid import HybridStrategy, RefreshTokens
+from satchel.strategies.hybrid import HybridStrategy
+from satchel.strategies.refresh_tokens import RefreshTokens
 from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport

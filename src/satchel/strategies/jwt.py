@@ -25,7 +25,7 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from satchel.clock import Clock, system_clock
 from satchel.errors import (
@@ -43,7 +43,7 @@ from satchel.jose.claims import ClaimsPolicy
 from satchel.keys.manager import KeyManager, KeySet
 from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
 from satchel.stores.base import UserRecord
-from satchel.strategies.base import LoginContext, Strategy
+from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
 from satchel.transports.base import IssuedCredentials
 
@@ -53,14 +53,6 @@ _T = TypeVar("_T")
 _REVOKED = "Credential has been revoked."
 #: Claim carrying the display username, so a request needs no user read for it.
 USERNAME_CLAIM = "preferred_username"
-
-
-class UserLookup(Protocol):
-    """Reads an account by id (a :class:`~satchel.stores.base.UserStore` is one)."""
-
-    async def get_user(self, user_id: str) -> UserRecord | None:
-        """The user, or None."""
-        ...
 
 
 class JWTStrategy(Strategy):
