@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
@@ -65,12 +66,13 @@ from satchel.jose.claims import ClaimsPolicy
 from satchel.keys.manager import KeyManager, KeySet
 from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
-from satchel.strategies.base import LoginContext
-from satchel.strategies.identity_claims import (
+from satchel.strategies.application_claims import (
     AUTH_TIME_CLAIM,
     USERNAME_CLAIM,
-    identity_from_claims,
+    application_claims,
 )
+from satchel.strategies.base import LoginContext
+from satchel.strategies.identity_claims import identity_from_claims
 from satchel.strategies.refresh_family import RefreshFamilies
 from satchel.strategies.refresh_tokens import RefreshTokens, is_refresh_token_shape
 from satchel.strategies.revocation_state import RevocationState
@@ -204,12 +206,13 @@ class HybridStrategy(SessionStrategy):
         self, user: UserRecord, ctx: LoginContext
     ) -> tuple[Identity, IssuedCredentials]:
         """A new session with its first access and refresh tokens."""
+        app = application_claims(user)  # refused before anything is stored
         now = self.clock()
         record, _ = self._new_record(user, ctx, now)
         refresh = self.families.first(record)
         await self._create(record, now)
         await self._refresh_keys()
-        return self._pair(record, user, refresh, now)
+        return self._pair(record, user, app, refresh, now)
 
     async def refresh(
         self, refresh_token: str, ctx: LoginContext
@@ -217,10 +220,17 @@ class HybridStrategy(SessionStrategy):
         """Rotate ``refresh_token`` into a new pair; reuse of a retired one ends the session."""
         rotation = await self.families.rotate(refresh_token, ctx)
         await self._refresh_keys()
-        return self._pair(rotation.record, rotation.user, rotation.refresh_token, rotation.now)
+        return self._pair(
+            rotation.record, rotation.user, rotation.claims, rotation.refresh_token, rotation.now
+        )
 
     def _pair(
-        self, record: SessionRecord, user: UserRecord, refresh: str, now: float
+        self,
+        record: SessionRecord,
+        user: UserRecord,
+        app: Mapping[str, Any],
+        refresh: str,
+        now: float,
     ) -> tuple[Identity, IssuedCredentials]:
         remaining = record.absolute_expires_at - now
         ttl = min(self.access_ttl, remaining)
@@ -233,7 +243,7 @@ class HybridStrategy(SessionStrategy):
             ttl=ttl,
             roles=user.roles,
             sid=record.id,
-            extra={USERNAME_CLAIM: user.username, AUTH_TIME_CLAIM: record.created_at},
+            extra={**app, USERNAME_CLAIM: user.username, AUTH_TIME_CLAIM: record.created_at},
         )
         keyset = self.keyset
         access = claims_mod.sign(keyset, self.claims, claims)

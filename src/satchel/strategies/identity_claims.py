@@ -1,4 +1,4 @@
-"""Building an :class:`~satchel.identity.Identity` from the claims of a verified token."""
+"""The :class:`~satchel.identity.Identity` of a verified access token."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ from typing import Any
 from satchel.errors import InvalidToken
 from satchel.identity import Identity
 from satchel.jose import claims as claims_mod
+from satchel.strategies.application_claims import AUTH_TIME_CLAIM, USERNAME_CLAIM
 from satchel.strategies.session_tokens import ID_LENGTH
 
-#: Claim carrying the display username, so a request needs no user read for it.
-USERNAME_CLAIM = "preferred_username"
-#: Claim carrying the instant of the original authentication (the session's creation).
-AUTH_TIME_CLAIM = "auth_time"
+__all__ = ["AUTH_TIME_CLAIM", "USERNAME_CLAIM", "identity_from_claims"]
 
 
 def identity_from_claims(claims: Mapping[str, Any], strategy: str) -> Identity:
-    """The :class:`Identity` of a verified hybrid access token.
+    """The :class:`Identity` of a verified session-bound access token.
 
-    Demands what only hybrid access tokens carry (``sid``, ``auth_time``), so a token of
-    the stateless strategy, which has neither a session nor its creation time, is refused.
+    Demands a ``sid`` shaped like a session id and the ``auth_time`` of the login, which
+    hybrid and jwt access tokens carry; a token without them is refused.
+    ``Identity.claims`` is every claim of the token, application claims included.
     """
     sid = claims.get("sid")
     if type(sid) is not str or len(sid) != ID_LENGTH:

@@ -17,14 +17,15 @@ login and refresh, never per request.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from satchel.audit import AuditEvent, AuditLog
 from satchel.clock import Clock
 from satchel.errors import ConfigurationError, ExpiredCredential, InvalidCredential
 from satchel.stores.base import KeyStore, RotateOutcome, SessionRecord, SessionStore, UserRecord
+from satchel.strategies.application_claims import application_claims
 from satchel.strategies.base import LoginContext, UserLookup
 from satchel.strategies.refresh_tokens import PEPPER_NAME, UNKNOWN_REFRESH, RefreshTokens
 from satchel.strategies.session_policy import session_valid
@@ -48,10 +49,12 @@ IdleAfter = Callable[[SessionRecord, float], float]
 
 @dataclass(slots=True, repr=False)
 class Rotation:
-    """A successful refresh: the family (already touched), its user and the new token."""
+    """A successful refresh: the family (already touched), its user with its checked
+    application claims, and the new refresh token."""
 
     record: SessionRecord
     user: UserRecord
+    claims: Mapping[str, Any]
     refresh_token: str
     now: float
 
@@ -122,6 +125,18 @@ class RefreshFamilies:
         sid, gen = tokens.parse(refresh_token)
         successor = tokens.successor(refresh_token, sid, gen)
         now = self.clock()
+        # The family and its account are checked before the token is used up, so a refusal
+        # here (an expired family, a disabled account, a misconfigured claim) leaves the token
+        # as it was: a retry later is not mistaken for reuse.
+        record = await self._io(self.store.get(sid))
+        if record is None:
+            raise InvalidCredential(UNKNOWN_REFRESH)
+        if not session_valid(record, now):
+            raise ExpiredCredential("The session has expired.")
+        user = await self._io(self.users.get_user(record.user_id))
+        if user is None or user.disabled or record.created_at < user.valid_after:
+            raise InvalidCredential(UNKNOWN_REFRESH)
+        claims = application_claims(user)
         outcome = await self._io(
             self.store.rotate_refresh(
                 sid,
@@ -136,20 +151,13 @@ class RefreshFamilies:
         if outcome is RotateOutcome.REUSED:
             await self._reuse_detected(sid, gen, ctx)
             raise InvalidCredential(REUSE_DETECTED)
-        record = await self._io(self.store.get(sid))
-        if record is None:
-            raise InvalidCredential(UNKNOWN_REFRESH)
-        if not session_valid(record, now):
-            raise ExpiredCredential("The session has expired.")
-        user = await self._io(self.users.get_user(record.user_id))
-        if user is None or user.disabled or record.created_at < user.valid_after:
-            raise InvalidCredential(UNKNOWN_REFRESH)
         # A refresh is activity: it pushes the idle expiry (never past the absolute one).
+        # touch() never recreates a session ended since it was read.
         idle = self._idle_after(record, now)
         if not await self._io(self.store.touch(sid, last_seen_at=now, idle_expires_at=idle)):
             raise InvalidCredential(UNKNOWN_REFRESH)
         record.last_seen_at, record.idle_expires_at = now, idle
-        return Rotation(record, user, successor, now)
+        return Rotation(record, user, claims, successor, now)
 
     async def _reuse_detected(self, sid: str, gen: int, ctx: LoginContext) -> None:
         """A retired refresh token came back: someone holds a copy. End the family."""

@@ -10,8 +10,8 @@ loses messages (reconnect) or stops being healthy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from typing import ClassVar, TypeVar
+from collections.abc import Awaitable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from satchel.clock import Clock, system_clock
 from satchel.errors import (
@@ -25,6 +25,7 @@ from satchel.errors import (
 from satchel.identity import Identity
 from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
 from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
+from satchel.strategies.application_claims import application_claims
 from satchel.strategies.base import LoginContext, Strategy
 from satchel.strategies.counters import Counters
 from satchel.strategies.session_cache import CacheEntry, SessionCache
@@ -114,10 +115,11 @@ class SessionStrategy(Strategy):
         self, user: UserRecord, ctx: LoginContext
     ) -> tuple[Identity, IssuedCredentials]:
         """A brand-new session for ``user`` (never reuses an id; S02)."""
+        claims = application_claims(user)  # refused before anything is stored
         now = self.clock()
         record, token = self._new_record(user, ctx, now)
         await self._create(record, now)
-        identity = _identity(record, user)
+        identity = _identity(record, user, claims)
         issued = IssuedCredentials(
             access_token=token,
             expires_in=int(record.absolute_expires_at - now),
@@ -237,7 +239,7 @@ class SessionStrategy(Strategy):
                 raise InvalidCredential(_UNKNOWN)  # ended while we were reading it (F10)
             record.last_seen_at = now
             record.idle_expires_at = idle
-        identity = _identity(record, user)
+        identity = _identity(record, user, application_claims(user))
         bus = self._bus
         if bus is not None and bus.healthy and epoch == self._epoch:
             self._remember(token, identity, record, now)
@@ -359,7 +361,7 @@ class SessionStrategy(Strategy):
             raise StoreUnavailable() from exc
 
 
-def _identity(record: SessionRecord, user: UserRecord) -> Identity:
+def _identity(record: SessionRecord, user: UserRecord, claims: Mapping[str, Any]) -> Identity:
     return Identity(
         user_id=record.user_id,
         username=user.username,
@@ -368,6 +370,7 @@ def _identity(record: SessionRecord, user: UserRecord) -> Identity:
         auth_time=record.created_at,
         expires_at=record.expires_at(),
         session_id=record.id,
+        claims=claims,
     )
 
 
