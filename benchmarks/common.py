@@ -54,6 +54,7 @@ class Settings:
     wrk_passes: int
     scale_sessions: int
     scale_lookups: int
+    import_users: int  # lines of the `satchel users import` benchmark
 
     @classmethod
     def make(cls, *, quick: bool, workdir: Path) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             wrk_passes=1 if quick else 2,
             scale_sessions=10_000 if quick else 1_000_000,
             scale_lookups=1_000 if quick else 20_000,
+            import_users=2_000 if quick else 100_000,
         )
 
     @property
@@ -343,6 +345,7 @@ class Results:
     table: dict[str, dict[str, Any]] = field(default_factory=dict)
     scale: dict[str, Any] = field(default_factory=dict)
     revocation: dict[str, Any] = field(default_factory=dict)
+    imports: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     durations: dict[str, float] = field(default_factory=dict)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import import_users
 from benchmarks.common import E2ERow, MicroRow, Results
 from benchmarks.satchel_side import (
     CONFIGS,
@@ -34,6 +35,7 @@ HEADINGS = (
     "## Micro benchmarks",
     "## End to end",
     "## Scale",
+    "## Import",
     "## Hot-path work",
     "## Not measured in this run",
     "## How to reproduce",
@@ -609,9 +611,10 @@ def render_markdown(
         f"{HEADINGS[4]}\n\n" + _e2e_section(results),
         f"{HEADINGS[5]}\n\n" + _scale_section(results),
         f"![benchmark chart]({png_name})",
-        f"{HEADINGS[6]}\n\n" + _notes_section(out_dir),
-        f"{HEADINGS[7]}\n\n" + _skipped_section(results),
-        f"{HEADINGS[8]}\n\n"
+        f"{HEADINGS[6]}\n\n" + import_users.section(results),
+        f"{HEADINGS[7]}\n\n" + _notes_section(out_dir),
+        f"{HEADINGS[8]}\n\n" + _skipped_section(results),
+        f"{HEADINGS[9]}\n\n"
         "```\nbash scripts/bootstrap bench   # benchmark-only extra\n"
         "python -m benchmarks            # full run (or: satchel bench)\n"
         "python -m benchmarks --quick    # under a minute, smaller figures\n```\n\n"
@@ -734,7 +737,7 @@ def load(json_path: Path) -> Results:
     """The :class:`Results` of an earlier run, from its JSON file (to re-render a report)."""
     data = json.loads(json_path.read_text())
     results = Results(quick=bool(data["quick"]), started_at=float(data["started_at"]))
-    for name in ("environment", "table", "scale", "revocation", "durations"):
+    for name in ("environment", "table", "scale", "revocation", "imports", "durations"):
         setattr(results, name, data.get(name) or {})
     results.skipped = list(data.get("skipped") or [])
     results.micro = [MicroRow(**row) for row in data.get("micro") or []]

@@ -13,13 +13,19 @@ from pathlib import Path
 from benchmarks.common import BenchError, Results, Settings, stopwatch
 
 Phase = Callable[[Settings, Results, Callable[[str], None]], None]
-PHASES = ("micro", "e2e", "revocation", "scale")
+PHASES = ("micro", "e2e", "revocation", "scale", "import")
 
 
 def _phases() -> dict[str, Phase]:
-    from benchmarks import e2e, micro, revocation, scale
+    from benchmarks import e2e, import_users, micro, revocation, scale
 
-    return {"micro": micro.run, "e2e": e2e.run, "revocation": revocation.run, "scale": scale.run}
+    return {
+        "micro": micro.run,
+        "e2e": e2e.run,
+        "revocation": revocation.run,
+        "scale": scale.run,
+        "import": import_users.run,
+    }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

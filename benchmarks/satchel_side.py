@@ -158,7 +158,8 @@ def claims_policy() -> Any:
 
 def keysets(keys: Any) -> dict[str, Any]:
     """satchel key sets holding the very keys the peers use, per algorithm."""
-    from satchel.keys.manager import Ed25519Key, ES256Key, HS256Key, KeySet
+    from satchel.jose.jwk import Ed25519Key, ES256Key, HS256Key
+    from satchel.jose.keyset import KeySet
 
     return {
         "HS256": KeySet(HS256Key(KID, keys.secret)),
@@ -169,7 +170,7 @@ def keysets(keys: Any) -> dict[str, Any]:
 
 def token_tools(keys: Any, results: Results) -> dict[str, Any] | None:
     """satchel's sign and verify per algorithm, or None (with the reason recorded)."""
-    for module in ("satchel.jose.claims", "satchel.keys.manager"):
+    for module in ("satchel.jose.claims", "satchel.jose.jwk"):
         found, why = importable(module)
         if found is None:
             results.skip("micro / satchel token sign & verify", why)

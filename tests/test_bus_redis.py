@@ -19,6 +19,7 @@ from satchel.errors import ConfigurationError, StoreUnavailable
 from satchel.revocation import bus_kind_for, make_bus
 from satchel.revocation.base import NullBus, RevocationEvent, RevocationKind
 from satchel.revocation.redis import RedisBus
+from satchel.stores.redis import RedisStore
 
 pytestmark = pytest.mark.redis
 
@@ -253,10 +254,8 @@ def test_auto_bus_choice(
 
 
 def test_make_bus_builds_without_connecting_and_uses_the_store_namespace() -> None:
-    class FakeBackend:  # only the attributes make_bus reads
-        prefix = "tenant1"
-
-    bus = make_bus("auto", store="redis://127.0.0.1:1/0", sessions_backend=FakeBackend())
+    backend = RedisStore.from_url("redis://127.0.0.1:1/0", prefix="tenant1")  # not connected
+    bus = make_bus("auto", store="redis://127.0.0.1:1/0", sessions_backend=backend)
     assert isinstance(bus, RedisBus)
     assert bus.channel == "tenant1:revocations"
     assert not bus.healthy

@@ -254,6 +254,35 @@ async def test_stalled_loop_stops_trusting_within_three_polls_and_flushes(
     assert a.bus.counters.disconnects >= 1
 
 
+async def test_short_stalls_flush_quietly_and_long_ones_warn_once_a_minute(
+    make_node: Callable[..., Awaitable[Node]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event-loop hiccup (start-up, a CPU burst) still flushes caches, but only a stall
+    an operator should hear about is a warning, and not more than once a minute."""
+    a = await make_node()
+    caplog.set_level("DEBUG", logger="satchel.revocation")
+
+    def stall_messages(level: str) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelname == level and "blocked" in r.message
+        ]
+
+    resets = a.bus.counters.resets
+    time.sleep(a.bus.worst_case_staleness + POLL)  # ~0.25 s: a hiccup
+    await until(lambda: a.bus.counters.resets > resets)
+    assert stall_messages("WARNING") == []
+    assert len(stall_messages("DEBUG")) == 1
+    for _ in range(2):
+        resets = a.bus.counters.resets
+        time.sleep(sqlite_bus.STALL_WARNING_SECONDS + POLL)  # a real stall
+        await until(lambda before=resets: a.bus.counters.resets > before)
+    warnings = stall_messages("WARNING")
+    assert len(warnings) == 1 and "caches flushed" in warnings[0]
+    assert len(stall_messages("DEBUG")) == 2
+
+
 # --- the bus on its own ------------------------------------------------------------------------
 
 

@@ -4,7 +4,10 @@ built from settings, and the glue reaches every service as a typed member."""
 from __future__ import annotations
 
 import secrets
+import textwrap
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -112,3 +115,23 @@ def test_capabilities_are_typed() -> None:
     assert issubclass(HybridStrategy, SupportsRefresh)
     assert issubclass(HybridStrategy, SupportsSessions)
     assert not issubclass(JWTStrategy, SupportsSessions)
+
+
+async def test_library_doc_from_parts_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "From parts" block of docs/library.md, executed as written."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "library.md").read_text()
+    block = text.split("### From parts", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    code = "async def build():\n" + textwrap.indent(block, "    ") + "    return auth\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/library.md", "exec"), namespace)
+    auth = await namespace["build"]()
+    try:
+        assert auth.csrf is not None and auth.throttle is not None
+        await auth.users.create_user("alice", PASSWORD)
+        result = await auth.login("alice", PASSWORD)
+        assert result.identity.username == "alice"
+    finally:
+        await auth.close()

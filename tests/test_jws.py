@@ -21,15 +21,8 @@ from hypothesis import strategies as st
 
 from satchel.errors import ConfigurationError, InvalidToken
 from satchel.jose import jws
-from satchel.keys.manager import (
-    P256_ORDER,
-    Ed25519Key,
-    ES256Key,
-    HS256Key,
-    KeySet,
-    RS256Key,
-    SigningKey,
-)
+from satchel.jose.jwk import P256_ORDER, Ed25519Key, ES256Key, HS256Key, RS256Key, SigningKey
+from satchel.jose.keyset import KeySet
 
 NOW = 1_800_000_000.0
 PAYLOAD = {"sub": "alice", "n": 1}

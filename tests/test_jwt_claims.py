@@ -13,7 +13,8 @@ import pytest
 from satchel.errors import ConfigurationError, ExpiredCredential, InvalidToken
 from satchel.jose import claims as jwt
 from satchel.jose.claims import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, ClaimsPolicy
-from satchel.keys.manager import Ed25519Key, HS256Key, KeySet, SigningKey
+from satchel.jose.jwk import Ed25519Key, HS256Key, SigningKey
+from satchel.jose.keyset import KeySet
 
 NOW = 1_800_000_000
 LEEWAY = 30

@@ -25,7 +25,9 @@ from satchel.errors import (
 )
 from satchel.jose import claims as claims_mod
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import Ed25519Key, KeyManager, KeySet
+from satchel.jose.jwk import Ed25519Key
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import KeyManager
 from satchel.revocation.base import LocalBus, RevocationBus
 from satchel.stores.base import SessionRecord, Stores
 from satchel.stores.memory import MemoryStore

@@ -22,7 +22,9 @@ from satchel.errors import (
 )
 from satchel.jose import claims as jwt
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import P256_ORDER, Ed25519Key, KeyManager, KeySet
+from satchel.jose.jwk import P256_ORDER, Ed25519Key
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import KeyManager
 from satchel.revocation.base import LocalBus, NullBus
 from satchel.stores.base import UserRecord
 from satchel.stores.memory import MemoryStore

@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError, InvalidToken
 from satchel.jose import claims as claims_mod
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import KeyManager, KeyRole, KeySet
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import JWKS_RELOAD_INTERVAL, KeyManager
+from satchel.keys.schedule import KeyRole
 from satchel.revocation.base import LocalBus
 from satchel.stores import Stores, open_stores
 from satchel.stores.base import UserRecord
@@ -228,3 +231,76 @@ async def test_F14_reload_interval_longer_than_publish_delay_is_refused(
     keys = KeyManager(stores.keys, manual_clock, publish_delay=30)
     with pytest.raises(ConfigurationError):
         JWTStrategy(keys, POLICY, stores.users, clock=manual_clock, key_reload_interval=60)
+
+
+async def test_F14_a_stored_key_is_published_by_every_node_without_a_sign(
+    connect: OpenNode, manual_clock: ManualClock
+) -> None:
+    clock = manual_clock
+    a_stores, b_stores = await connect(), await connect()
+    a = KeyManager(a_stores.keys, clock, publish_delay=DELAY)
+    b = KeyManager(b_stores.keys, clock, publish_delay=DELAY)
+    old_kid = (await a.load_or_create()).active.kid
+    await b.reload()
+    assert await b.refresh() is False
+    clock.advance(5)
+    await a.rotate()  # e.g. `satchel keys rotate`, another process
+    new_kid = next(k.kid for k in await a.list() if k.kid != old_kid)
+
+    # The rotating manager lists it at once; B on its next JWKS reload, a second later,
+    # without signing or verifying anything in between.
+    assert {k["kid"] for k in (await a.published()).jwks(clock())["keys"]} == {old_kid, new_kid}
+    clock.advance(JWKS_RELOAD_INTERVAL)
+    published = await b.published()
+    assert {k["kid"] for k in published.jwks(clock())["keys"]} == {old_kid, new_kid}
+    assert published.active.kid == old_kid  # published first, signs later
+    # The JWKS re-read counts as a change for the strategy's next refresh (it drops what
+    # it derived from the old keys), even though the refresh itself reads nothing.
+    assert await b.refresh() is True
+    assert await b.refresh() is False
+    # A verifier honouring Cache-Control re-fetches before the key signs.
+    assert b.jwks_max_age < DELAY - JWKS_RELOAD_INTERVAL
+    clock.advance(DELAY)
+    assert b.keyset.active.kid == new_kid
+
+
+async def test_F14_jwks_route_lists_a_rotated_key_before_any_token_request(
+    tmp_path: Path,
+) -> None:
+    from satchel.accounts.passwords import PasswordHasher
+    from satchel.config.build import build_auth
+    from satchel.config.settings import Settings
+    from satchel.server import create_app
+
+    url = f"sqlite:///{tmp_path / 'jwks.db'}"
+    clock = ManualClock()
+    hasher = PasswordHasher.insecure_fast_for_tests()
+    settings = Settings(store=url, strategy="hybrid")
+    auth = await build_auth(settings, clock=clock, hasher=hasher)
+    app = create_app(settings, auth=auth)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://t")
+    try:
+        response = await client.get("/.well-known/jwks.json")
+        assert response.status_code == 200
+        (old_kid,) = {k["kid"] for k in response.json()["keys"]}
+        max_age = int(response.headers["cache-control"].split("max-age=")[1])
+        assert response.headers["cache-control"].startswith("public")
+        publish_delay = auth.keys.publish_delay if auth.keys else 0
+        assert 0 < max_age <= publish_delay / 2
+
+        # Another process (the CLI) rotates; the server sees no token request at all.
+        cli_stores = await open_stores(url)
+        try:
+            await KeyManager(cli_stores.keys, clock).rotate()
+            new_kid = next(k.kid for k in await cli_stores.keys.list_keys() if k.kid != old_kid)
+        finally:
+            await cli_stores.close()
+        clock.advance(JWKS_RELOAD_INTERVAL)
+        response = await client.get("/.well-known/jwks.json")
+        assert {k["kid"] for k in response.json()["keys"]} == {old_kid, new_kid}
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+        hasher.close()

@@ -11,18 +11,23 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError
-from satchel.keys.manager import (
+from satchel.jose.jwk import (
     ALGORITHMS,
-    INITIAL_KEY_RECORD,
     ES256Key,
     HS256Key,
-    KeyManager,
-    KeyRole,
-    KeySet,
     RS256Key,
     SigningKey,
     generate_key,
     key_from_jwk,
+)
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import INITIAL_KEY_RECORD, KeyManager, jwks_cache_control
+from satchel.keys.schedule import (
+    KeyRole,
+    KeyStatus,
+    default_reload_interval,
+    describe,
+    jwks_max_age,
     key_statuses,
     signing_record,
 )
@@ -157,6 +162,26 @@ def test_key_from_jwk_is_strict(change: dict[str, object]) -> None:
     jwk.update(change)
     with pytest.raises(ConfigurationError):
         key_from_jwk(jwk)
+
+
+def test_key_from_jwk_refuses_a_second_spelling_of_a_member() -> None:
+    jwk = dict(generate_key("EdDSA").public_jwk() or {})
+    # 32 bytes take 43 characters; the last one carries 2 unused bits, which must be zero.
+    # Setting one decodes to the same bytes with a lenient decoder: refused here.
+    last = jwk["x"][-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    twin = alphabet[alphabet.index(last) | 1]
+    assert twin != last
+    assert base64.urlsafe_b64decode(jwk["x"][:-1] + twin + "=") == base64.urlsafe_b64decode(
+        jwk["x"] + "="
+    )
+    jwk["x"] = jwk["x"][:-1] + twin
+    with pytest.raises(ConfigurationError) as info:
+        key_from_jwk(jwk)
+    assert info.value.detail == "JWK member 'x': invalid base64url."
+    for bad, detail in (("", "expected unpadded"), (jwk["x"] + "=", "expected unpadded")):
+        with pytest.raises(ConfigurationError, match=detail):
+            key_from_jwk({**jwk, "x": bad})
 
 
 def test_key_from_jwk_rejects_point_off_curve() -> None:
@@ -384,3 +409,105 @@ async def test_key_manager_on_real_stores(
     previous = other.get(first.kid, manual_clock())
     assert previous is not None and previous.verify(MSG, signed)
     assert other.get(first.kid, manual_clock() + 31) is None
+
+
+# --- publication timing and role texts ---------------------------------------------------
+
+
+@pytest.mark.parametrize("delay", [0, 1, 30, 119, 120, 600, 86_400])
+def test_F14_jwks_max_age_and_reload_interval_fit_the_publish_delay(delay: float) -> None:
+    max_age = jwks_max_age(delay)
+    assert max_age <= 60 and (max_age < delay or delay == 0)
+    assert 2 * default_reload_interval(delay) <= delay
+    manager = KeyManager(MemoryStore(), publish_delay=delay)
+    assert manager.jwks_max_age == max_age
+    assert jwks_cache_control(manager) == f"public, max-age={max_age}"
+    assert 2 * manager.reload_interval <= manager.publish_delay
+
+
+def test_F14_defaults_and_the_reload_interval_check() -> None:
+    manager = KeyManager(MemoryStore())
+    assert (manager.publish_delay, manager.reload_interval, manager.jwks_max_age) == (120, 60, 60)
+    assert jwks_cache_control(None) == "public, max-age=60"
+    assert KeyManager(MemoryStore(), publish_delay=30).reload_interval == 15
+    with pytest.raises(ConfigurationError, match="twice the key reload interval"):
+        KeyManager(MemoryStore(), publish_delay=100, reload_interval=60)
+    for bad in (-1, math.inf, True):
+        with pytest.raises(ConfigurationError):
+            KeyManager(MemoryStore(), reload_interval=bad)  # type: ignore[arg-type]
+
+
+def _status(role: KeyRole, **times: float | None) -> KeyStatus:
+    return KeyStatus(
+        kid="k",
+        alg="EdDSA",
+        state=KeyState.ACTIVE,
+        role=role,
+        created_at=0.0,
+        not_after=times.get("not_after"),
+        signs_from=times.get("signs_from"),
+    )
+
+
+def test_describe_gives_each_role_in_words() -> None:
+    now = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
+    assert describe(_status(KeyRole.SIGNING), now) == "signing"
+    assert (
+        describe(_status(KeyRole.PENDING, signs_from=now + 120), now)
+        == "next, signs from 2027-01-15 08:02:00 UTC (in 2 min)"
+    )
+    assert (
+        describe(_status(KeyRole.VERIFYING, not_after=now + 86_520), now)
+        == "verifies until 2027-01-16 08:02:00 UTC (in 1 d)"
+    )
+    assert (
+        describe(_status(KeyRole.VERIFYING, not_after=now - 30), now)
+        == "verifies until 2027-01-15 07:59:30 UTC (30 s ago)"
+    )
+    assert describe(_status(KeyRole.VERIFYING), now) == "verifies until the next rotation"
+    assert describe(_status(KeyRole.RETIRED, not_after=now), now) == "retired"
+    assert describe(_status(KeyRole.EXPIRED, not_after=now - 1), now) == "retired"
+    assert "out of range" in describe(_status(KeyRole.VERIFYING, not_after=1e20), now)
+
+
+def test_describe_follows_a_rotation(manual_clock: ManualClock) -> None:
+    now = manual_clock()
+    old = _record("k1", now - 1000, KeyState.PREVIOUS, now + 120 + 600)
+    new = _record("k2", now, KeyState.ACTIVE)
+    gone = _record("k0", now - 5000, KeyState.RETIRED, now - 4000)
+    texts = {s.kid: describe(s, now) for s in key_statuses([gone, old, new], now, 120)}
+    assert texts == {
+        "k0": "retired",
+        "k1": "signing",
+        "k2": "next, signs from 2027-01-15 08:02:00 UTC (in 2 min)",
+    }
+    later = now + 120
+    texts = {s.kid: describe(s, later) for s in key_statuses([gone, old, new], later, 120)}
+    assert texts["k1"] == "verifies until 2027-01-15 08:12:00 UTC (in 10 min)"
+    assert texts["k2"] == "signing"
+
+
+# --- loading without creating ---------------------------------------------------------------
+
+
+async def test_load_never_creates_a_key(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    manager = KeyManager(store, manual_clock)
+    assert await manager.load() is None
+    assert await store.list_keys() == []
+    assert await store.get_secret(INITIAL_KEY_RECORD) is None
+    with pytest.raises(ConfigurationError):
+        _ = manager.keyset  # nothing loaded, nothing to sign with
+    with pytest.raises(ConfigurationError):
+        await manager.published()
+    created = (await KeyManager(store, manual_clock).load_or_create()).active
+    loaded = await manager.load()
+    assert loaded is not None and loaded.active.kid == created.kid
+    assert [k.kid for k in await store.list_keys()] == [created.kid]
+
+
+async def test_load_refuses_keys_without_an_active_one(manual_clock: ManualClock) -> None:
+    store = MemoryStore()
+    await store.save_key(generate_key("EdDSA").to_stored(KeyState.RETIRED))
+    with pytest.raises(ConfigurationError):
+        await KeyManager(store, manual_clock).load()

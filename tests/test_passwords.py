@@ -199,3 +199,26 @@ async def test_concurrency_is_bounded() -> None:
 
 def test_repr_has_parameters_only(fast: PasswordHasher) -> None:
     assert repr(fast).startswith("PasswordHasher(m=8, t=1, p=1")
+
+
+async def test_verify_accepts_hashes_of_other_systems_and_flags_them_for_rehash(
+    fast: PasswordHasher,
+) -> None:
+    import bcrypt
+
+    legacy = bcrypt.hashpw(b"password-x", bcrypt.gensalt(4)).decode()
+    assert await fast.verify(legacy, "password-x")
+    assert not await fast.verify(legacy, "password-y")
+    assert fast.needs_rehash(legacy)
+    assert fast.needs_rehash("argon2" + await fast.hash("password-x"))  # Django's form
+    assert not fast.needs_rehash(await fast.hash("password-x"))
+
+
+async def test_unsupported_hash_is_a_mismatch_logged_without_the_hash(
+    fast: PasswordHasher, caplog: pytest.LogCaptureFixture
+) -> None:
+    stored = "sha1$abcdefgh$0123456789abcdef0123456789abcdef01234567"
+    with caplog.at_level("WARNING", logger="satchel.passwords"):
+        assert not await fast.verify(stored, "password-x")
+    assert "unrecognised hash format" in caplog.text
+    assert "0123456789abcdef" not in caplog.text and "password-x" not in caplog.text

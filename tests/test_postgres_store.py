@@ -13,8 +13,9 @@ import pytest
 
 from helpers import MakeStores, make_session
 from satchel.errors import ConfigurationError, StoreUnavailable
-from satchel.stores import SessionRecord, open_store, open_stores
-from satchel.stores.postgres import MIGRATIONS, PostgresStore
+from satchel.stores import SessionRecord, UserRecord, open_store, open_stores
+from satchel.stores.postgres import IMPORT_BATCH, PostgresStore
+from satchel.stores.postgres_schema import MIGRATIONS
 from satchel.stores.redis import RedisStore
 
 pytestmark = pytest.mark.postgres
@@ -170,3 +171,68 @@ async def test_open_stores_closes_main_when_sessions_backend_fails(
     finally:
         await conn.close()
     assert open_pools == 0
+
+
+OLD_USER = (
+    '{"id":"u-old","username":"Old","username_key":"old","password_hash":"$argon2id$x",'
+    '"roles":["admin"],"disabled":false,"created_at":1.0,"updated_at":2.0,"valid_after":0.0}'
+)
+
+
+async def test_existing_schema_gains_email_and_claims_columns(
+    database_url: str, schema: str
+) -> None:
+    """A schema as the satchel with only the first migration left it upgrades in place."""
+    s = f'"{schema}"'
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"CREATE SCHEMA {s}")
+        await conn.execute(
+            f"CREATE TABLE {s}.schema_migrations"
+            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for statement in MIGRATIONS[0]:
+            await conn.execute(statement.format(s=s))
+        await conn.execute(f"INSERT INTO {s}.schema_migrations (version) VALUES (1)")
+        await conn.execute(
+            f"INSERT INTO {s}.users (id, username_key, record) VALUES ($1, $2, $3::jsonb)",
+            "u-old",
+            "old",
+            OLD_USER,
+        )
+    finally:
+        await conn.close()
+    store = await PostgresStore.connect(database_url, schema=schema)
+    try:
+        columns = {
+            r["column_name"]
+            for r in await store.pool.fetch(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = $1 AND table_name = 'users'",
+                schema,
+            )
+        }
+        assert {"email", "email_key", "claims"} <= columns
+        old = await store.get_user("u-old")
+        assert old is not None and old.roles == ["admin"]
+        assert old.email is None and old.claims == {}
+        old.email, old.claims = "Old@Example.com", {"tenant_id": 3}
+        await store.update_user(old)
+        found = await store.get_user_by_email("OLD@example.com")
+        assert found is not None and found.claims == {"tenant_id": 3}
+    finally:
+        await store.close()
+
+
+async def test_create_users_failing_midway_leaves_nothing(make_stores: MakeStores) -> None:
+    """A row PostgreSQL refuses in a late batch rolls back the batches before it."""
+    store = (await make_stores("postgres")).users
+    users = [
+        UserRecord(id=f"id{i}", username=f"u{i}", username_key=f"u{i}", password_hash="h")
+        for i in range(IMPORT_BATCH + 10)
+    ]
+    users[-1].username = users[-1].username_key = "nul\x00byte"  # text cannot hold NUL
+    with pytest.raises(StoreUnavailable):
+        await store.create_users(users)
+    assert await store.list_users() == []
+    assert await store.get_user("id0") is None

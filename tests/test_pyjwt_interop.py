@@ -11,7 +11,8 @@ import pytest
 from satchel.errors import InvalidToken
 from satchel.jose import claims as jwt
 from satchel.jose.claims import ACCESS_TOKEN_TYPE, ClaimsPolicy
-from satchel.keys.manager import Ed25519Key, ES256Key, HS256Key, KeySet, RS256Key, SigningKey
+from satchel.jose.jwk import Ed25519Key, ES256Key, HS256Key, RS256Key, SigningKey
+from satchel.jose.keyset import KeySet
 
 NOW = 1_800_000_000
 POLICY = ClaimsPolicy(issuer="https://auth.example", audience="api", max_lifetime=3600)

@@ -24,7 +24,7 @@ from satchel.stores import (
     redact_url,
     sqlite_path,
 )
-from satchel.stores.sqlite import MIGRATIONS
+from satchel.stores.sqlite_schema import MIGRATIONS
 
 NOW = 1_800_000_000.0
 
@@ -239,3 +239,49 @@ def test_redact_url() -> None:
     assert redact_url("postgresql://app:s3cret@db/auth") == "postgresql://app:***@db/auth"
     assert redact_url("postgresql://app@db/auth") == "postgresql://app@db/auth"
     assert redact_url("redis://host:notaport") == "redis://host:notaport"
+
+
+# --- upgrading an existing file -----------------------------------------------------------
+
+OLD_USER = (
+    '{"id":"u-old","username":"Old","username_key":"old","password_hash":"$argon2id$x",'
+    '"roles":["admin"],"disabled":false,"created_at":1.0,"updated_at":2.0,"valid_after":0.0}'
+)
+
+
+def _old_database(path: Path, versions: int) -> None:
+    """A file as the satchel that knew only the first ``versions`` migrations left it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        for version, statements in enumerate(MIGRATIONS[:versions], start=1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+        conn.execute(
+            "INSERT INTO users (id, username_key, record) VALUES (?, ?, ?)",
+            ("u-old", "old", OLD_USER),
+        )
+    finally:
+        conn.close()
+
+
+async def test_existing_file_gains_email_and_claims_columns(db_path: Path) -> None:
+    _old_database(db_path, versions=2)
+    store = SQLiteStore.open(str(db_path))
+    try:
+        columns = {row[1] for row in store._conn.execute("PRAGMA table_info(users)")}
+        assert {"email", "email_key", "claims"} <= columns
+        versions = [v for (v,) in store._conn.execute("SELECT version FROM schema_migrations")]
+        assert versions == list(range(1, len(MIGRATIONS) + 1))
+        old = await store.get_user("u-old")
+        assert old is not None and old.roles == ["admin"]
+        assert old.email is None and old.claims == {}
+        old.email, old.claims = "Old@Example.com", {"tenant_id": 3}
+        await store.update_user(old)
+        found = await store.get_user_by_email("old@example.com")
+        assert found is not None and found.claims == {"tenant_id": 3}
+    finally:
+        await store.close()

@@ -21,6 +21,7 @@ from helpers import HOUR, MakeStores
 from helpers import make_session as session
 from satchel.clock import ManualClock
 from satchel.errors import ConfigurationError, NotFound, SessionLimitExceeded, UserExists
+from satchel.jose.b64 import encode as b64e
 from satchel.stores import (
     KeyState,
     MemoryStore,
@@ -31,7 +32,6 @@ from satchel.stores import (
     StoredKey,
     UserRecord,
 )
-from satchel.stores.codec import b64e
 
 STORE_KINDS = ("memory", "sqlite", "redis", "postgres")
 

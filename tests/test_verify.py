@@ -30,11 +30,12 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.jose.claims import ClaimsPolicy, build_claims, sign
+from satchel.jose.jwk import HS256Key, SigningKey, generate_key
 from satchel.jose.jws import UnknownKey
-from satchel.keys.manager import HS256Key, KeySet, SigningKey, generate_key
+from satchel.jose.keyset import KeySet
 from satchel.revocation.base import RevocationEvent, RevocationKind
 from satchel.revocation.redis import RedisBus
-from satchel.verify import Verifier
+from satchel.verify import Verifier, cache_max_age
 
 ISSUER, AUDIENCE = "https://auth.test", "api"
 POLICY = ClaimsPolicy(issuer=ISSUER, audience=AUDIENCE)
@@ -46,6 +47,7 @@ class JWKSServer:
     def __init__(self) -> None:
         self.body = b'{"keys":[]}'
         self.status = 200
+        self.cache_control: str | None = None
         self.hits = 0
         outer = self
 
@@ -55,6 +57,8 @@ class JWKSServer:
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(outer.body)))
+                if outer.cache_control is not None:
+                    self.send_header("Cache-Control", outer.cache_control)
                 self.end_headers()
                 self.wfile.write(outer.body)
 
@@ -142,6 +146,50 @@ async def test_unknown_kid_refetches_with_a_rate_limit(jwks_server: JWKSServer) 
     await verifier.close()
 
 
+async def test_F14_the_jwks_is_refetched_within_its_cache_max_age(
+    jwks_server: JWKSServer,
+) -> None:
+    clock = ManualClock()
+    old, new = generate_key("EdDSA"), generate_key("EdDSA")
+    jwks_server.publish(old)
+    jwks_server.cache_control = "public, max-age=40"
+    verifier = Verifier(jwks_server.url, issuer=ISSUER, audience=AUDIENCE, clock=clock)
+    assert verifier.max_age == 60  # the auth server's default JWKS lifetime, not longer
+    await verifier.start()
+    token = mint(old, clock(), ttl=3600)
+    clock.advance(40)
+    await verifier.verify(token)
+    assert jwks_server.hits == 1
+    # The server stored a new key; a verifier honouring the header learns it in time.
+    jwks_server.publish(old, new)
+    clock.advance(1)
+    await verifier.verify(token)
+    deadline = time.monotonic() + 3
+    while jwks_server.hits < 2 or verifier.keyset.get(new.kid, clock()) is None:
+        assert time.monotonic() < deadline, "no background refresh"
+        await _tick()
+    await verifier.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        ("public", None),
+        ("public, max-age=60", 60.0),
+        ("max-age=0", 0.0),
+        ("Public, MAX-AGE=30, must-revalidate", 30.0),
+        ("public, s-maxage=300", None),
+        ("no-store", 0.0),
+        ("max-age=60, no-cache", 0.0),
+        ("max-age=abc", None),
+    ],
+)
+def test_cache_max_age_reads_cache_control(header: str | None, seconds: float | None) -> None:
+    assert cache_max_age(header) == seconds
+
+
 async def test_last_good_key_set_is_kept_when_a_fetch_fails(jwks_server: JWKSServer) -> None:
     clock = ManualClock()
     key = generate_key("EdDSA")
@@ -221,7 +269,7 @@ async def _tick() -> None:
 VERIFIER_SCRIPT = textwrap.dedent(
     """
     import asyncio, json, sys
-    from satchel.verify import Verifier
+    from satchel.verify import Verifier, cache_max_age
 
     async def main():
         url, issuer, audience, redis_url, prefix = sys.argv[1:6]

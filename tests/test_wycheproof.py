@@ -21,14 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from satchel.errors import ConfigurationError, InvalidToken
 from satchel.jose import jws
-from satchel.keys.manager import (
-    MIN_HMAC_SECRET,
-    Ed25519Key,
-    ES256Key,
-    HS256Key,
-    KeySet,
-    key_from_jwk,
-)
+from satchel.jose.jwk import MIN_HMAC_SECRET, Ed25519Key, ES256Key, HS256Key, key_from_jwk
+from satchel.jose.keyset import KeySet
 
 # The vectors live in the project's shared folder, beside the repository's root.
 _BESIDE_REPO = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "wycheproof"

@@ -9,8 +9,10 @@
     identity = await verifier.verify(token)   # raises InvalidToken / InvalidCredential
 
 Keys come from the JWKS, cached; an unknown ``kid`` triggers a re-fetch (at most once per
-``refetch_interval``), the set is refreshed in the background after ``max_age``, and when a
-fetch fails the last good set stays in use. Symmetric (``oct``) keys in a JWKS are ignored:
+``refetch_interval``), the set is refreshed in the background after ``max_age`` or the
+response's shorter ``Cache-Control: max-age`` (the auth server keeps it under its key
+publish delay, so a new key is fetched before it signs), and when a fetch fails the last
+good set stays in use. Symmetric (``oct``) keys in a JWKS are ignored:
 anyone who can read a JWKS could forge with them.
 
 Revocation: with ``redis_url`` the verifier subscribes to the auth server's revocation
@@ -29,6 +31,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -39,7 +42,8 @@ from satchel.identity import Identity
 from satchel.jose import claims as claims_mod
 from satchel.jose import jws
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import KeySet, SigningKey, key_from_jwk
+from satchel.jose.jwk import SigningKey, key_from_jwk
+from satchel.jose.keyset import KeySet
 from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.strategies.identity_claims import identity_from_claims
 from satchel.strategies.revocation_state import RevocationState
@@ -51,13 +55,28 @@ MAX_JWKS_BYTES = 256 * 1024
 _REVOKED = "The session has ended."
 
 
-def _fetch_jwks(url: str, timeout: float) -> bytes:
+_MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d{1,10})\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE_RE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+
+
+def cache_max_age(cache_control: str | None) -> float | None:
+    """Seconds a response may be cached per its ``Cache-Control``; None when it says nothing."""
+    if not cache_control:
+        return None
+    if _NO_CACHE_RE.search(cache_control):
+        return 0.0
+    match = _MAX_AGE_RE.search(cache_control)
+    return None if match is None else float(match.group(1))
+
+
+def _fetch_jwks(url: str, timeout: float) -> tuple[bytes, float | None]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only
         body: bytes = response.read(MAX_JWKS_BYTES + 1)
+        max_age = cache_max_age(response.headers.get("Cache-Control"))
     if len(body) > MAX_JWKS_BYTES:
         raise ValueError("JWKS document too large")
-    return body
+    return body, max_age
 
 
 def parse_jwks(body: bytes | str) -> list[SigningKey]:
@@ -89,7 +108,7 @@ class Verifier:
         prefix: str = "satchel",
         leeway: float = 30.0,
         max_lifetime: float = 86_400.0,
-        max_age: float = 300.0,
+        max_age: float = 60.0,
         refetch_interval: float = 30.0,
         fetch_timeout: float = 5.0,
         cache_size: int = 10_000,
@@ -118,6 +137,8 @@ class Verifier:
         self.revoked = RevocationState(max_lifetime + leeway)
         self.keyset = KeySet.verify_only(())
         self._fetched_at = -math.inf
+        # The shorter of max_age and the last response's Cache-Control max-age.
+        self._stale_after = self.max_age
         self._attempted_at = -math.inf
         self._refresh_task: asyncio.Task[None] | None = None
         self._fetch_lock = asyncio.Lock()
@@ -158,13 +179,16 @@ class Verifier:
                 return False
             self._attempted_at = now
             try:
-                body = await asyncio.to_thread(_fetch_jwks, self.jwks_url, self.fetch_timeout)
+                body, max_age = await asyncio.to_thread(
+                    _fetch_jwks, self.jwks_url, self.fetch_timeout
+                )
                 keys = parse_jwks(body)
             except Exception as exc:  # network, HTTP or format: keep the last good set
                 logger.warning("JWKS fetch failed, keeping %d keys: %s", len(self.keyset), exc)
                 return False
             self.keyset = KeySet.verify_only(keys)
             self._fetched_at = self.clock()
+            self._stale_after = self.max_age if max_age is None else min(self.max_age, max_age)
             self._verified.clear()
             return True
 
@@ -174,7 +198,7 @@ class Verifier:
         watched = self.bus is not None
         if watched and not self._trusted():
             raise StoreUnavailable("The revocation channel is down; try again shortly.")
-        if now - self._fetched_at > self.max_age and self._refresh_task is None:
+        if now - self._fetched_at > self._stale_after and self._refresh_task is None:
             self._refresh_task = asyncio.create_task(self._background_refresh())
         hit = self._verified.get(token)
         if hit is not None and now <= hit[1]:

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from satchel.errors import ConfigurationError
 from satchel.jose import claims as claims_mod
-from satchel.keys.manager import P256_ORDER, ES256Key, HS256Key, KeySet, SigningKey
+from satchel.jose.jwk import P256_ORDER, ES256Key, HS256Key, SigningKey
+from satchel.jose.keyset import KeySet
 
 from .conftest import Server, ServerFactory, assert_clean_error
 
@@ -535,7 +536,7 @@ def test_J24_weak_hmac_secret_is_a_configuration_error() -> None:
         with pytest.raises(ConfigurationError):
             HS256Key("k1", secret)
     with pytest.raises(ConfigurationError):
-        from satchel.keys.manager import RS256Key
+        from satchel.jose.jwk import RS256Key
 
         small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
         RS256Key("k1", private=small)

@@ -24,7 +24,8 @@ from satchel.clock import ManualClock
 from satchel.config.settings import Settings
 from satchel.errors import SatchelError
 from satchel.jose import jws
-from satchel.keys.manager import ES256Key, KeySet, key_from_jwk
+from satchel.jose.jwk import ES256Key, key_from_jwk
+from satchel.jose.keyset import KeySet
 from satchel.server import create_app
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.client_ip import client_ip, parse_networks

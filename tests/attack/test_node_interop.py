@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives import serialization
 
 from satchel.errors import SatchelError
 from satchel.jose import claims as claims_mod
-from satchel.keys.manager import ES256Key, HS256Key, KeySet, RS256Key, SigningKey
+from satchel.jose.jwk import ES256Key, HS256Key, RS256Key, SigningKey
+from satchel.jose.keyset import KeySet
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 ISSUER = "https://auth.example"

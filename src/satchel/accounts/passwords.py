@@ -1,4 +1,4 @@
-"""Password hashing with argon2id.
+"""Password hashing with argon2id (and verification of the formats other systems wrote).
 
 Hashing runs in a small dedicated thread pool: each hash takes tens of milliseconds of CPU
 and 19+ MiB of memory, so it must neither block the event loop nor run unboundedly in
@@ -8,6 +8,10 @@ password is rejected for free.
 New passwords are also refused when they are one of the common passwords of zxcvbn's
 frequency list or contain the username or the service name (ASVS 6.2.4, 6.2.11). Only new
 passwords are checked: an existing password keeps working at login.
+
+New hashes are always argon2id; :meth:`PasswordHasher.verify` also accepts the bcrypt,
+Django PBKDF2 and other argon2 hashes of :mod:`satchel.accounts.hash_formats`, and
+:meth:`PasswordHasher.needs_rehash` is true for each of them.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from functools import cache
 from typing import Final, TypeVar
 
 import argon2
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError
 
+from satchel.accounts.hash_formats import UnsupportedHashFormat, verify_hash
 from satchel.errors import ConfigurationError, InvalidInput, PasswordTooLong, WeakPassword
 
 logger = logging.getLogger("satchel.passwords")
@@ -114,7 +119,8 @@ def check_new_password(password: object, *, username: str | None = None) -> byte
 
 
 class PasswordHasher:
-    """argon2id hashing, verification and upgrade checks, off the event loop.
+    """argon2id hashing, verification (of every supported format) and upgrade checks, off
+    the event loop.
 
     The default parameters are the OWASP minimum (m=19456 KiB, t=2, p=1); weaker ones raise
     :class:`ConfigurationError` — tests use :meth:`insecure_fast_for_tests` explicitly.
@@ -193,7 +199,11 @@ class PasswordHasher:
         return await self._run(lambda: self._argon.hash(raw))
 
     async def verify(self, password_hash: str, password: str) -> bool:
-        """True when ``password`` matches ``password_hash`` byte for byte."""
+        """True when ``password`` matches ``password_hash`` byte for byte.
+
+        ``password_hash`` may be in any format of :mod:`satchel.accounts.hash_formats`; one
+        in no supported format is a mismatch (logged without the hash), never an error.
+        """
         raw = check_password_length(password)
         return await self._run(lambda: self._verify_sync(password_hash, raw))
 
@@ -206,7 +216,7 @@ class PasswordHasher:
         await self._run(lambda: self._verify_sync(self._dummy_hash(), raw))
 
     def needs_rehash(self, password_hash: str) -> bool:
-        """True when the hash was made with other parameters (or another algorithm)."""
+        """True unless the hash is argon2id with exactly this hasher's parameters."""
         try:
             return self._argon.check_needs_rehash(password_hash)
         except (InvalidHashError, ValueError):
@@ -218,12 +228,10 @@ class PasswordHasher:
 
     def _verify_sync(self, password_hash: str, raw: bytes) -> bool:
         try:
-            return self._argon.verify(password_hash, raw)
-        except VerifyMismatchError:
-            return False
-        except (InvalidHashError, VerificationError, ValueError):
+            return verify_hash(password_hash, raw)
+        except UnsupportedHashFormat as exc:
             # A corrupt stored hash must fail the login, not crash it. Never log the hash.
-            logger.warning("stored password hash is malformed; login refused")
+            logger.warning("stored password hash refused (%s); login refused", exc.reason)
             return False
 
     def _dummy_hash(self) -> str:

@@ -2,7 +2,11 @@
 
 All I/O goes through a :class:`satchel.stores.base.UserStore`. Login failures are
 deliberately indistinguishable: unknown user, wrong password and disabled account each do
-exactly one argon2 verification and raise the same :class:`satchel.errors.InvalidLogin`.
+exactly one password verification and raise the same :class:`satchel.errors.InvalidLogin`.
+
+Accounts imported with another system's hash (bcrypt, Django PBKDF2, other argon2 variants
+or parameters; see :mod:`satchel.accounts.hash_formats`) sign in with it once and are
+rehashed to argon2id on that sign-in.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Final
 
+from satchel.accounts.hash_formats import UnsupportedHashFormat, identify_hash
 from satchel.accounts.passwords import PasswordHasher, check_new_password, check_password_length
 from satchel.clock import Clock, system_clock
-from satchel.errors import InvalidInput, InvalidLogin, NotFound, StoreUnavailable
+from satchel.errors import InvalidInput, InvalidLogin, NotFound
 from satchel.stores.base import UserRecord, UserStore
 
 logger = logging.getLogger("satchel.users")
@@ -164,9 +169,11 @@ class UserService:
     async def verify_login(self, username: str, password: str) -> UserRecord:
         """The account for this username and password, or :class:`InvalidLogin`.
 
-        Unknown user, wrong password and disabled account each cost one argon2 verification
-        and raise the same error. A malformed username or an over-long password is rejected
-        with :class:`InvalidInput` / :class:`PasswordTooLong` before any hashing.
+        Unknown user, wrong password, disabled account and a stored hash in no supported
+        format each cost one verification and raise the same error. A malformed username or
+        an over-long password is rejected with :class:`InvalidInput` /
+        :class:`PasswordTooLong` before any hashing. After a successful login with a hash
+        that is not argon2id at the current parameters, the password is rehashed and saved.
         """
         check_password_length(password)
         key = normalize_username(username)
@@ -174,16 +181,29 @@ class UserService:
         if user is None:
             await self.hasher.verify_dummy(password)
             raise InvalidLogin()
-        ok = await self.hasher.verify(user.password_hash, password)
+        ok = await self._password_matches(user, password)
         if not ok or user.disabled:
             raise InvalidLogin()
         if self.hasher.needs_rehash(user.password_hash):
             user = await self._upgrade_hash(user, password)
         return user
 
-    async def _upgrade_hash(self, user: UserRecord, password: str) -> UserRecord:
-        new_hash = await self.hasher.rehash(password)
+    async def _password_matches(self, user: UserRecord, password: str) -> bool:
         try:
+            identify_hash(user.password_hash)
+        except UnsupportedHashFormat as exc:
+            # The operator needs to know which account cannot sign in and why; the hash and
+            # the password stay out of the log. The dummy keeps the answer's timing uniform.
+            logger.warning(
+                "user %s cannot sign in: stored password hash refused (%s)", user.id, exc.reason
+            )
+            await self.hasher.verify_dummy(password)
+            return False
+        return await self.hasher.verify(user.password_hash, password)
+
+    async def _upgrade_hash(self, user: UserRecord, password: str) -> UserRecord:
+        try:
+            new_hash = await self.hasher.rehash(password)
             # Re-read so a concurrent change (disable, new password) is not overwritten with
             # the copy read before the slow verification.
             fresh = await self.store.get_user(user.id)
@@ -193,9 +213,14 @@ class UserService:
             fresh.updated_at = self.clock()
             await self.store.update_user(fresh)
             return fresh
-        except StoreUnavailable:
-            # The upgrade is opportunistic; the login itself already succeeded.
-            logger.warning("could not store upgraded password hash for user %s", user.id)
+        except Exception as exc:
+            # The upgrade is opportunistic: the login itself already succeeded, whatever the
+            # store (or its driver) raised. The next login tries again.
+            logger.warning(
+                "could not store upgraded password hash for user %s (%s)",
+                user.id,
+                type(exc).__name__,
+            )
             return user
 
     # --- changes --------------------------------------------------------------------------
@@ -234,7 +259,7 @@ class UserService:
         check_new_password(new)
         user = await self.get(user_id)
         check_new_password(new, username=user.username)
-        if not await self.hasher.verify(user.password_hash, current) or user.disabled:
+        if not await self._password_matches(user, current) or user.disabled:
             raise InvalidLogin("The current password is incorrect.")
         if hmac.compare_digest(current.encode("utf-8"), new.encode("utf-8")):
             raise InvalidInput("The new password must differ from the current one.")

@@ -31,7 +31,7 @@ from typing import Any
 
 from satchel.errors import ConfigurationError, ExpiredCredential, InvalidToken
 from satchel.jose import jws
-from satchel.keys.manager import KeySet
+from satchel.jose.keyset import KeySet
 
 #: ``typ`` of access tokens (RFC 9068).
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret

@@ -29,11 +29,11 @@ from typing import Any
 from satchel.errors import ConfigurationError, InvalidToken
 from satchel.jose import b64
 from satchel.jose.b64 import encode as b64url_encode
-from satchel.keys.manager import KeySet, SigningKey
+from satchel.jose.jwk import MAX_KID_LENGTH, SigningKey
+from satchel.jose.keyset import KeySet
 
 #: Longest token accepted, in characters; checked before anything else.
 MAX_TOKEN_LENGTH = 8 * 1024
-MAX_KID_LENGTH = 128
 # Integer literals longer than this are refused before int() sees them (J11, J22).
 _MAX_INT_DIGITS = 20
 _MAX_FLOAT_CHARS = 40

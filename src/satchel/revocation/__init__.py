@@ -24,13 +24,12 @@ worst case.
 
 from __future__ import annotations
 
-from typing import Any
-
 from satchel.clock import Clock, system_clock
 from satchel.errors import ConfigurationError
 from satchel.revocation.base import LocalBus, NullBus, RevocationBus
 from satchel.revocation.remote import BusBase, BusCounters
 from satchel.revocation.sqlite import DEFAULT_POLL_INTERVAL
+from satchel.stores.base import SessionStore
 
 __all__ = ["BusBase", "BusCounters", "bus_kind_for", "make_bus"]
 
@@ -77,14 +76,16 @@ def make_bus(
     sessions_store: str | None = None,
     redis_url: str | None = None,
     prefix: str = "satchel",
-    sessions_backend: Any = None,
+    sessions_backend: SessionStore | None = None,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     clock: Clock = system_clock,
 ) -> RevocationBus:
     """Build (without connecting) the bus of ``kind`` (or the ``auto`` choice).
 
-    ``sessions_backend`` is the opened session store: its Redis ``prefix``, PostgreSQL
-    ``schema`` and ``pool`` are reused so the channel matches the data it guards.
+    ``sessions_backend`` is the opened session store: a :class:`~satchel.stores.redis.RedisStore`
+    lends its key ``prefix``, a :class:`~satchel.stores.postgres.PostgresStore` its ``schema``
+    and ``pool``, so the channel matches the data it guards (the store classes are imported
+    only for the bus that needs their driver anyway).
     ``poll_interval`` and ``clock`` configure the SQLite bus (``clock`` is the strategies'
     clock, which stamps each event's ``until``).
     """
@@ -115,13 +116,17 @@ def make_bus(
         if url is None:
             raise ConfigurationError("The redis revocation bus needs SATCHEL_REDIS_URL.")
         from satchel.revocation.redis import RedisBus
+        from satchel.stores.redis import RedisStore
 
-        return RedisBus(url, prefix=str(getattr(sessions_backend, "prefix", None) or prefix))
+        if isinstance(sessions_backend, RedisStore):
+            prefix = sessions_backend.prefix
+        return RedisBus(url, prefix=prefix)
     dsn = next((u for u in (sessions_store, store) if u and _scheme(u) == "postgres"), None)
     if dsn is None:
         raise ConfigurationError("The postgres revocation bus needs a postgresql:// store.")
     from satchel.revocation.postgres import PostgresBus
+    from satchel.stores.postgres import PostgresStore
 
-    schema = getattr(sessions_backend, "schema", None) or getattr(sessions_backend, "_schema", None)
-    pool = getattr(sessions_backend, "pool", None)
-    return PostgresBus(dsn, schema=str(schema or prefix.lower()), pool=pool)
+    if isinstance(sessions_backend, PostgresStore):
+        return PostgresBus(dsn, schema=sessions_backend.schema, pool=sessions_backend.pool)
+    return PostgresBus(dsn, schema=prefix.lower())

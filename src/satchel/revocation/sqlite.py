@@ -42,6 +42,11 @@ DEFAULT_POLL_INTERVAL = 0.05
 #: A poll older than this many intervals means the loop is not keeping up: stop trusting.
 STALENESS_INTERVALS = 3
 DEFAULT_PRUNE_EVERY = 200
+#: A stall shorter than this is an event-loop hiccup (start-up imports, a burst of CPU work):
+#: caches are still flushed, but it is not worth an operator's attention.
+STALL_WARNING_SECONDS = 1.0
+#: At most one stall warning per this many seconds; the others go to the debug log.
+STALL_WARNING_EVERY = 60.0
 
 _INSERT = "INSERT INTO revocations (event, until) VALUES (?, ?)"
 _POLL = "SELECT seq, event FROM revocations WHERE seq > ? ORDER BY seq"
@@ -94,6 +99,7 @@ class SQLiteBus(BusBase):
         self._prune_mark = 0  # rows up to this seq have been visible for a prune period
         self._polls = 0
         self._polled_at = -float("inf")  # monotonic start of the last successful poll
+        self._warned_at = -float("inf")  # monotonic time of the last stall warning
 
     def __repr__(self) -> str:
         return f"SQLiteBus(path={self.path!r}, healthy={self.healthy})"
@@ -183,16 +189,26 @@ class SQLiteBus(BusBase):
             # treat it like a reconnect so they are flushed before trust resumes.
             self.counters.disconnects += 1
             self.counters.resets += 1
-            logger.warning(
-                "sqlite revocation bus: no poll for %.3fs; caches flushed",
-                started - self._polled_at,
-            )
+            self._log_stall(started, started - self._polled_at)
             for reset in self._resets:
                 _safely(reset)
         self._polled_at = started
         self._polls += 1
         if self._polls % self.prune_every == 0:
             self._prune(conn)
+
+    def _log_stall(self, now: float, stalled: float) -> None:
+        # The flush itself is what keeps caches safe; the log line is for an operator, who
+        # needs to hear about a loop blocked for seconds, not every 0.2 s start-up hiccup.
+        level = logging.DEBUG
+        if stalled >= STALL_WARNING_SECONDS and now - self._warned_at >= STALL_WARNING_EVERY:
+            level = logging.WARNING
+            self._warned_at = now
+        logger.log(
+            level,
+            "sqlite revocation bus: the event loop was blocked for %.2fs (no poll); caches flushed",
+            stalled,
+        )
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         # Never wait for the write lock here: another process will prune if we cannot.

@@ -33,6 +33,7 @@ from satchel.integrations.fastapi import (
     get_auth,
     server_settings,
 )
+from satchel.keys.manager import jwks_cache_control
 from satchel.server.errors import error_responses
 from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext
@@ -542,11 +543,11 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     """The public half of every key that may verify a token; empty without signing keys."""
     auth = get_auth(request)
     keys = auth.keys
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = jwks_cache_control(keys)
     if keys is None:
         return {"keys": []}
     try:
-        keyset = keys.keyset
+        keyset = await keys.published()
     except ConfigurationError:  # nothing loaded: this deployment signs nothing
         return {"keys": []}
     return dict(keyset.jwks(auth.clock()))

@@ -55,7 +55,7 @@ from satchel.errors import (
 from satchel.identity import Identity
 from satchel.integrations.asgi import SCOPE_ERROR, SCOPE_TRANSPORT
 from satchel.integrations.fastapi import OptionalIdentity, get_auth, server_settings
-from satchel.keys.manager import KeyStatus, key_statuses
+from satchel.keys.schedule import KeyStatus, key_statuses
 from satchel.server.api import login_context
 from satchel.server.useragent import Device, describe
 from satchel.stores.base import SessionRecord, UserRecord

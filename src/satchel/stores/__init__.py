@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 
 from satchel.errors import ConfigurationError
 from satchel.stores.base import (
+    BulkUserStore,
     CreateResult,
+    EmailUserStore,
     KeyState,
     KeyStore,
     OnExceed,
@@ -41,7 +43,9 @@ if TYPE_CHECKING:
     Backend: TypeAlias = MemoryStore | SQLiteStore | RedisStore | PostgresStore
 
 __all__ = [
+    "BulkUserStore",
     "CreateResult",
+    "EmailUserStore",
     "KeyState",
     "KeyStore",
     "MemoryStore",

@@ -189,7 +189,7 @@ class UserStore(Protocol):
     """Accounts."""
 
     async def create_user(self, user: UserRecord) -> None:
-        """Insert; raises :class:`satchel.errors.UserExists` on a duplicate ``username_key``."""
+        """Insert; :class:`satchel.errors.UserExists` if the username, id or email is taken."""
         ...
 
     async def get_user(self, user_id: str) -> UserRecord | None:
@@ -214,14 +214,27 @@ class UserStore(Protocol):
 
 
 @runtime_checkable
+class EmailUserStore(Protocol):
+    """A user store that can find an account by its address (every bundled backend)."""
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """The account whose ``email`` matches ``email`` case-insensitively, or None.
+
+        Addresses compare by their NFKC + casefold key, the same key that makes them unique.
+        """
+        ...
+
+
+@runtime_checkable
 class BulkUserStore(Protocol):
     """A user store that can insert many accounts at once (``satchel users import``)."""
 
     async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
         """Insert ``users`` in one transaction (or a few large batches).
 
-        Returns the usernames that were *not* inserted because their ``username_key`` (or
-        their ``id``) is already taken; every other record is inserted.
+        Returns the usernames that were *not* inserted because their ``username_key``, their
+        ``id`` or their ``email`` is already taken (by a stored account or by an earlier
+        record of ``users``), in input order; every other record is inserted.
         """
         ...
 

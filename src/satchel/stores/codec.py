@@ -1,37 +1,41 @@
-"""Encoding of store records and the backend-independent rules, shared by every backend.
+"""Encoding of store records, shared by every backend.
 
 Records are stored as compact JSON (short keys, defaults omitted, bytes as unpadded
 base64url) or, in the SQL backends, as typed columns — never pickle, so a tampered store can
-at worst produce a record that fails validation. Every decoder checks types strictly and
-raises :class:`CorruptRecord`; the backends turn that into "absent" plus a log line
-(:func:`decode_or_none`, checklist F12). The per-user limit and refresh-rotation decisions
-live here too, so the backends differ only in how they read and write atomically.
+at worst produce a record that fails validation. Every decoder checks types strictly with
+:mod:`satchel.stores.fields` and raises :class:`CorruptRecord`; the backends turn that into
+"absent" plus a log line (:func:`decode_or_none`, checklist F12).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-import json
 import logging
-import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from satchel.errors import ConfigurationError, CorruptRecord, SessionLimitExceeded
-from satchel.stores.base import (
-    KeyState,
-    OnExceed,
-    RotateOutcome,
-    SessionRecord,
-    StoredKey,
-    UserRecord,
+from satchel.errors import CorruptRecord
+from satchel.jose import b64
+from satchel.stores import rules
+from satchel.stores.base import KeyState, SessionRecord, StoredKey, UserRecord
+from satchel.stores.fields import (
+    b64d,
+    blob,
+    boolean,
+    dumps,
+    integer,
+    json_object,
+    loads,
+    num,
+    obj,
+    opt_b64,
+    opt_blob,
+    opt_num,
+    opt_text,
+    text,
+    text_list,
 )
 
 logger = logging.getLogger("satchel.stores")
-
-_SEPARATORS = (",", ":")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -43,99 +47,6 @@ SESSION_COLUMNS = (
 )
 
 
-def b64e(value: bytes) -> str:
-    """Unpadded base64url text."""
-    return base64.urlsafe_b64encode(value).rstrip(b"=").decode("ascii")
-
-
-def b64d(value: object) -> bytes:
-    """Inverse of :func:`b64e`; raises :class:`CorruptRecord` on anything else."""
-    if not isinstance(value, str):
-        raise CorruptRecord("expected base64 text")
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise CorruptRecord("invalid base64") from exc
-
-
-def dumps(obj: Any) -> str:
-    """Compact, deterministic JSON; NaN and infinities are refused."""
-    return json.dumps(obj, separators=_SEPARATORS, ensure_ascii=False, allow_nan=False)
-
-
-def _reject_constant(name: str) -> Any:
-    raise CorruptRecord(f"non-standard JSON constant {name}")
-
-
-def loads(raw: str | bytes) -> Any:
-    """Strict JSON: NaN/Infinity rejected; any failure is :class:`CorruptRecord`."""
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise CorruptRecord("invalid JSON") from exc
-
-
-# --- field validators ---------------------------------------------------------------------
-
-
-def num(value: object) -> float:
-    """A finite JSON number (booleans are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CorruptRecord("expected a number")
-    result = float(value)
-    if not math.isfinite(result):
-        raise CorruptRecord("expected a finite number")
-    return result
-
-
-def opt_num(value: object) -> float | None:
-    """A number or None."""
-    return None if value is None else num(value)
-
-
-def integer(value: object) -> int:
-    """A JSON integer (booleans are not integers)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise CorruptRecord("expected an integer")
-    return value
-
-
-def text(value: object) -> str:
-    """A string."""
-    if not isinstance(value, str):
-        raise CorruptRecord("expected a string")
-    return value
-
-
-def opt_text(value: object) -> str | None:
-    """A string or None."""
-    return None if value is None else text(value)
-
-
-def opt_b64(value: object) -> bytes | None:
-    """Base64 text or None."""
-    return None if value is None else b64d(value)
-
-
-def blob(value: object) -> bytes:
-    """A binary column value."""
-    if not isinstance(value, bytes):
-        raise CorruptRecord("expected bytes")
-    return value
-
-
-def opt_blob(value: object) -> bytes | None:
-    """Bytes or None."""
-    return None if value is None else blob(value)
-
-
-def obj(value: object) -> dict[str, Any]:
-    """A JSON object."""
-    if not isinstance(value, dict):
-        raise CorruptRecord("expected an object")
-    return value
-
-
 # --- sessions -----------------------------------------------------------------------------
 
 
@@ -143,7 +54,7 @@ def session_to_dict(rec: SessionRecord) -> dict[str, Any]:
     """Short-key dict of a session, without its id (the id is the storage key)."""
     out: dict[str, Any] = {
         "u": rec.user_id,
-        "h": b64e(rec.secret_hash),
+        "h": b64.encode(rec.secret_hash),
         "c": rec.created_at,
         "l": rec.last_seen_at,
         "ie": rec.idle_expires_at,
@@ -156,9 +67,9 @@ def session_to_dict(rec: SessionRecord) -> dict[str, Any]:
     if rec.data:
         out["d"] = rec.data
     if rec.refresh_hash is not None:
-        out["rh"] = b64e(rec.refresh_hash)
+        out["rh"] = b64.encode(rec.refresh_hash)
     if rec.refresh_prev_hash is not None:
-        out["rp"] = b64e(rec.refresh_prev_hash)
+        out["rp"] = b64.encode(rec.refresh_prev_hash)
     if rec.refresh_rotated_at is not None:
         out["rt"] = rec.refresh_rotated_at
     if rec.generation:
@@ -248,58 +159,105 @@ def data_to_json(data: dict[str, Any]) -> str:
 
 def data_from_json(raw: object) -> dict[str, Any]:
     """Parse the ``data`` field; raises :class:`CorruptRecord`."""
-    if raw is None:
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    if not isinstance(raw, str | bytes):
-        raise CorruptRecord("expected JSON text")
-    return obj(loads(raw))
+    return json_object(raw)
 
 
 # --- users and keys -----------------------------------------------------------------------
 
 
+def _user_core(user: UserRecord) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "username_key": user.username_key,
+        "password_hash": user.password_hash,
+        "roles": list(user.roles),
+        "disabled": user.disabled,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "valid_after": user.valid_after,
+    }
+
+
+def claims_to_json(claims: dict[str, Any]) -> str:
+    """JSON text of a user's application claims; ValueError unless they are JSON values."""
+    if not isinstance(claims, dict):
+        raise ValueError("user claims must be a JSON object")
+    try:
+        return dumps(claims)
+    except (TypeError, RecursionError) as exc:
+        raise ValueError("user claims must be JSON values") from exc
+
+
 def encode_user(user: UserRecord) -> str:
-    """JSON text of a user record."""
-    return dumps(
-        {
-            "id": user.id,
-            "username": user.username,
-            "username_key": user.username_key,
-            "password_hash": user.password_hash,
-            "roles": list(user.roles),
-            "disabled": user.disabled,
-            "created_at": user.created_at,
-            "updated_at": user.updated_at,
-            "valid_after": user.valid_after,
-        }
-    )
+    """JSON text of a whole user record (memory and Redis).
+
+    ``email_key`` is stored next to ``email`` so the Redis scripts can drop a replaced
+    address from the index without normalising text in Lua; decoding ignores it.
+    """
+    record = _user_core(user)
+    if user.email is not None:
+        record["email"] = user.email
+        record["email_key"] = rules.email_key(user.email)
+    if user.claims:
+        if not isinstance(user.claims, dict):
+            raise ValueError("user claims must be a JSON object")
+        record["claims"] = user.claims
+    try:
+        return dumps(record)
+    except (TypeError, RecursionError) as exc:
+        raise ValueError("user claims must be JSON values") from exc
 
 
 def decode_user(raw: str | bytes | dict[str, Any]) -> UserRecord:
     """Parse :func:`encode_user` output; raises :class:`CorruptRecord`."""
     m = raw if isinstance(raw, dict) else obj(loads(raw))
-    roles = m.get("roles", [])
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        raise CorruptRecord("expected a list of role names")
-    disabled = m.get("disabled", False)
-    if not isinstance(disabled, bool):
-        raise CorruptRecord("expected a boolean")
     try:
         return UserRecord(
             id=text(m["id"]),
             username=text(m["username"]),
             username_key=text(m["username_key"]),
             password_hash=text(m["password_hash"]),
-            roles=list(roles),
-            disabled=disabled,
+            roles=text_list(m.get("roles", [])),
+            disabled=boolean(m.get("disabled", False)),
             created_at=num(m.get("created_at", 0.0)),
             updated_at=num(m.get("updated_at", 0.0)),
             valid_after=num(m.get("valid_after", 0.0)),
+            email=opt_text(m.get("email")),
+            claims=obj(m.get("claims", {})),
         )
     except KeyError as exc:
         raise CorruptRecord("missing user field") from exc
+
+
+#: The user columns the SQL backends read, in the order :func:`user_from_row` expects.
+USER_COLUMNS = "record, email, claims"
+
+
+def user_row(user: UserRecord) -> tuple[str, str, str, str | None, str | None, str]:
+    """``(id, username_key, record, email, email_key, claims)`` of a user for the SQL backends.
+
+    ``record`` is the JSON of the fixed fields; the address, its unique key and the claims
+    are columns of their own (the key carries the uniqueness index).
+    """
+    return (
+        user.id,
+        user.username_key,
+        dumps(_user_core(user)),
+        user.email,
+        rules.opt_email_key(user.email),
+        claims_to_json(user.claims),
+    )
+
+
+def user_from_row(row: Sequence[Any]) -> UserRecord:
+    """A user from a row of :data:`USER_COLUMNS`; raises :class:`CorruptRecord`."""
+    user = decode_user(text(row[0]))
+    user.email = opt_text(row[1])
+    claims = row[2]
+    # Most accounts have no claims: skip the parser for the column default.
+    user.claims = {} if claims == "{}" else json_object(claims)
+    return user
 
 
 def encode_key(key: StoredKey) -> str:
@@ -330,11 +288,6 @@ def decode_key(raw: str | bytes | dict[str, Any]) -> StoredKey:
         )
     except (KeyError, ValueError) as exc:
         raise CorruptRecord("invalid key record") from exc
-
-
-def user_from_text(raw: object) -> UserRecord:
-    """A user stored as JSON text (SQL backends); raises :class:`CorruptRecord`."""
-    return decode_user(text(raw))
 
 
 def key_from_text(raw: object) -> StoredKey:
@@ -369,133 +322,3 @@ def page(items: Sequence[_R], *, limit: int, offset: int) -> list[_R]:
     """The ``limit`` items from ``offset`` on (negative values count as zero)."""
     start = max(0, offset)
     return list(items[start : start + max(0, limit)])
-
-
-# --- rules shared by the backends that run them in Python ---------------------------------
-
-
-def check_max_per_user(max_per_user: int | None) -> None:
-    """Refuse a nonsensical per-user limit before touching the store."""
-    if max_per_user is not None and (isinstance(max_per_user, bool) or max_per_user < 1):
-        raise ConfigurationError("max_sessions_per_user must be at least 1 (or unset).")
-
-
-def plan_create(
-    sessions: Iterable[tuple[str, float, float]],
-    *,
-    now: float,
-    max_per_user: int | None,
-    on_exceed: OnExceed,
-) -> tuple[list[str], list[str]]:
-    """What ``SessionStore.create`` removes first: ``(expired, evicted)`` session ids.
-
-    ``sessions`` are the user's ``(id, created_at, expires_at)``; expired ones do not count
-    toward the limit. Raises :class:`SessionLimitExceeded` in ``DENY`` mode when full.
-    """
-    live: list[tuple[float, str]] = []
-    expired: list[str] = []
-    for sid, created_at, expires_at in sessions:
-        if expires_at <= now:
-            expired.append(sid)
-        else:
-            live.append((created_at, sid))
-    return expired, plan_limit(live, max_per_user=max_per_user, on_exceed=on_exceed)
-
-
-def plan_limit(
-    live: list[tuple[float, str]],
-    *,
-    max_per_user: int | None,
-    on_exceed: OnExceed,
-) -> list[str]:
-    """Session ids to evict before adding one more to ``live`` ((created_at, id) pairs).
-
-    Raises :class:`SessionLimitExceeded` in ``DENY`` mode when the account is full.
-    """
-    if max_per_user is None or len(live) < max_per_user:
-        return []
-    if on_exceed is OnExceed.DENY:
-        raise SessionLimitExceeded()
-    ordered = sorted(live)
-    return [sid for _, sid in ordered[: len(live) - max_per_user + 1]]
-
-
-def _in_grace(
-    current: bytes | None,
-    previous: bytes | None,
-    rotated_at: float | None,
-    *,
-    presented_hash: bytes,
-    successor_hash: bytes,
-    now: float,
-    grace: float,
-) -> bool:
-    """A concurrent request just rotated ``presented_hash`` to the same successor."""
-    return (
-        previous is not None
-        and current is not None
-        and rotated_at is not None
-        and hmac.compare_digest(previous, presented_hash)
-        and hmac.compare_digest(current, successor_hash)
-        and now - rotated_at <= grace
-    )
-
-
-def classify_rotation(
-    rec: SessionRecord,
-    *,
-    presented_hash: bytes,
-    successor_hash: bytes,
-    now: float,
-    grace: float,
-) -> RotateOutcome:
-    """The compare-and-set decision of ``SessionStore.rotate_refresh`` (no mutation)."""
-    if rec.refresh_hash is not None and hmac.compare_digest(rec.refresh_hash, presented_hash):
-        return RotateOutcome.ROTATED
-    if _in_grace(
-        rec.refresh_hash,
-        rec.refresh_prev_hash,
-        rec.refresh_rotated_at,
-        presented_hash=presented_hash,
-        successor_hash=successor_hash,
-        now=now,
-        grace=grace,
-    ):
-        return RotateOutcome.GRACE
-    return RotateOutcome.REUSED
-
-
-def classify_unswapped(
-    state: Sequence[Any] | None,
-    *,
-    presented_hash: bytes,
-    successor_hash: bytes,
-    now: float,
-    grace: float,
-) -> RotateOutcome:
-    """The outcome when a compare-and-set UPDATE matched no row (SQL backends).
-
-    ``state`` is the session's re-read ``(refresh_hash, refresh_prev_hash,
-    refresh_rotated_at, expires_at)`` row, or None when there is no such session.
-    """
-    if state is None or state[3] <= now:
-        return RotateOutcome.UNKNOWN
-    if _in_grace(
-        state[0],
-        state[1],
-        state[2],
-        presented_hash=presented_hash,
-        successor_hash=successor_hash,
-        now=now,
-        grace=grace,
-    ):
-        return RotateOutcome.GRACE
-    return RotateOutcome.REUSED
-
-
-def apply_rotation(rec: SessionRecord, *, successor_hash: bytes, now: float) -> None:
-    """Install ``successor_hash`` after a ROTATED decision."""
-    rec.refresh_prev_hash = rec.refresh_hash
-    rec.refresh_hash = successor_hash
-    rec.refresh_rotated_at = now
-    rec.generation += 1

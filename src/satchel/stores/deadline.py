@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from satchel.errors import ConfigurationError, StoreUnavailable
@@ -139,6 +139,17 @@ class DeadlineStore:
 
     async def get_user_by_name(self, username_key: str) -> UserRecord | None:
         return await self._call(self.inner.get_user_by_name(username_key))
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        return await self._call(self.inner.get_user_by_email(email))
+
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert many, with no overall deadline: an import is meant to take long.
+
+        Each statement or script of it stays bounded by the driver's own time-out.
+        """
+        result: list[str] = await self.inner.create_users(users)
+        return result
 
     async def update_user(self, user: UserRecord) -> None:
         await self._call(self.inner.update_user(user))

@@ -9,10 +9,11 @@ event loop without locks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from satchel.errors import NotFound, UserExists
-from satchel.stores import codec
+from satchel.stores import codec, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -43,6 +44,8 @@ class MemoryStore:
         self._users: dict[str, str] = {}
         self._user_names: dict[str, str] = {}  # username_key -> user id
         self._name_of: dict[str, str] = {}  # user id -> username_key
+        self._emails: dict[str, str] = {}  # email key -> user id
+        self._email_of: dict[str, str] = {}  # user id -> email key
         self._keys: dict[str, str] = {}
         self._secrets: dict[str, bytes] = {}
 
@@ -82,11 +85,11 @@ class MemoryStore:
         now: float,
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit."""
-        codec.check_max_per_user(max_per_user)
+        rules.check_max_per_user(max_per_user)
         if record.id in self._sessions:
             raise ValueError("session id already exists")
         entries = ((sid, self._sessions[sid]) for sid in self._by_user.get(record.user_id, {}))
-        expired, evict = codec.plan_create(
+        expired, evict = rules.plan_create(
             ((sid, e.created_at, e.expires_at) for sid, e in entries),
             now=now,
             max_per_user=max_per_user,
@@ -138,7 +141,7 @@ class MemoryStore:
     async def list_all(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
         """Every user's sessions, newest first."""
         order = sorted(self._sessions, key=lambda sid: (self._sessions[sid].created_at, sid))
-        ids = codec.page(order[::-1], limit=limit, offset=offset)
+        ids = rules.page(order[::-1], limit=limit, offset=offset)
         return [r for sid in ids if (r := self._decode(sid, self._sessions[sid])) is not None]
 
     async def purge_expired(self, now: float) -> int:
@@ -164,23 +167,52 @@ class MemoryStore:
         rec = self._decode(session_id, entry)
         if rec is None:
             return RotateOutcome.UNKNOWN
-        outcome = codec.classify_rotation(
+        outcome = rules.classify_rotation(
             rec, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
         )
         if outcome is RotateOutcome.ROTATED:
-            codec.apply_rotation(rec, successor_hash=successor_hash, now=now)
+            rules.apply_rotation(rec, successor_hash=successor_hash, now=now)
             self._put(rec)
         return outcome
 
     # --- UserStore ------------------------------------------------------------------------
 
-    async def create_user(self, user: UserRecord) -> None:
-        """Insert; UserExists on a duplicate username_key (or id)."""
-        if user.username_key in self._user_names or user.id in self._users:
-            raise UserExists()
-        self._users[user.id] = codec.encode_user(user)
+    def _taken(self, user: UserRecord, mail: str | None) -> bool:
+        return (
+            user.username_key in self._user_names
+            or user.id in self._users
+            or (mail is not None and mail in self._emails)
+        )
+
+    def _insert(self, user: UserRecord, mail: str | None, blob: str) -> None:
+        self._users[user.id] = blob
         self._user_names[user.username_key] = user.id
         self._name_of[user.id] = user.username_key
+        if mail is not None:
+            self._emails[mail] = user.id
+            self._email_of[user.id] = mail
+
+    async def create_user(self, user: UserRecord) -> None:
+        """Insert; UserExists on a duplicate username_key, id or email."""
+        mail = rules.opt_email_key(user.email)
+        if self._taken(user, mail):
+            raise UserExists()
+        self._insert(user, mail, codec.encode_user(user))
+
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert many; returns the usernames refused (taken username, id or email)."""
+        tried = rules.first_of_each(users)
+        # Encode everything first: a record that cannot be stored fails the call before
+        # anything is written, so an import is all or nothing like a SQL transaction.
+        blobs = [codec.encode_user(users[p]) for p in tried]
+        inserted: set[str] = set()
+        for position, blob in zip(tried, blobs, strict=True):
+            user = users[position]
+            mail = rules.opt_email_key(user.email)
+            if not self._taken(user, mail):
+                self._insert(user, mail, blob)
+                inserted.add(user.id)
+        return rules.refused(users, tried, inserted)
 
     def _user(self, raw: str | None) -> UserRecord | None:
         return (
@@ -196,23 +228,34 @@ class MemoryStore:
         user_id = self._user_names.get(username_key)
         return None if user_id is None else self._user(self._users.get(user_id))
 
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """By address, compared by its NFKC + casefold key."""
+        user_id = self._emails.get(rules.email_key(email))
+        return None if user_id is None else self._user(self._users.get(user_id))
+
     async def update_user(self, user: UserRecord) -> None:
-        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
+        """Replace by id; NotFound if absent, UserExists if the new username or email is taken."""
         if user.id not in self._users:
             raise NotFound("No such user.")
+        mail = rules.opt_email_key(user.email)
         owner = self._user_names.get(user.username_key)
-        if owner is not None and owner != user.id:
+        mail_owner = None if mail is None else self._emails.get(mail)
+        if (owner is not None and owner != user.id) or (
+            mail_owner is not None and mail_owner != user.id
+        ):
             raise UserExists()
+        blob = codec.encode_user(user)
         old_key = self._name_of.get(user.id)
         if old_key is not None and old_key != user.username_key:
             del self._user_names[old_key]
-        self._user_names[user.username_key] = user.id
-        self._name_of[user.id] = user.username_key
-        self._users[user.id] = codec.encode_user(user)
+        old_mail = self._email_of.pop(user.id, None)
+        if old_mail is not None:
+            del self._emails[old_mail]
+        self._insert(user, mail, blob)
 
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
         """Users ordered by username key."""
-        names = codec.page(sorted(self._user_names), limit=limit, offset=offset)
+        names = rules.page(sorted(self._user_names), limit=limit, offset=offset)
         users = (self._user(self._users.get(self._user_names[n])) for n in names)
         return [u for u in users if u is not None]
 

@@ -1,8 +1,7 @@
 """PostgreSQL store (asyncpg pool): sessions, users, signing keys and server secrets.
 
-All tables live in one schema (default ``satchel``) so several deployments or test runs can
-share a database. Migrations are numbered steps recorded in ``schema_migrations`` and run
-under ``pg_advisory_xact_lock``, so processes starting together apply each step once.
+All tables live in one schema (default ``satchel``); its migrations and statements are in
+:mod:`satchel.stores.postgres_schema`.
 
 Atomicity: the per-user session limit takes a per-user advisory transaction lock before
 counting (row locks alone would let two first sessions race past a limit of one), and
@@ -15,7 +14,6 @@ Connection failures, timeouts (``command_timeout``) and server errors surface as
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -30,7 +28,7 @@ from satchel.errors import (
     StoreUnavailable,
     UserExists,
 )
-from satchel.stores import codec
+from satchel.stores import codec, postgres_schema, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -39,95 +37,20 @@ from satchel.stores.base import (
     StoredKey,
     UserRecord,
 )
+from satchel.stores.postgres_schema import MIGRATIONS
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
 
 logger = logging.getLogger("satchel.stores")
 
 _BACKEND = "postgres"
 DEFAULT_COMMAND_TIMEOUT = 2.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
+#: Rows per INSERT statement of :meth:`PostgresStore.create_users`.
+IMPORT_BATCH = 5000
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
-# Each migration is a list of statements; ``{s}`` is the quoted schema name.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE {s}.sessions (
-            id text PRIMARY KEY,
-            user_id text NOT NULL,
-            secret_hash bytea NOT NULL,
-            created_at double precision NOT NULL,
-            last_seen_at double precision NOT NULL,
-            idle_expires_at double precision NOT NULL,
-            absolute_expires_at double precision NOT NULL,
-            expires_at double precision NOT NULL,
-            ip text,
-            user_agent text,
-            data jsonb NOT NULL DEFAULT '{{}}',
-            refresh_hash bytea,
-            refresh_prev_hash bytea,
-            refresh_rotated_at double precision,
-            generation integer NOT NULL DEFAULT 0
-        )""",
-        "CREATE INDEX sessions_user_idx ON {s}.sessions (user_id, created_at)",
-        "CREATE INDEX sessions_expiry_idx ON {s}.sessions (expires_at)",
-        "CREATE INDEX sessions_created_idx ON {s}.sessions (created_at)",
-        """CREATE TABLE {s}.users (
-            id text PRIMARY KEY,
-            username_key text NOT NULL UNIQUE,
-            record jsonb NOT NULL
-        )""",
-        """CREATE TABLE {s}.keys (
-            kid text PRIMARY KEY,
-            created_at double precision NOT NULL,
-            record jsonb NOT NULL
-        )""",
-        "CREATE TABLE {s}.secrets (name text PRIMARY KEY, value bytea NOT NULL)",
-    ),
-]
-
-# Statement templates: {s} is the validated, quoted schema and {cols} the session columns;
-# they are expanded once per store, so each statement text stays constant.
-_SQL_TEMPLATES: dict[str, str] = {
-    "insert": "INSERT INTO {s}.sessions ({cols}, expires_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    "get": "SELECT {cols} FROM {s}.sessions WHERE id = $1",
-    "user_lock": "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-    "user_live": "SELECT id, created_at, expires_at FROM {s}.sessions WHERE user_id = $1",
-    "delete_many": "DELETE FROM {s}.sessions WHERE id = ANY($1::text[])",
-    "touch": "UPDATE {s}.sessions SET last_seen_at = $1, idle_expires_at = $2,"
-    " expires_at = least($2, absolute_expires_at) WHERE id = $3 RETURNING 1",
-    "delete": "DELETE FROM {s}.sessions WHERE id = $1 RETURNING {cols}",
-    "delete_user": "DELETE FROM {s}.sessions"
-    " WHERE user_id = $1 AND id IS DISTINCT FROM $2 RETURNING id, created_at",
-    "list_user": "SELECT {cols} FROM {s}.sessions WHERE user_id = $1 ORDER BY created_at, id",
-    "list_all": "SELECT {cols} FROM {s}.sessions"
-    " ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
-    "purge": "DELETE FROM {s}.sessions WHERE expires_at <= $1",
-    "rotate": "UPDATE {s}.sessions SET refresh_prev_hash = refresh_hash,"
-    " refresh_hash = $1, refresh_rotated_at = $2, generation = generation + 1"
-    " WHERE id = $3 AND refresh_hash = $4 AND expires_at > $2 RETURNING 1",
-    "rotate_state": "SELECT refresh_hash, refresh_prev_hash, refresh_rotated_at,"
-    " expires_at FROM {s}.sessions WHERE id = $1",
-    "create_user": "INSERT INTO {s}.users (id, username_key, record) VALUES ($1, $2, $3::jsonb)",
-    "get_user": "SELECT record FROM {s}.users WHERE id = $1",
-    "get_user_by_name": "SELECT record FROM {s}.users WHERE username_key = $1",
-    "update_user": "UPDATE {s}.users SET username_key = $2, record = $3::jsonb"
-    " WHERE id = $1 RETURNING 1",
-    "list_users": "SELECT record FROM {s}.users ORDER BY username_key, id LIMIT $1 OFFSET $2",
-    "list_keys": "SELECT record FROM {s}.keys ORDER BY created_at, kid",
-    "save_key": "INSERT INTO {s}.keys (kid, created_at, record)"
-    " VALUES ($1, $2, $3::jsonb) ON CONFLICT (kid) DO UPDATE"
-    " SET created_at = excluded.created_at, record = excluded.record",
-    "get_secret": "SELECT value FROM {s}.secrets WHERE name = $1",
-    "set_secret": "INSERT INTO {s}.secrets (name, value) VALUES ($1, $2)"
-    " ON CONFLICT (name) DO NOTHING",
-}
-
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
-
-def _lock_key(text: str) -> int:
-    """A stable signed 32-bit advisory lock key."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
 
 
 class PostgresStore:
@@ -139,12 +62,8 @@ class PostgresStore:
     def __init__(self, pool: Any, *, schema: str = "satchel") -> None:
         self.pool = pool
         self.schema = schema
-        s = f'"{schema}"'
-        self._lock_ns = _lock_key(f"satchel-sessions:{schema}")
-        self._sql = {
-            name: sql.format(s=s, cols=codec.SESSION_COLUMNS)
-            for name, sql in _SQL_TEMPLATES.items()
-        }
+        self._lock_ns = postgres_schema.lock_key(f"satchel-sessions:{schema}")
+        self._sql = postgres_schema.statements(schema)
 
     def __repr__(self) -> str:
         return f"PostgresStore(schema={self.schema!r})"
@@ -204,32 +123,8 @@ class PostgresStore:
 
     async def migrate(self) -> int:
         """Create the schema and apply pending migrations; returns the schema version."""
-        s = f'"{self.schema}"'
         async with self._errors(), self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock($1)", _lock_key(f"satchel-migrate:{self.schema}")
-            )
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-            await conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {s}.schema_migrations"
-                " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            current = await conn.fetchval(
-                f"SELECT coalesce(max(version), 0) FROM {s}.schema_migrations"  # noqa: S608
-            )
-            if current > len(MIGRATIONS):
-                raise ConfigurationError(
-                    f"PostgreSQL schema version {current} is newer than this satchel "
-                    f"({len(MIGRATIONS)}); upgrade satchel."
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    await conn.execute(statement.format(s=s))
-                await conn.execute(
-                    f"INSERT INTO {s}.schema_migrations (version) VALUES ($1)",  # noqa: S608
-                    version,
-                )
-        return len(MIGRATIONS)
+            return await postgres_schema.migrate(conn, self.schema)
 
     def _session(self, row: Sequence[Any] | None) -> SessionRecord | None:
         if row is None:
@@ -250,11 +145,11 @@ class PostgresStore:
         now: float,
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit."""
-        codec.check_max_per_user(max_per_user)
+        rules.check_max_per_user(max_per_user)
         q = self._sql
         async with self._errors(), self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q["user_lock"], self._lock_ns, record.user_id)
-            expired, evict = codec.plan_create(
+            expired, evict = rules.plan_create(
                 await conn.fetch(q["user_live"], record.user_id),
                 now=now,
                 max_per_user=max_per_user,
@@ -330,46 +225,67 @@ class PostgresStore:
             if done is not None:
                 return RotateOutcome.ROTATED
             row = await self.pool.fetchrow(q["rotate_state"], session_id)
-        return codec.classify_unswapped(
+        return rules.classify_unswapped(
             row, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
         )
 
     # --- UserStore ------------------------------------------------------------------------
 
-    def _user(self, raw: object) -> UserRecord | None:
-        if raw is None:
+    def _user(self, row: Sequence[Any] | None) -> UserRecord | None:
+        if row is None:
             return None
-        return codec.decode_or_none("user", _BACKEND, codec.user_from_text, raw)
+        return codec.decode_or_none("user", _BACKEND, codec.user_from_row, row)
 
     async def create_user(self, user: UserRecord) -> None:
-        """Insert; UserExists on a duplicate username_key (or id)."""
+        """Insert; UserExists on a duplicate username_key, id or email."""
+        row = codec.user_row(user)
         async with self._errors():
             try:
-                await self.pool.execute(
-                    self._sql["create_user"], user.id, user.username_key, codec.encode_user(user)
-                )
+                await self.pool.execute(self._sql["create_user"], *row)
             except asyncpg.UniqueViolationError:
                 raise UserExists() from None
+
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert many in one transaction; returns the usernames refused (taken name/id/email).
+
+        ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING id`` in batches
+        of :data:`IMPORT_BATCH` rows, so each statement stays well inside the command time-out.
+        """
+        tried = rules.first_of_each(users)
+        rows = [codec.user_row(users[p]) for p in tried]
+        inserted: set[str] = set()
+        async with self._errors(), self.pool.acquire() as conn, conn.transaction():
+            for start in range(0, len(rows), IMPORT_BATCH):
+                columns = zip(*rows[start : start + IMPORT_BATCH], strict=True)
+                written = await conn.fetch(self._sql["import_users"], *map(list, columns))
+                inserted.update(r[0] for r in written)
+        return rules.refused(users, tried, inserted)
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         """By id."""
         async with self._errors():
-            raw = await self.pool.fetchval(self._sql["get_user"], user_id)
-        return self._user(raw)
+            row = await self.pool.fetchrow(self._sql["get_user"], user_id)
+        return self._user(row)
 
     async def get_user_by_name(self, username_key: str) -> UserRecord | None:
         """By normalised username."""
         async with self._errors():
-            raw = await self.pool.fetchval(self._sql["get_user_by_name"], username_key)
-        return self._user(raw)
+            row = await self.pool.fetchrow(self._sql["get_user_by_name"], username_key)
+        return self._user(row)
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """By address, compared by its NFKC + casefold key."""
+        key = rules.email_key(email)
+        async with self._errors():
+            row = await self.pool.fetchrow(self._sql["get_user_by_email"], key)
+        return self._user(row)
 
     async def update_user(self, user: UserRecord) -> None:
-        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
+        """Replace by id; NotFound if absent, UserExists if the new username or email is taken."""
+        row = codec.user_row(user)
         async with self._errors():
             try:
-                found = await self.pool.fetchval(
-                    self._sql["update_user"], user.id, user.username_key, codec.encode_user(user)
-                )
+                found = await self.pool.fetchval(self._sql["update_user"], *row)
             except asyncpg.UniqueViolationError:
                 raise UserExists() from None
         if found is None:
@@ -379,7 +295,7 @@ class PostgresStore:
         """Users ordered by username key."""
         async with self._errors():
             rows = await self.pool.fetch(self._sql["list_users"], max(0, limit), max(0, offset))
-        return codec.decode_all("user", _BACKEND, codec.user_from_text, (row[0] for row in rows))
+        return codec.decode_all("user", _BACKEND, codec.user_from_row, rows)
 
     # --- KeyStore -------------------------------------------------------------------------
 

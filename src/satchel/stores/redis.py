@@ -7,60 +7,44 @@ Key layout (``P`` is the configurable prefix, default ``satchel``)::
                                earlier than the user's last session
     P:user:<user id>   string  user record, JSON
     P:users            hash    username_key -> user id (uniqueness and lookup)
+    P:emails           hash    email key (NFKC + casefold) -> user id (the same, by address)
     P:keys             hash    kid -> signing key record, JSON
     P:secrets          hash    name -> secret bytes
 
-A session is a small hash rather than one JSON string so the Lua scripts can change single
-fields (``touch``, ``rotate_refresh``) without re-encoding JSON in Lua, whose cjson rounds
-numbers to 14 digits. Field names are one or two letters to keep a session under 300 bytes
-(``MEMORY USAGE`` of a session with a UUID user id, an IP and a refresh hash: about 290;
-the per-user index adds roughly 60 bytes per session plus 100 per user):
-``u`` user id, ``h`` secret hash, ``c`` created, ``l`` last seen, ``i`` idle expiry, ``a``
-absolute expiry, ``ip``, ``ua``, ``d`` data (JSON), ``r`` refresh hash, ``p`` previous
-refresh hash, ``t`` rotated at, ``g`` generation. Times are integer milliseconds (listpack
-keeps them as 8-byte integers instead of 18-character decimals), so sub-millisecond precision
-is dropped — Redis expiry is millisecond-grained anyway. Hashes are raw bytes (only SHA-256
-digests, never a token).
+A session is a small hash of one- or two-letter fields with times in integer milliseconds
+(:mod:`satchel.stores.redis_fields`).
 
 Every multi-key change (create with the per-user limit, delete, revoke-all, refresh rotation,
-purge) is one Lua script, so the session keys and the per-user index never disagree and the
-limit cannot be raced past. The scripts derive session keys from the index, which is fine on
-a single node, with replicas or with Sentinel. **Redis Cluster:** choose a prefix containing
-a hash tag, e.g. ``{satchel}``; every key then hashes to one slot, so the scripts stay valid
-(auth state is small enough for one shard). Without a hash tag the scripts fail on Cluster.
+purge) is one Lua script (:mod:`satchel.stores.redis_lua`), so the session keys and the
+per-user index never disagree and the limit cannot be raced past. The scripts derive session
+keys from the index, which is fine on a single node, with replicas or with Sentinel. **Redis
+Cluster:** choose a prefix containing a hash tag, e.g. ``{satchel}``; every key then hashes
+to one slot, so the scripts stay valid (auth state is small enough for one shard). Without a
+hash tag the scripts fail on Cluster.
 A session lookup needs only the session id. Requires Redis 7.0 or newer (PEXPIRETIME).
 
 Sessions expire by themselves; ``purge_expired`` additionally removes sessions expired by the
 caller's clock and cleans index entries left by native expiry (it walks the indexes with SCAN).
 ``list_all`` also uses SCAN: it is O(all sessions) and meant for administration only.
 
-Every Redis failure (connection refused, timeout, ...) surfaces as
-:class:`~satchel.errors.StoreUnavailable` so requests fail closed with a 503.
+Every Redis failure surfaces as :class:`~satchel.errors.StoreUnavailable`
+(:mod:`satchel.stores.redis_client`), so requests fail closed with a 503.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from satchel.errors import (
     ConfigurationError,
-    CorruptRecord,
     NotFound,
     SessionLimitExceeded,
-    StoreUnavailable,
     UserExists,
 )
-from satchel.stores import codec
+from satchel.stores import codec, redis_client, redis_lua, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -69,245 +53,12 @@ from satchel.stores.base import (
     StoredKey,
     UserRecord,
 )
-
-logger = logging.getLogger("satchel.stores")
+from satchel.stores.redis_client import DEFAULT_TIMEOUT, aw, glob_escape, unavailable
+from satchel.stores.redis_fields import ms, session_fields, session_from_fields
 
 _BACKEND = "redis"
-T = TypeVar("T")
-DEFAULT_TIMEOUT = 0.5
-
-_LUA_EXTEND = """
-local function extend(key, at)
-  local current = redis.call('PEXPIRETIME', key)
-  if current == -1 or current < at then redis.call('PEXPIREAT', key, at) end
-end
-"""
-
-# KEYS: session key, index key. ARGV: session key prefix, now, max ('' = none), deny ('1'),
-# created_at, expire-at ms, session id, field/value pairs...
-_CREATE = (
-    _LUA_EXTEND
-    + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-local now = tonumber(ARGV[2])
-local live, dead = {}, {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  local e = redis.call('HMGET', ARGV[1] .. sid, 'i', 'a')
-  local i, a = tonumber(e[1]), tonumber(e[2])
-  if not e[1] and not e[2] then
-    dead[#dead + 1] = sid
-  elseif i and a and math.min(i, a) <= now then
-    dead[#dead + 1] = sid
-  else
-    live[#live + 1] = sid
-  end
-end
-local evict = {}
-if ARGV[3] ~= '' then
-  local max = tonumber(ARGV[3])
-  if #live >= max then
-    if ARGV[4] == '1' then return -2 end
-    for n = 1, #live - max + 1 do evict[n] = live[n] end
-  end
-end
-for _, sid in ipairs(dead) do
-  redis.call('DEL', ARGV[1] .. sid)
-  redis.call('ZREM', KEYS[2], sid)
-end
-for _, sid in ipairs(evict) do
-  redis.call('DEL', ARGV[1] .. sid)
-  redis.call('ZREM', KEYS[2], sid)
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
-local at = tonumber(ARGV[6])
-redis.call('PEXPIREAT', KEYS[1], at)
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
-extend(KEYS[2], at)
-return evict
-"""
-)
-
-# KEYS: session key. ARGV: last_seen, idle expiry, index key prefix.
-_TOUCH = (
-    _LUA_EXTEND
-    + """
-local e = redis.call('HMGET', KEYS[1], 'u', 'a')
-local a = tonumber(e[2])
-if not e[1] or not a then return 0 end
-redis.call('HSET', KEYS[1], 'l', ARGV[1], 'i', ARGV[2])
-local at = math.min(tonumber(ARGV[2]), a)
-redis.call('PEXPIREAT', KEYS[1], at)
-extend(ARGV[3] .. e[1], at)
-return 1
-"""
-)
-
-# KEYS: session key. ARGV: index key prefix, session id.
-_DELETE = """
-local rec = redis.call('HGETALL', KEYS[1])
-if #rec == 0 then return rec end
-local uid = redis.call('HGET', KEYS[1], 'u')
-redis.call('DEL', KEYS[1])
-if uid then redis.call('ZREM', ARGV[1] .. uid, ARGV[2]) end
-return rec
-"""
-
-# KEYS: index key. ARGV: session key prefix, keep id, has-keep flag.
-_DELETE_USER = """
-local removed = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if ARGV[3] ~= '1' or sid ~= ARGV[2] then
-    if redis.call('DEL', ARGV[1] .. sid) == 1 then removed[#removed + 1] = sid end
-    redis.call('ZREM', KEYS[1], sid)
-  end
-end
-return removed
-"""
-
-# KEYS: index key. ARGV: session key prefix, now.
-_PURGE_USER = """
-local now = tonumber(ARGV[2])
-local n = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local e = redis.call('HMGET', ARGV[1] .. sid, 'i', 'a')
-  local i, a = tonumber(e[1]), tonumber(e[2])
-  if not e[1] and not e[2] then
-    redis.call('ZREM', KEYS[1], sid)
-  elseif i and a and math.min(i, a) <= now then
-    redis.call('DEL', ARGV[1] .. sid)
-    redis.call('ZREM', KEYS[1], sid)
-    n = n + 1
-  end
-end
-return n
-"""
-
-# KEYS: session key. ARGV: presented hash, successor hash, now, grace (times in ms).
-_ROTATE = """
-local e = redis.call('HMGET', KEYS[1], 'r', 'p', 't', 'i', 'a')
-local now = tonumber(ARGV[3])
-local i, a = tonumber(e[4]), tonumber(e[5])
-if not i or not a or math.min(i, a) <= now then return 'unknown' end
-if e[1] and e[1] == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'r', ARGV[2], 't', ARGV[3])
-  redis.call('HINCRBY', KEYS[1], 'g', 1)
-  return 'rotated'
-end
-local t = tonumber(e[3])
-if e[1] and e[2] and t and e[2] == ARGV[1] and e[1] == ARGV[2]
-    and now - t <= tonumber(ARGV[4]) then
-  return 'grace'
-end
-return 'reused'
-"""
-
-# KEYS: user key, names hash. ARGV: user id, username_key, record JSON.
-_CREATE_USER = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[1]) == 0 then return 0 end
-redis.call('SET', KEYS[1], ARGV[3])
-return 1
-"""
-
-# KEYS: user key, names hash. ARGV: user id, new username_key, record JSON.
-_UPDATE_USER = """
-local current = redis.call('GET', KEYS[1])
-if not current then return -1 end
-local owner = redis.call('HGET', KEYS[2], ARGV[2])
-if owner and owner ~= ARGV[1] then return -2 end
-local ok, rec = pcall(cjson.decode, current)
-local old = ok and type(rec) == 'table' and rec['username_key'] or nil
-if type(old) == 'string' and old ~= ARGV[2] and redis.call('HGET', KEYS[2], old) == ARGV[1] then
-  redis.call('HDEL', KEYS[2], old)
-end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-redis.call('SET', KEYS[1], ARGV[3])
-return 1
-"""
-
-_SESSION_TEXT_FIELDS = {b"u", b"c", b"l", b"i", b"a", b"ip", b"ua", b"d", b"t", b"g"}
-
-
-async def _aw(value: Awaitable[T] | T) -> T:
-    """Await a redis.asyncio command result (its type hints also allow a plain value)."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def _ms(value: float) -> str:
-    """Seconds as integer milliseconds: listpack stores these as compact integers."""
-    return str(round(float(value) * 1000))
-
-
-def session_fields(rec: SessionRecord) -> dict[str, bytes | str]:
-    """The Redis hash fields of a session (see the module docstring)."""
-    fields: dict[str, bytes | str] = {
-        "u": rec.user_id,
-        "h": bytes(rec.secret_hash),
-        "c": _ms(rec.created_at),
-        "l": _ms(rec.last_seen_at),
-        "i": _ms(rec.idle_expires_at),
-        "a": _ms(rec.absolute_expires_at),
-    }
-    if rec.ip is not None:
-        fields["ip"] = rec.ip
-    if rec.user_agent is not None:
-        fields["ua"] = rec.user_agent
-    if rec.data:
-        fields["d"] = codec.data_to_json(rec.data)
-    if rec.refresh_hash is not None:
-        fields["r"] = bytes(rec.refresh_hash)
-    if rec.refresh_prev_hash is not None:
-        fields["p"] = bytes(rec.refresh_prev_hash)
-    if rec.refresh_rotated_at is not None:
-        fields["t"] = _ms(rec.refresh_rotated_at)
-    if rec.generation:
-        fields["g"] = str(rec.generation)
-    return fields
-
-
-def _seconds(raw: str | None) -> float:
-    if raw is None:
-        raise CorruptRecord("missing session field")
-    try:
-        return int(raw) / 1000
-    except ValueError as exc:
-        raise CorruptRecord("expected integer milliseconds") from exc
-
-
-def session_from_fields(session_id: str, raw: dict[bytes, bytes]) -> SessionRecord:
-    """Inverse of :func:`session_fields`; raises :class:`CorruptRecord`."""
-    try:
-        t = {k.decode(): v.decode() for k, v in raw.items() if k in _SESSION_TEXT_FIELDS}
-    except UnicodeDecodeError as exc:
-        raise CorruptRecord("invalid text field") from exc
-    if "u" not in t or b"h" not in raw:
-        raise CorruptRecord("missing session field")
-    try:
-        generation = int(t.get("g", "0"))
-    except ValueError as exc:
-        raise CorruptRecord("expected an integer") from exc
-    return SessionRecord(
-        id=session_id,
-        user_id=t["u"],
-        secret_hash=raw[b"h"],
-        created_at=_seconds(t.get("c")),
-        last_seen_at=_seconds(t.get("l")),
-        idle_expires_at=_seconds(t.get("i")),
-        absolute_expires_at=_seconds(t.get("a")),
-        ip=t.get("ip"),
-        user_agent=t.get("ua"),
-        data=codec.data_from_json(t.get("d")),
-        refresh_hash=raw.get(b"r"),
-        refresh_prev_hash=raw.get(b"p"),
-        refresh_rotated_at=None if "t" not in t else _seconds(t["t"]),
-        generation=generation,
-    )
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+#: Users per script call of :meth:`RedisStore.create_users` (a few ms of server time each).
+IMPORT_BATCH = 1000
 
 
 class RedisStore:
@@ -330,16 +81,18 @@ class RedisStore:
         self._u = f"{prefix}:u:"
         self._user = f"{prefix}:user:"
         self._users = f"{prefix}:users"
+        self._emails = f"{prefix}:emails"
         self._keys = f"{prefix}:keys"
         self._secrets = f"{prefix}:secrets"
-        self._create = client.register_script(_CREATE)
-        self._touch = client.register_script(_TOUCH)
-        self._delete = client.register_script(_DELETE)
-        self._delete_user = client.register_script(_DELETE_USER)
-        self._purge_user = client.register_script(_PURGE_USER)
-        self._rotate = client.register_script(_ROTATE)
-        self._create_user = client.register_script(_CREATE_USER)
-        self._update_user = client.register_script(_UPDATE_USER)
+        self._create = client.register_script(redis_lua.CREATE)
+        self._touch = client.register_script(redis_lua.TOUCH)
+        self._delete = client.register_script(redis_lua.DELETE)
+        self._delete_user = client.register_script(redis_lua.DELETE_USER)
+        self._purge_user = client.register_script(redis_lua.PURGE_USER)
+        self._rotate = client.register_script(redis_lua.ROTATE)
+        self._create_user = client.register_script(redis_lua.CREATE_USER)
+        self._update_user = client.register_script(redis_lua.UPDATE_USER)
+        self._create_users = client.register_script(redis_lua.CREATE_USERS)
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r})"
@@ -354,49 +107,18 @@ class RedisStore:
         socket_connect_timeout: float = DEFAULT_TIMEOUT,
         max_connections: int | None = None,
     ) -> RedisStore:
-        """A store on ``url`` (``redis://`` or ``rediss://``) with short, fail-fast timeouts.
-
-        A dropped pooled connection is retried once at once (Redis restarted); timeouts are
-        not retried, so a slow Redis costs at most ``socket_timeout`` per command.
-        """
-        try:
-            client = aioredis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_connect_timeout,
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                max_connections=max_connections,
-                decode_responses=False,
-            )
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError("Invalid Redis URL.") from exc
+        """A store on ``url`` with short, fail-fast timeouts (see :func:`redis_client.connect`)."""
+        client = redis_client.connect(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            max_connections=max_connections,
+        )
         return cls(client, prefix=prefix)
-
-    @asynccontextmanager
-    async def _errors(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisError, OSError, TimeoutError) as exc:
-            logger.warning("Redis store error: %s", type(exc).__name__)
-            raise StoreUnavailable() from exc
 
     async def check(self) -> None:
         """Ping the server and warn if its eviction policy could drop satchel keys (F13)."""
-        async with self._errors():
-            await _aw(self.client.ping())
-        try:
-            config = await _aw(self.client.config_get("maxmemory-policy"))
-            # Key type varies with the client version and protocol (bytes or str).
-            policy = config.get(b"maxmemory-policy", config.get("maxmemory-policy"))
-        except (RedisError, OSError, TimeoutError):
-            return  # CONFIG is often disabled on managed Redis; the warning is best effort
-        name = policy.decode() if isinstance(policy, bytes) else str(policy or "")
-        if name and name != "noeviction" and not name.startswith("volatile-"):
-            logger.warning(
-                "Redis maxmemory-policy is %r: under memory pressure Redis may evict satchel "
-                "keys (users, keys, session indexes). Use noeviction or a volatile-* policy.",
-                name,
-            )
+        await redis_client.check(self.client)
 
     # --- SessionStore ---------------------------------------------------------------------
 
@@ -416,19 +138,19 @@ class RedisStore:
         now: float,
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit (one Lua script)."""
-        codec.check_max_per_user(max_per_user)
+        rules.check_max_per_user(max_per_user)
         args: list[Any] = [
             self._s,
-            _ms(now),
+            ms(now),
             "" if max_per_user is None else str(max_per_user),
             "1" if on_exceed is OnExceed.DENY else "0",
-            _ms(record.created_at),
-            str(min(int(_ms(record.idle_expires_at)), int(_ms(record.absolute_expires_at)))),
+            ms(record.created_at),
+            str(min(int(ms(record.idle_expires_at)), int(ms(record.absolute_expires_at)))),
             record.id,
         ]
         for name, value in session_fields(record).items():
             args += (name, value)
-        async with self._errors():
+        async with unavailable():
             result = await self._create(
                 keys=[self._s + record.id, self._u + record.user_id], args=args
             )
@@ -440,28 +162,28 @@ class RedisStore:
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The session, or None (also for a corrupt record)."""
-        async with self._errors():
-            raw = await _aw(self.client.hgetall(self._s + session_id))
+        async with unavailable():
+            raw = await aw(self.client.hgetall(self._s + session_id))
         return self._session(session_id, raw)
 
     async def touch(self, session_id: str, *, last_seen_at: float, idle_expires_at: float) -> bool:
         """Record activity and move the expiry; never recreates a deleted session."""
-        async with self._errors():
+        async with unavailable():
             done = await self._touch(
                 keys=[self._s + session_id],
-                args=[_ms(last_seen_at), _ms(idle_expires_at), self._u],
+                args=[ms(last_seen_at), ms(idle_expires_at), self._u],
             )
         return bool(done)
 
     async def delete(self, session_id: str) -> SessionRecord | None:
         """Remove a session and its index entry; idempotent."""
-        async with self._errors():
+        async with unavailable():
             raw = await self._delete(keys=[self._s + session_id], args=[self._u, session_id])
         return self._session(session_id, raw)
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
         """Remove every session of the user except ``keep``."""
-        async with self._errors():
+        async with unavailable():
             removed = await self._delete_user(
                 keys=[self._u + user_id],
                 args=[self._s, keep or "", "0" if keep is None else "1"],
@@ -469,7 +191,7 @@ class RedisStore:
         return [sid.decode() for sid in removed]
 
     async def _load(self, ids: list[str]) -> list[SessionRecord]:
-        async with self._errors():
+        async with unavailable():
             pipe = self.client.pipeline(transaction=False)
             for sid in ids:
                 pipe.hgetall(self._s + sid)
@@ -478,7 +200,7 @@ class RedisStore:
 
     async def list_user(self, user_id: str) -> list[SessionRecord]:
         """The user's sessions, oldest first."""
-        async with self._errors():
+        async with unavailable():
             ids = await self.client.zrange(self._u + user_id, 0, -1)
         return await self._load([sid.decode() for sid in ids])
 
@@ -486,25 +208,25 @@ class RedisStore:
         """Every user's sessions, newest first; scans all sessions (administration only)."""
         ids: list[str] = []
         skip = len(self._s)
-        async with self._errors():
+        async with unavailable():
             async for key in self.client.scan_iter(
-                match=_glob_escape(self._s) + "*", count=1000, _type="hash"
+                match=glob_escape(self._s) + "*", count=1000, _type="hash"
             ):
                 ids.append(key.decode()[skip:])
         records: list[SessionRecord] = []
         for start in range(0, len(ids), 500):
             records += await self._load(ids[start : start + 500])
         records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return codec.page(records, limit=limit, offset=offset)
+        return rules.page(records, limit=limit, offset=offset)
 
     async def purge_expired(self, now: float) -> int:
         """Delete sessions expired by ``now`` and prune stale index entries."""
         total = 0
-        async with self._errors():
+        async with unavailable():
             async for key in self.client.scan_iter(
-                match=_glob_escape(self._u) + "*", count=1000, _type="zset"
+                match=glob_escape(self._u) + "*", count=1000, _type="zset"
             ):
-                total += int(await self._purge_user(keys=[key], args=[self._s, _ms(now)]))
+                total += int(await self._purge_user(keys=[key], args=[self._s, ms(now)]))
         return total
 
     async def rotate_refresh(
@@ -517,10 +239,10 @@ class RedisStore:
         grace: float,
     ) -> RotateOutcome:
         """Compare-and-set of the refresh hash in one Lua script; expired is UNKNOWN."""
-        async with self._errors():
+        async with unavailable():
             outcome = await self._rotate(
                 keys=[self._s + session_id],
-                args=[bytes(presented_hash), bytes(successor_hash), _ms(now), _ms(grace)],
+                args=[bytes(presented_hash), bytes(successor_hash), ms(now), ms(grace)],
             )
         return RotateOutcome(outcome.decode())
 
@@ -531,38 +253,81 @@ class RedisStore:
             return None
         return codec.decode_or_none("user", _BACKEND, codec.decode_user, raw)
 
+    @staticmethod
+    def _user_args(user: UserRecord) -> list[str]:
+        """ARGV of the user scripts: id, username key, record and the email key if any."""
+        args = [user.id, user.username_key, codec.encode_user(user)]
+        if user.email is not None:
+            args.append(rules.email_key(user.email))
+        return args
+
     async def create_user(self, user: UserRecord) -> None:
-        """Insert; UserExists on a duplicate username_key (or id)."""
-        async with self._errors():
+        """Insert; UserExists on a duplicate username_key, id or email."""
+        args = self._user_args(user)
+        async with unavailable():
             done = await self._create_user(
-                keys=[self._user + user.id, self._users],
-                args=[user.id, user.username_key, codec.encode_user(user)],
+                keys=[self._user + user.id, self._users, self._emails], args=args
             )
         if not done:
             raise UserExists()
 
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert many; returns the usernames refused (taken username, id or email).
+
+        One Lua script per :data:`IMPORT_BATCH` users: each batch is atomic and keeps the
+        username and email indexes consistent, but a failure between batches leaves the
+        earlier batches written (Redis has no multi-script transaction).
+        """
+        tried = rules.first_of_each(users)
+        groups: list[list[str]] = []
+        for position in tried:
+            user = users[position]
+            mail = rules.opt_email_key(user.email)
+            has_mail = "0" if mail is None else "1"
+            record = codec.encode_user(user)
+            groups.append([user.id, user.username_key, record, has_mail, mail or ""])
+        inserted: set[str] = set()
+        async with unavailable():
+            for start in range(0, len(groups), IMPORT_BATCH):
+                batch = groups[start : start + IMPORT_BATCH]
+                args = [self._user, *(value for group in batch for value in group)]
+                refused = await self._create_users(keys=[self._users, self._emails], args=args)
+                skip = {int(n) - 1 for n in refused}
+                inserted.update(g[0] for n, g in enumerate(batch) if n not in skip)
+        return rules.refused(users, tried, inserted)
+
     async def get_user(self, user_id: str) -> UserRecord | None:
         """By id."""
-        async with self._errors():
+        async with unavailable():
             raw = await self.client.get(self._user + user_id)
         return self._decode_user(raw)
 
     async def get_user_by_name(self, username_key: str) -> UserRecord | None:
         """By normalised username."""
-        async with self._errors():
+        async with unavailable():
             # bytes: the client is created with decode_responses=False
-            user_id: Any = await _aw(self.client.hget(self._users, username_key))
+            user_id: Any = await aw(self.client.hget(self._users, username_key))
+            if user_id is None:
+                return None
+            raw = await self.client.get(self._user.encode() + user_id)
+        return self._decode_user(raw)
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """By address, compared by its NFKC + casefold key."""
+        key = rules.email_key(email)
+        async with unavailable():
+            user_id: Any = await aw(self.client.hget(self._emails, key))
             if user_id is None:
                 return None
             raw = await self.client.get(self._user.encode() + user_id)
         return self._decode_user(raw)
 
     async def update_user(self, user: UserRecord) -> None:
-        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
-        async with self._errors():
+        """Replace by id; NotFound if absent, UserExists if the new username or email is taken."""
+        args = self._user_args(user)
+        async with unavailable():
             result = await self._update_user(
-                keys=[self._user + user.id, self._users],
-                args=[user.id, user.username_key, codec.encode_user(user)],
+                keys=[self._user + user.id, self._users, self._emails], args=args
             )
         if result == -1:
             raise NotFound("No such user.")
@@ -571,10 +336,10 @@ class RedisStore:
 
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
         """Users ordered by username key."""
-        async with self._errors():
-            names: dict[bytes, bytes] = await _aw(self.client.hgetall(self._users))
+        async with unavailable():
+            names: dict[bytes, bytes] = await aw(self.client.hgetall(self._users))
             ordered = sorted(names.items(), key=lambda kv: kv[0].decode(errors="replace"))
-            page = codec.page(ordered, limit=limit, offset=offset)
+            page = rules.page(ordered, limit=limit, offset=offset)
             if not page:
                 return []
             raws = await self.client.mget([self._user.encode() + uid for _, uid in page])
@@ -584,25 +349,25 @@ class RedisStore:
 
     async def list_keys(self) -> list[StoredKey]:
         """Every key, oldest first."""
-        async with self._errors():
-            raws = await _aw(self.client.hvals(self._keys))
+        async with unavailable():
+            raws = await aw(self.client.hvals(self._keys))
         keys = codec.decode_all("key", _BACKEND, codec.decode_key, raws)
         return sorted(keys, key=lambda k: (k.created_at, k.kid))
 
     async def save_key(self, key: StoredKey) -> None:
         """Insert or replace by kid."""
-        async with self._errors():
-            await _aw(self.client.hset(self._keys, key.kid, codec.encode_key(key)))
+        async with unavailable():
+            await aw(self.client.hset(self._keys, key.kid, codec.encode_key(key)))
 
     async def get_secret(self, name: str) -> bytes | None:
         """A named server secret."""
-        async with self._errors():
-            value: Any = await _aw(self.client.hget(self._secrets, name))
+        async with unavailable():
+            value: Any = await aw(self.client.hget(self._secrets, name))
         return None if value is None else bytes(value)
 
     async def set_secret_if_absent(self, name: str, value: bytes) -> bytes:
         """First writer wins (HSETNX then HGET in one MULTI)."""
-        async with self._errors():
+        async with unavailable():
             pipe = self.client.pipeline(transaction=True)
             pipe.execute_command("HSETNX", self._secrets, name, bytes(value))
             pipe.hget(self._secrets, name)
@@ -611,7 +376,4 @@ class RedisStore:
 
     async def close(self) -> None:
         """Close the connection pool."""
-        try:
-            await self.client.aclose()
-        except (RedisError, OSError):
-            logger.debug("ignoring error while closing the Redis client")
+        await redis_client.close(self.client)

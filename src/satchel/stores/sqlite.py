@@ -8,11 +8,9 @@ up to ``busy_timeout``; that is the contention this backend is not meant for (us
 or Redis for several hosts or heavy write traffic).
 
 Durability and safety: WAL journal, ``synchronous=NORMAL`` (a power cut may lose the last
-commits but never corrupts the file), a busy timeout, a ``schema_migrations`` table with
-migration steps applied in order inside one ``BEGIN IMMEDIATE`` transaction (so processes
-starting together do not race), and the database file created with mode 0600 because key
-material lives in it. Statement text is constant, so sqlite3's statement cache reuses the
-prepared statements; values are always bound, never formatted in.
+commits but never corrupts the file), a busy timeout, numbered migrations applied in one
+``BEGIN IMMEDIATE`` transaction (:mod:`satchel.stores.sqlite_schema`, which also holds the
+statements), and the database file created with mode 0600 because key material lives in it.
 """
 
 from __future__ import annotations
@@ -21,13 +19,12 @@ import logging
 import os
 import sqlite3
 import stat
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from satchel.errors import ConfigurationError, NotFound, StoreUnavailable, UserExists
-from satchel.stores import codec
+from satchel.stores import codec, rules, sqlite_schema
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -36,90 +33,38 @@ from satchel.stores.base import (
     StoredKey,
     UserRecord,
 )
+from satchel.stores.sqlite_schema import (
+    DELETE_ONE,
+    DELETE_SESSION,
+    DELETE_USER,
+    DELETE_USER_EXPIRED,
+    GET_SESSION,
+    GET_USER,
+    GET_USER_BY_EMAIL,
+    GET_USER_BY_NAME,
+    IMPORT_USER,
+    INSERT_SESSION,
+    INSERT_USER,
+    LIST_ALL,
+    LIST_USER,
+    LIST_USERS,
+    MAX_USER_ROWID,
+    MIGRATIONS,
+    PURGE,
+    ROTATE,
+    ROTATE_STATE,
+    TOUCH,
+    UPDATE_USER,
+    USER_LIVE,
+    USERS_AFTER_ROWID,
+)
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
 
 logger = logging.getLogger("satchel.stores")
 
 _BACKEND = "sqlite"
-
-# Each migration is a list of statements; version N is MIGRATIONS[N - 1].
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE sessions (
-            id TEXT PRIMARY KEY,
-            user_id TEXT NOT NULL,
-            secret_hash BLOB NOT NULL,
-            created_at REAL NOT NULL,
-            last_seen_at REAL NOT NULL,
-            idle_expires_at REAL NOT NULL,
-            absolute_expires_at REAL NOT NULL,
-            expires_at REAL NOT NULL,
-            ip TEXT,
-            user_agent TEXT,
-            data TEXT NOT NULL DEFAULT '{}',
-            refresh_hash BLOB,
-            refresh_prev_hash BLOB,
-            refresh_rotated_at REAL,
-            generation INTEGER NOT NULL DEFAULT 0
-        ) STRICT, WITHOUT ROWID""",
-        "CREATE INDEX sessions_user ON sessions (user_id, created_at)",
-        "CREATE INDEX sessions_expiry ON sessions (expires_at)",
-        "CREATE INDEX sessions_created ON sessions (created_at)",
-        """CREATE TABLE users (
-            id TEXT PRIMARY KEY,
-            username_key TEXT NOT NULL UNIQUE,
-            record TEXT NOT NULL
-        ) STRICT""",
-        """CREATE TABLE keys (
-            kid TEXT PRIMARY KEY,
-            created_at REAL NOT NULL,
-            record TEXT NOT NULL
-        ) STRICT""",
-        "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT",
-    ),
-    (
-        # The revocation bus of processes sharing this file (satchel.revocation.sqlite).
-        """CREATE TABLE revocations (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            event TEXT NOT NULL,
-            until REAL NOT NULL
-        ) STRICT""",
-        "CREATE INDEX revocations_until ON revocations (until)",
-    ),
-]
-
-# The statements below are built once from constants at import time; values are bound.
-_INSERT_SESSION = (
-    f"INSERT INTO sessions ({codec.SESSION_COLUMNS}, expires_at)"  # noqa: S608
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_GET_SESSION = f"SELECT {codec.SESSION_COLUMNS} FROM sessions WHERE id = ?"  # noqa: S608
-_DELETE_SESSION = f"DELETE FROM sessions WHERE id = ? RETURNING {codec.SESSION_COLUMNS}"  # noqa: S608
-_LIST_USER = (
-    f"SELECT {codec.SESSION_COLUMNS} FROM sessions"  # noqa: S608
-    " WHERE user_id = ? ORDER BY created_at, id"
-)
-_LIST_ALL = (
-    f"SELECT {codec.SESSION_COLUMNS} FROM sessions"  # noqa: S608
-    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-)
-_USER_LIVE = "SELECT id, created_at, expires_at FROM sessions WHERE user_id = ?"
-_DELETE_ONE = "DELETE FROM sessions WHERE id = ?"
-_DELETE_USER_EXPIRED = "DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?"
-_TOUCH = (
-    "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ?,"
-    " expires_at = min(?, absolute_expires_at) WHERE id = ?"
-)
-_DELETE_USER = "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING id"
-_PURGE = "DELETE FROM sessions WHERE expires_at <= ?"
-_ROTATE = (
-    "UPDATE sessions SET refresh_prev_hash = refresh_hash, refresh_hash = ?,"
-    " refresh_rotated_at = ?, generation = generation + 1"
-    " WHERE id = ? AND refresh_hash = ? AND expires_at > ?"
-)
-_ROTATE_STATE = (
-    "SELECT refresh_hash, refresh_prev_hash, refresh_rotated_at, expires_at"
-    " FROM sessions WHERE id = ?"
-)
+_MAX_ROWID = 2**63 - 1
 
 
 def _create_private_file(path: str) -> None:
@@ -201,26 +146,7 @@ class SQLiteStore:
     def migrate(self) -> int:
         """Apply pending migrations in order; returns the resulting schema version."""
         with self._tx() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-            )
-            (current,) = conn.execute(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations"
-            ).fetchone()
-            if current > len(MIGRATIONS):
-                raise ConfigurationError(
-                    f"SQLite schema version {current} is newer than this satchel "
-                    f"({len(MIGRATIONS)}); upgrade satchel."
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, time.time()),
-                )
-            return len(MIGRATIONS)
+            return sqlite_schema.migrate(conn)
 
     def _session(self, row: Sequence[Any] | None) -> SessionRecord | None:
         if row is None:
@@ -241,26 +167,26 @@ class SQLiteStore:
         now: float,
     ) -> CreateResult:
         """Persist a new session atomically with the per-user limit."""
-        codec.check_max_per_user(max_per_user)
+        rules.check_max_per_user(max_per_user)
         params = codec.session_row(record)
         with self._tx() as conn:
             if max_per_user is None:
                 # Nothing to count: drop the user's expired sessions in one statement rather
                 # than reading every session of the user into Python on each login (a login
                 # otherwise costs O(sessions the user ever opened)).
-                conn.execute(_DELETE_USER_EXPIRED, (record.user_id, now))
+                conn.execute(DELETE_USER_EXPIRED, (record.user_id, now))
                 evict: list[str] = []
             else:
-                expired, evict = codec.plan_create(
-                    conn.execute(_USER_LIVE, (record.user_id,)),
+                expired, evict = rules.plan_create(
+                    conn.execute(USER_LIVE, (record.user_id,)),
                     now=now,
                     max_per_user=max_per_user,
                     on_exceed=on_exceed,
                 )
                 for sid in (*expired, *evict):
-                    conn.execute(_DELETE_ONE, (sid,))
+                    conn.execute(DELETE_ONE, (sid,))
             try:
-                conn.execute(_INSERT_SESSION, params)
+                conn.execute(INSERT_SESSION, params)
             except sqlite3.IntegrityError as exc:
                 raise ValueError("session id already exists") from exc
         return CreateResult(evicted=evict)
@@ -268,41 +194,41 @@ class SQLiteStore:
     async def get(self, session_id: str) -> SessionRecord | None:
         """The session, or None (also for a corrupt record)."""
         with self._errors():
-            return self._session(self._conn.execute(_GET_SESSION, (session_id,)).fetchone())
+            return self._session(self._conn.execute(GET_SESSION, (session_id,)).fetchone())
 
     async def touch(self, session_id: str, *, last_seen_at: float, idle_expires_at: float) -> bool:
         """Record activity; an UPDATE, so a deleted session is never recreated."""
         with self._errors():
             cur = self._conn.execute(
-                _TOUCH, (last_seen_at, idle_expires_at, idle_expires_at, session_id)
+                TOUCH, (last_seen_at, idle_expires_at, idle_expires_at, session_id)
             )
             return cur.rowcount > 0
 
     async def delete(self, session_id: str) -> SessionRecord | None:
         """Remove a session; idempotent."""
         with self._errors():
-            return self._session(self._conn.execute(_DELETE_SESSION, (session_id,)).fetchone())
+            return self._session(self._conn.execute(DELETE_SESSION, (session_id,)).fetchone())
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
         """Remove every session of the user except ``keep``."""
         with self._errors():
-            return [row[0] for row in self._conn.execute(_DELETE_USER, (user_id, keep))]
+            return [row[0] for row in self._conn.execute(DELETE_USER, (user_id, keep))]
 
     async def list_user(self, user_id: str) -> list[SessionRecord]:
         """The user's sessions, oldest first."""
         with self._errors():
-            return self._sessions(self._conn.execute(_LIST_USER, (user_id,)).fetchall())
+            return self._sessions(self._conn.execute(LIST_USER, (user_id,)).fetchall())
 
     async def list_all(self, *, limit: int = 100, offset: int = 0) -> list[SessionRecord]:
         """Every user's sessions, newest first."""
         with self._errors():
-            rows = self._conn.execute(_LIST_ALL, (max(0, limit), max(0, offset))).fetchall()
+            rows = self._conn.execute(LIST_ALL, (max(0, limit), max(0, offset))).fetchall()
             return self._sessions(rows)
 
     async def purge_expired(self, now: float) -> int:
         """Delete sessions past their idle or absolute expiry."""
         with self._errors():
-            return self._conn.execute(_PURGE, (now,)).rowcount
+            return self._conn.execute(PURGE, (now,)).rowcount
 
     async def rotate_refresh(
         self,
@@ -315,11 +241,11 @@ class SQLiteStore:
     ) -> RotateOutcome:
         """Compare-and-set in one UPDATE; an expired session is UNKNOWN."""
         with self._tx() as conn:
-            cur = conn.execute(_ROTATE, (successor_hash, now, session_id, presented_hash, now))
+            cur = conn.execute(ROTATE, (successor_hash, now, session_id, presented_hash, now))
             if cur.rowcount:
                 return RotateOutcome.ROTATED
-            row = conn.execute(_ROTATE_STATE, (session_id,)).fetchone()
-        return codec.classify_unswapped(
+            row = conn.execute(ROTATE_STATE, (session_id,)).fetchone()
+        return rules.classify_unswapped(
             row, presented_hash=presented_hash, successor_hash=successor_hash, now=now, grace=grace
         )
 
@@ -328,41 +254,60 @@ class SQLiteStore:
     def _user(self, row: Sequence[Any] | None) -> UserRecord | None:
         if row is None:
             return None
-        return codec.decode_or_none("user", _BACKEND, codec.user_from_text, row[0])
+        return codec.decode_or_none("user", _BACKEND, codec.user_from_row, row)
 
     async def create_user(self, user: UserRecord) -> None:
-        """Insert; UserExists on a duplicate username_key (or id)."""
+        """Insert; UserExists on a duplicate username_key, id or email."""
+        row = codec.user_row(user)
         with self._errors():
             try:
-                self._conn.execute(
-                    "INSERT INTO users (id, username_key, record) VALUES (?, ?, ?)",
-                    (user.id, user.username_key, codec.encode_user(user)),
-                )
+                self._conn.execute(INSERT_USER, row)
             except sqlite3.IntegrityError as exc:
                 raise UserExists() from exc
+
+    async def create_users(self, users: Sequence[UserRecord]) -> list[str]:
+        """Insert many in one transaction; returns the usernames refused (taken name/id/email).
+
+        One ``executemany`` of ``INSERT OR IGNORE``; the rows it wrote are those past the
+        table's largest rowid before it (SQLite numbers new rows upwards from there).
+        """
+        tried = rules.first_of_each(users)
+        rows = [codec.user_row(users[p]) for p in tried]
+        with self._tx() as conn:
+            (before,) = conn.execute(MAX_USER_ROWID).fetchone()
+            if before > _MAX_ROWID - len(rows):  # new rowids would wrap: count row by row
+                inserted = {row[0] for row in rows if conn.execute(IMPORT_USER, row).rowcount}
+            else:
+                changes = conn.total_changes
+                conn.executemany(IMPORT_USER, rows)
+                if conn.total_changes - changes == len(rows):
+                    inserted = {row[0] for row in rows}
+                else:
+                    inserted = {uid for (uid,) in conn.execute(USERS_AFTER_ROWID, (before,))}
+        return rules.refused(users, tried, inserted)
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         """By id."""
         with self._errors():
-            row = self._conn.execute("SELECT record FROM users WHERE id = ?", (user_id,))
-            return self._user(row.fetchone())
+            return self._user(self._conn.execute(GET_USER, (user_id,)).fetchone())
 
     async def get_user_by_name(self, username_key: str) -> UserRecord | None:
         """By normalised username."""
         with self._errors():
-            row = self._conn.execute(
-                "SELECT record FROM users WHERE username_key = ?", (username_key,)
-            )
-            return self._user(row.fetchone())
+            return self._user(self._conn.execute(GET_USER_BY_NAME, (username_key,)).fetchone())
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """By address, compared by its NFKC + casefold key."""
+        key = rules.email_key(email)
+        with self._errors():
+            return self._user(self._conn.execute(GET_USER_BY_EMAIL, (key,)).fetchone())
 
     async def update_user(self, user: UserRecord) -> None:
-        """Replace by id; NotFound if absent, UserExists if the new username is taken."""
+        """Replace by id; NotFound if absent, UserExists if the new username or email is taken."""
+        user_id, *values = codec.user_row(user)
         with self._errors():
             try:
-                cur = self._conn.execute(
-                    "UPDATE users SET username_key = ?, record = ? WHERE id = ?",
-                    (user.username_key, codec.encode_user(user), user.id),
-                )
+                cur = self._conn.execute(UPDATE_USER, (*values, user_id))
             except sqlite3.IntegrityError as exc:
                 raise UserExists() from exc
             if cur.rowcount == 0:
@@ -371,11 +316,8 @@ class SQLiteStore:
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[UserRecord]:
         """Users ordered by username key."""
         with self._errors():
-            rows = self._conn.execute(
-                "SELECT record FROM users ORDER BY username_key LIMIT ? OFFSET ?",
-                (max(0, limit), max(0, offset)),
-            ).fetchall()
-        return codec.decode_all("user", _BACKEND, codec.user_from_text, (row[0] for row in rows))
+            rows = self._conn.execute(LIST_USERS, (max(0, limit), max(0, offset))).fetchall()
+        return codec.decode_all("user", _BACKEND, codec.user_from_row, rows)
 
     # --- KeyStore -------------------------------------------------------------------------
 

@@ -63,7 +63,8 @@ from satchel.identity import Identity
 from satchel.jose import claims as claims_mod
 from satchel.jose import jws
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import KeyManager, KeySet
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
 from satchel.strategies.application_claims import (

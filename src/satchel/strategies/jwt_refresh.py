@@ -36,7 +36,8 @@ from satchel.clock import Clock, system_clock
 from satchel.errors import ConfigurationError, ExpiredCredential, InvalidLogin
 from satchel.identity import Identity
 from satchel.jose.claims import ClaimsPolicy
-from satchel.keys.manager import KeyManager, KeySet
+from satchel.jose.keyset import KeySet
+from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus
 from satchel.stores.base import KeyStore, SessionRecord, SessionStore, UserRecord
 from satchel.strategies.application_claims import application_claims

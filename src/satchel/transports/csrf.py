@@ -28,8 +28,6 @@ key store (``set_secret_if_absent("csrf", ...)``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -40,6 +38,7 @@ from urllib.parse import urlsplit
 
 from satchel.errors import ConfigurationError, CSRFError, InvalidCredential
 from satchel.identity import Identity
+from satchel.jose import b64
 from satchel.stores.base import KeyStore
 from satchel.transports.base import HeaderPairs, RawHeaders, header_values
 
@@ -75,17 +74,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SAME_ORIGIN_SITES = frozenset({b"same-origin", b"none"})
 
 
-def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _b64d(text: str) -> bytes | None:
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+        return b64.decode(text)
+    except ValueError:
         return None
-    # Only the canonical spelling is ours; altered trailing bits decode to the same bytes.
-    return raw if _b64e(raw) == text else None
 
 
 def parse_origin(value: str) -> tuple[str, str, int] | None:
@@ -225,7 +218,7 @@ class CSRFProtect:
     def token(self, binding: str) -> str:
         """A fresh token bound to ``binding`` (see :func:`binding_for`, :meth:`login_binding`)."""
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        return f"{_b64e(nonce)}.{_b64e(self._mac(binding, nonce))}"
+        return f"{b64.encode(nonce)}.{b64.encode(self._mac(binding, nonce))}"
 
     def token_for(self, identity: Identity) -> str:
         """A token for forms and scripts of a logged-in caller."""
