@@ -168,6 +168,24 @@ async def test_R01_refresh_rotates_and_the_old_refresh_token_is_dead(
     assert first.refresh_token not in repr(theft[0].fields())
 
 
+async def test_auth_time_is_the_login_through_every_refresh(
+    node: Node, manual_clock: ManualClock
+) -> None:
+    login_at = manual_clock()
+    result = await node.auth.login("alice", PASSWORD)
+    assert result.identity.auth_time == login_at
+    token = result.credentials.refresh_token
+    for _ in range(3):
+        manual_clock.advance(240.5)
+        refreshed = await node.auth.refresh(token or "")
+        token = refreshed.credentials.refresh_token
+        assert refreshed.identity.auth_time == login_at
+        seen = await node.strategy.authenticate(refreshed.credentials.access_token)
+        assert seen.auth_time == login_at
+        assert seen.claims["auth_time"] == login_at
+        assert seen.claims["iat"] == int(manual_clock())  # the token itself is new
+
+
 async def test_R01_grace_window_hands_out_the_same_successor(
     node: Node, manual_clock: ManualClock
 ) -> None:
