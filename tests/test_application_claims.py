@@ -113,7 +113,7 @@ def test_values_that_are_not_json_are_refused_by_name(value: object) -> None:
         application_claims(user_record(claims={"ok": 1, "bad": value}))
 
 
-@pytest.mark.parametrize("name", ["", "x" * 257, 5, None])
+@pytest.mark.parametrize("name", ["", "x" * 257, 5, None, "\ud800"])
 def test_bad_names_are_refused(name: object) -> None:
     with pytest.raises(ConfigurationError, match="names must be strings"):
         application_claims(user_record(claims={name: 1}))
@@ -121,6 +121,8 @@ def test_bad_names_are_refused(name: object) -> None:
 
 def test_size_and_shape_limits() -> None:
     big = {"blob": "x" * MAX_APPLICATION_CLAIMS_BYTES}
+    just_fits = {"blob": "x" * (MAX_APPLICATION_CLAIMS_BYTES - len('{"blob":""}'))}
+    assert application_claims(user_record(claims=just_fits)) == just_fits
     with pytest.raises(ConfigurationError, match=f"exceed {MAX_APPLICATION_CLAIMS_BYTES} bytes"):
         application_claims(user_record(claims=big))
     with pytest.raises(ConfigurationError, match="JSON object"):

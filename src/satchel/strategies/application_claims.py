@@ -88,6 +88,8 @@ _MAX_NAME = 256
 _MAX_DEPTH = 8
 _MAX_INT_CHARS = 20  # what the token parser accepts (satchel.jose.jws)
 _NONE: Mapping[str, Any] = MappingProxyType({})
+# The form and the size of a token's payload (satchel.jose.jws serialises the same way).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def application_claims(user: UserRecord) -> Mapping[str, Any]:
@@ -101,8 +103,9 @@ def application_claims(user: UserRecord) -> Mapping[str, Any]:
     if type(claims) is not dict:
         raise _refuse(user, "Application claims must be a JSON object.")
     out: dict[str, Any] = {}
+    bound = 2  # an upper bound of the JSON size, so the common case needs no serialisation
     for name, value in claims.items():
-        if type(name) is not str or not name or len(name) > _MAX_NAME:
+        if type(name) is not str or not name or len(name) > _MAX_NAME or not _is_text(name):
             raise _refuse(user, "Application claim names must be strings of 1 to 256 characters.")
         if name in RESERVED_CLAIMS:
             raise _refuse(
@@ -110,18 +113,21 @@ def application_claims(user: UserRecord) -> Mapping[str, Any]:
                 f"Application claim {name!r} is reserved (set by satchel or by the JWT "
                 "standards) and cannot be overridden.",
             )
-        if not _is_json(value, 0):
+        size = _json_bound(value, 0)
+        if size < 0:
             raise _refuse(
                 user,
                 f"Application claim {name!r} is not a JSON value (null, boolean, number, "
                 "string, list or object with string keys).",
             )
+        bound += _text_bound(name) + 2 + size
         out[name] = value
     if email is not None:
         if type(email) is not str or not email or len(email) > 320 or not _is_text(email):
             raise _refuse(user, "The account's email must be a non-empty string.")
+        bound += 10 + _text_bound(email)
         out[EMAIL_CLAIM] = email
-    if len(json.dumps(out, separators=(",", ":"))) > MAX_APPLICATION_CLAIMS_BYTES:
+    if bound > MAX_APPLICATION_CLAIMS_BYTES and len(_ENCODE(out)) > MAX_APPLICATION_CLAIMS_BYTES:
         raise _refuse(
             user,
             f"Application claims exceed {MAX_APPLICATION_CLAIMS_BYTES} bytes of JSON.",
@@ -142,23 +148,38 @@ def _is_text(value: str) -> bool:
     return True
 
 
-def _is_json(value: object, depth: int) -> bool:
+def _text_bound(value: str) -> int:
+    # Quotes, and at worst a 12-character escape per character (an astral one as two \uXXXX).
+    return 2 + 12 * len(value)
+
+
+def _json_bound(value: object, depth: int) -> int:
+    """An upper bound of the JSON size of ``value``; -1 when it is not a JSON value."""
     # type() rather than isinstance(): subclasses (IntEnum, OrderedDict...) are refused.
     if value is None or type(value) is bool:
-        return True
+        return 5
     if type(value) is int:
-        return len(str(value)) <= _MAX_INT_CHARS
+        size = len(str(value))
+        return size if size <= _MAX_INT_CHARS else -1
     if type(value) is float:
-        return math.isfinite(value)
+        return 32 if math.isfinite(value) else -1
     if type(value) is str:
-        return _is_text(value)
+        return _text_bound(value) if _is_text(value) else -1
     if depth >= _MAX_DEPTH:
-        return False
+        return -1
+    total = 2
     if type(value) is list:
-        return all(_is_json(item, depth + 1) for item in value)
+        for item in value:
+            size = _json_bound(item, depth + 1)
+            if size < 0:
+                return -1
+            total += size + 1
+        return total
     if type(value) is dict:
-        return all(
-            type(key) is str and _is_text(key) and _is_json(item, depth + 1)
-            for key, item in value.items()
-        )
-    return False
+        for key, item in value.items():
+            size = _json_bound(item, depth + 1)
+            if type(key) is not str or size < 0 or not _is_text(key):
+                return -1
+            total += _text_bound(key) + 2 + size
+        return total
+    return -1
