@@ -4,9 +4,9 @@ Login creates a session record exactly as the session strategy does and hands ou
 credentials of different kinds, never accepted in each other's place:
 
 * an **access token**: a JWT (header ``typ: at+jwt``; claims ``sub``, ``sid``, ``jti``,
-  ``roles``, ``preferred_username``, ``auth_time``, ``iat``, ``exp``, ``iss``, ``aud``),
-  valid for ``access_ttl`` seconds (5 minutes by default), never past the session's
-  absolute expiry;
+  ``roles``, ``preferred_username``, ``auth_time``, ``iat``, ``exp``, ``iss``, ``aud`` and the
+  account's application claims, :mod:`satchel.strategies.application_claims`), valid for
+  ``access_ttl`` seconds (5 minutes by default), never past the session's absolute expiry;
 * a **refresh token** ``<sid>.<generation>.<secret>``: opaque, bound to the session and
   stored only as a SHA-256 hash (:mod:`satchel.strategies.refresh_tokens`).
 
