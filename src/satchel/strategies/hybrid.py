@@ -75,6 +75,7 @@ from satchel.strategies.application_claims import (
 from satchel.strategies.base import LoginContext
 from satchel.strategies.identity_claims import identity_from_claims
 from satchel.strategies.refresh_family import RefreshFamilies
+from satchel.strategies.refresh_tokens import PEPPER_NAME as PEPPER_NAME  # its old home
 from satchel.strategies.refresh_tokens import RefreshTokens, is_refresh_token_shape
 from satchel.strategies.revocation_state import RevocationState
 from satchel.strategies.session import SessionStrategy
