@@ -116,8 +116,8 @@ def cookie_login(rig: Rig) -> None:
     assert reply.header("cache-control") == "no-store"
     assert browser.request("GET", "/auth/me").json()["transport"] == "cookie"
     assert browser.request("GET", "/hello").json() == {"hello": "alice"}
-    assert browser.request("GET", "/public").json() == {"user": "alice"}
-    assert rig.client().request("GET", "/public").json() == {"user": None}
+    assert browser.request("GET", "/public").json()["user"] == "alice"
+    assert rig.client().request("GET", "/public").json()["user"] is None
     # The same again: now from the cache (the steady state), with the same answer.
     for _ in range(3):
         assert browser.request("GET", "/hello").json() == {"hello": "alice"}
