@@ -93,15 +93,21 @@ class Satchel:
     def resolution(self) -> Resolution:
         """What authenticating the current request found (authenticates it on first use)."""
         found: Resolution | None = g.get(_G_KEY)
-        if found is None:
-            found = self.sync.resolve(
-                credential_headers(request.environ), path=request.path, peer=request.remote_addr
-            )
-            setattr(g, _G_KEY, found)
+        return found if found is not None else self._resolve()
+
+    def _resolve(self) -> Resolution:
+        environ = request.environ
+        # The raw environ values: path and peer matter only for a refresh in place.
+        found = self.sync.resolve(
+            credential_headers(environ),
+            path=environ.get("PATH_INFO") or "/",
+            peer=environ.get("REMOTE_ADDR"),
+        )
+        setattr(g, _G_KEY, found)
         return found
 
     def _authenticate(self) -> None:
-        found = self.resolution()
+        found = self._resolve()
         if self.csrf and request.method not in SAFE_METHODS:
             view = current_app.view_functions.get(request.endpoint or "")
             if view is not None and not is_csrf_exempt(view):
