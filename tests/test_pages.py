@@ -124,8 +124,9 @@ async def test_login_form_sets_cookie_and_shows_dashboard(app: App) -> None:
     assert response.headers["location"] == "/"
     set_cookie = response.headers["set-cookie"]
     assert set_cookie.startswith(f"{COOKIE}=")
-    for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=43200"):
+    for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/"):
         assert attribute in set_cookie
+    assert "Max-Age" not in set_cookie  # not remembered: a browser-session cookie
     token = session_cookie(client)
     assert token
     page = await client.get("/")
@@ -145,6 +146,87 @@ async def test_remember_me_gives_the_longer_lifetime(app: App) -> None:
     assert "Max-Age=2592000" in response.headers["set-cookie"]  # 30 days
     page = await client.get("/")
     assert "Yes: longer time-outs" in page.text
+
+
+# What each strategy's cookies live for when remembered (ManualClock: whole seconds).
+REMEMBERED_AGES = {
+    "session": {COOKIE: 30 * 86_400},
+    "jwt": {COOKIE: 900},
+    "hybrid": {COOKIE: 300, REFRESH_COOKIE: 30 * 86_400},
+}
+
+
+def our_cookies(response: httpx.Response) -> dict[str, dict[str, str]]:
+    """The credential cookies ``response`` sets: name -> attributes (lower-case names)."""
+    out: dict[str, dict[str, str]] = {}
+    for header in response.headers.get_list("set-cookie"):
+        pair, *attributes = (part.strip() for part in header.split(";"))
+        name = pair.split("=", 1)[0]
+        if name in (COOKIE, REFRESH_COOKIE):
+            out[name] = {
+                key.lower(): value for key, _, value in (a.partition("=") for a in attributes)
+            }
+    return out
+
+
+def assert_lifetimes(response: httpx.Response, strategy: str, *, remembered: bool) -> None:
+    cookies = our_cookies(response)
+    assert set(cookies) == set(REMEMBERED_AGES[strategy]), response.headers
+    for name, attributes in cookies.items():
+        assert "expires" not in attributes
+        if remembered:
+            assert int(attributes["max-age"]) == REMEMBERED_AGES[strategy][name], name
+        else:
+            assert "max-age" not in attributes, name
+
+
+@pytest.mark.parametrize("strategy", ["session", "jwt", "hybrid"])
+async def test_remember_this_device_decides_whether_cookies_outlive_the_browser(
+    make_app: AppFactory, strategy: str
+) -> None:
+    """Unticked: browser-session cookies (no Max-Age, no Expires), the refresh cookie too;
+    ticked: persistent ones. The sign-in form and ``POST /auth/login`` behave the same."""
+    app = await make_app(strategy=strategy)
+    assert_lifetimes(await sign_in(app.browser()), strategy, remembered=False)
+    assert_lifetimes(await app.login(client=app.browser()), strategy, remembered=False)
+    assert_lifetimes(
+        await app.login(client=app.browser(), remember=False), strategy, remembered=False
+    )
+    assert_lifetimes(await sign_in(app.browser(), remember="on"), strategy, remembered=True)
+    assert_lifetimes(
+        await app.login(client=app.browser(), remember=True), strategy, remembered=True
+    )
+    if app.auth.keeps_sessions:
+        # The server-side time-outs are the usual ones either way.
+        alice = await app.auth.users.get_by_name("alice")
+        lifetimes = sorted(
+            r.absolute_expires_at - r.created_at for r in await app.auth.list_sessions(alice.id)
+        )
+        assert lifetimes == [43_200] * 3 + [30 * 86_400] * 2
+
+
+@pytest.mark.parametrize("remembered", [False, True])
+async def test_hybrid_refresh_keeps_the_cookies_persistence(
+    make_app: AppFactory, remembered: bool
+) -> None:
+    app = await make_app(strategy="hybrid")
+    client = app.browser()
+    await sign_in(client, **({"remember": "on"} if remembered else {}))
+    app.clock.advance(400)
+    rotated = await client.get("/auth/refresh", params={"next": "/"})
+    assert rotated.headers["location"] == "/"
+    cookies = our_cookies(rotated)
+    assert set(cookies) == {COOKIE, REFRESH_COOKIE}
+    if remembered:
+        assert cookies[COOKIE]["max-age"] == "300"
+        assert cookies[REFRESH_COOKIE]["max-age"] == str(30 * 86_400 - 400)
+    else:
+        assert all("max-age" not in c and "expires" not in c for c in cookies.values())
+    # The JSON refresh route rotates the same way.
+    app.clock.advance(400)
+    posted = await client.post("/auth/refresh", headers=SAME_ORIGIN)
+    assert posted.status_code == 200, posted.text
+    assert all(("max-age" in c) is remembered for c in our_cookies(posted).values())
 
 
 async def test_P01_wrong_password_and_unknown_user_get_the_same_generic_error(app: App) -> None:

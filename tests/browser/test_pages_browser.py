@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +77,29 @@ def test_login_through_the_form_shows_the_dashboard(
     assert cookies[COOKIE]["secure"] is True
     assert cookies[COOKIE]["sameSite"] == "Lax"
     assert cookies[COOKIE]["value"] not in page.content()
+
+
+@pytest.mark.parametrize("strategy", ["session", "hybrid"])
+def test_remember_this_device_decides_whether_the_cookies_outlive_the_browser(
+    make_server: Any, new_context: Any, strategy: str
+) -> None:
+    """Unticked, the credential cookies are browser-session cookies (Playwright reports
+    ``expires == -1``): closing the browser signs out. Ticked, they persist."""
+    server = make_server(strategy=strategy)
+    names = [COOKIE, REFRESH_COOKIE] if strategy == "hybrid" else [COOKIE]
+    for remember in (False, True):
+        context = new_context()
+        page = context.new_page()
+        login(page, server, "alice", ALICE_PASSWORD, remember=remember)
+        assert page.get_by_role("heading", level=1).inner_text() == "Signed in as alice"
+        cookies = {c["name"]: c for c in context.cookies()}
+        assert sorted(n for n in cookies if n in (COOKIE, REFRESH_COOKIE)) == sorted(names)
+        for name in names:
+            expires = cookies[name]["expires"]
+            if remember:
+                assert expires > time.time() + 60, (name, expires)
+            else:
+                assert expires == -1, (name, expires)
 
 
 def test_wrong_password_shows_the_generic_error(

@@ -79,7 +79,12 @@ from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKi
 from satchel.stores.base import RotateOutcome, SessionRecord, SessionStore, UserRecord, UserStore
 from satchel.strategies.base import LoginContext
 from satchel.strategies.session import SessionStrategy
-from satchel.strategies.session_policy import SessionPolicy, next_idle_expiry, session_valid
+from satchel.strategies.session_policy import (
+    SessionPolicy,
+    is_remembered,
+    next_idle_expiry,
+    session_valid,
+)
 from satchel.strategies.session_tokens import ID_LENGTH
 from satchel.transports.base import IssuedCredentials
 
@@ -431,6 +436,7 @@ class HybridStrategy(SessionStrategy):
             refresh_token=refresh,
             refresh_expires_in=int(remaining),
             session_id=record.id,
+            remember=is_remembered(record),
         )
         return identity, issued
 

@@ -191,6 +191,7 @@ class JWTStrategy(Strategy):
             access_token=token,
             expires_in=max(1, int(claims["exp"] - now)),
             session_id=sid,
+            remember=bool(ctx.remember),
         )
         return identity, issued
 
