@@ -18,7 +18,7 @@ import pytest
 
 from apps import Apps, RunningApp
 from satchel.integrations.refresh import safe_next
-from satchel.server.pages.dashboard import decode_jwt_parts
+from satchel.server.pages.credentials import decode_jwt_parts
 from satchel.server.pages.formatting import format_span, relative
 from satchel.server.pages.notices import NOTICES
 from satchel.server.useragent import describe
@@ -848,6 +848,98 @@ async def test_jwt_dashboard_shows_header_and_claims_but_not_the_signature(
     assert f'"sub": "{user.id}"' in shown
     assert token.split(".")[2] not in page.text
     assert token not in page.text
+
+
+# --- the dashboard: what the browser really holds ------------------------------------------
+
+
+def cookie_row(page: httpx.Response, name: str) -> str:
+    """The dashboard's table row describing cookie ``name``."""
+    match = re.search(rf'<tr data-cookie="{re.escape(name)}">(.*?)</tr>', page.text, re.S)
+    assert match, f"the dashboard does not describe {name}"
+    return html.unescape(match.group(1))
+
+
+def chips(row: str) -> list[str]:
+    return re.findall(r'<span class="chip mono">([^<]+)</span>', row)
+
+
+def set_cookie_attributes(response: httpx.Response, name: str) -> list[str]:
+    """The attributes of the ``Set-Cookie`` for ``name`` in ``response``, in order."""
+    header = next(h for h in response.headers.get_list("set-cookie") if h.startswith(name + "="))
+    return [part.strip() for part in header.split(";")[1:]]
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["browser-session", "remembered"])
+@pytest.mark.parametrize("strategy", ["session", "jwt", "hybrid"])
+async def test_dashboard_describes_the_cookies_the_server_set(
+    make_app: AppFactory, strategy: str, remembered: bool
+) -> None:
+    app = await make_app(strategy=strategy)
+    client = app.browser()
+    login = await sign_in(client, **({"remember": "on"} if remembered else {}))
+    token = session_cookie(client)
+    refresh = refresh_cookie(client)
+    assert token
+    page = await client.get("/")
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+
+    # Each credential cookie is shown with the attributes of the Set-Cookie it came with.
+    names = [COOKIE] + ([REFRESH_COOKIE] if app.auth.can_refresh else [])
+    assert (refresh is not None) is app.auth.can_refresh
+    for name in names:
+        row, issued = cookie_row(page, name), set_cookie_attributes(login, name)
+        if strategy == "jwt":
+            # A stateless token does not record the choice: the lifetime is told as a
+            # condition, with the Max-Age a remembered sign-in gets.
+            assert chips(row) == [a for a in issued if not a.startswith("Max-Age=")]
+            assert "Until the browser closes; if you chose" in row
+            assert "(Max-Age=900). The token does not record which." in row
+        elif remembered:
+            assert chips(row) == issued, name
+            assert "also across browser restarts" in row
+        else:
+            assert chips(row) == issued, name
+            assert "Until the browser closes: a browser-session cookie (no Max-Age)" in row
+    assert "Max-Age=43200" not in text  # the session's lifetime is no cookie's Max-Age
+
+    access = cookie_row(page, COOKIE)
+    if strategy == "session":
+        assert "An opaque session token, id.secret" in access
+        assert f"<code>id.secret</code> ({len(token)} characters)" in text
+        assert "What the token says" not in text
+    else:
+        assert "A signed JWT (access token)" in access
+        assert "opaque token, <code>id.secret</code>" not in text
+        assert "What the token says" in text
+        signature = token.rsplit(".", 1)[1]
+        assert '"alg": "EdDSA"' in text and f'"sub": "{app.users["alice"]}"' in text
+        assert f"signature ({len(signature)} characters) is left out" in text
+        assert signature not in page.text
+    if strategy == "hybrid":
+        row = cookie_row(page, REFRESH_COOKIE)
+        assert "An opaque refresh token" in row
+        assert "HttpOnly" in chips(row) and "Path=/auth/refresh" in chips(row)
+        assert "not sent to this page (Path=/auth/refresh)" in row
+        assert f"signed JWT access token ({len(token)} characters)" in text
+    # Never a credential, nor a part of one that works alone.
+    assert token not in page.text and token.split(".")[-1] not in page.text
+    assert refresh is None or refresh.rsplit(".", 1)[1] not in page.text
+
+
+async def test_hybrid_dashboard_follows_the_cookies_of_the_last_refresh(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(strategy="hybrid")
+    client = app.browser()
+    await sign_in(client, remember="on")
+    app.clock.advance(400)
+    rotated = await client.get("/auth/refresh", params={"next": "/"})
+    page = await client.get(rotated.headers["location"])
+    for name in (COOKIE, REFRESH_COOKIE):
+        assert chips(cookie_row(page, name)) == set_cookie_attributes(rotated, name)
+    assert f"Max-Age={30 * 86_400 - 400}" in chips(cookie_row(page, REFRESH_COOKIE))
 
 
 # --- errors and static files --------------------------------------------------------------

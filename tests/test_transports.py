@@ -103,6 +103,17 @@ def test_refresh_cookie_only_when_issued_with_refresh_token() -> None:
     ]
 
 
+def test_attributes_are_the_ones_set_cookie_carries() -> None:
+    transport = CookieTransport(same_site="strict")
+    assert transport.attributes() == ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"]
+    assert transport.attributes(refresh=True)[0] == "Path=/auth/refresh"
+    headers = transport.login_headers(
+        IssuedCredentials(access_token=TOKEN, expires_in=60, refresh_token="r.e.f")
+    )
+    assert headers[0][1].split("; ")[1:] == transport.attributes()
+    assert headers[1][1].split("; ")[1:] == transport.attributes(refresh=True)
+
+
 def test_issued_credentials_repr_holds_no_token() -> None:
     text = repr(REMEMBERED)
     assert TOKEN not in text and "remember=True" in text

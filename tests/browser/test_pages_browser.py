@@ -311,6 +311,46 @@ def test_R01_hybrid_page_loads_refresh_through_the_refresh_cookie_and_reuse_ends
     assert page.get_by_role("heading", name="1 active session").is_visible()
 
 
+def test_hybrid_dashboard_describes_the_cookies_the_browser_holds(
+    make_server: Any, new_context: Any, shot: Any
+) -> None:
+    server = make_server(strategy="hybrid")
+    context = new_context()
+    page = context.new_page()
+    before = time.time()
+    login(page, server, "alice", ALICE_PASSWORD, remember=True)
+    after = time.time()
+    jar = {c["name"]: c for c in context.cookies()}
+    ages = {}
+    for name in (COOKIE, REFRESH_COOKIE):
+        row = page.locator(f'tr[data-cookie="{name}"]')
+        assert row.is_visible(), name
+        chips = row.locator(".chip").all_inner_texts()
+        ages[name] = int(next(c for c in chips if c.startswith("Max-Age=")).split("=")[1])
+        # What the browser really keeps: it ends the Max-Age shown after the sign-in.
+        assert before - 1 <= jar[name]["expires"] - ages[name] <= after + 1, (name, chips)
+        assert f"Path={jar[name]['path']}" in chips
+        assert ("HttpOnly" in chips) is jar[name]["httpOnly"] is True
+        assert ("Secure" in chips) is jar[name]["secure"] is True
+    assert ages[COOKIE] in (299, 300)  # the 5-minute access token, not the session's 12 h
+    assert 30 * 86_400 - 2 <= ages[REFRESH_COOKIE] <= 30 * 86_400
+    refresh_row = page.locator(f'tr[data-cookie="{REFRESH_COOKIE}"]').inner_text()
+    assert "An opaque refresh token" in refresh_row
+    assert "not sent to this page (Path=/auth/refresh)" in refresh_row
+    text = page.locator("main").inner_text()
+    assert "A signed JWT (access token)" in text
+    assert "Max-Age=43200" not in text and "opaque token, id.secret" not in text
+    assert page.get_by_role("heading", name="What the token says").is_visible()
+    assert jar[COOKIE]["value"].rsplit(".", 1)[1] not in page.content()
+    assert jar[REFRESH_COOKIE]["value"] not in page.content()
+    path = shot(page, "hybrid-dashboard")
+    assert path.stat().st_size > 10_000
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+
+
 def test_hybrid_refresh_route_is_no_open_redirect(make_server: Any, new_context: Any) -> None:
     server = make_server(strategy="hybrid", access_ttl=10)
     context = new_context()

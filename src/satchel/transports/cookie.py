@@ -97,8 +97,8 @@ class CookieTransport(Transport):
         self.refresh_path = refresh_path
         self._name_b = name.encode("ascii")
         self._refresh_name_b = refresh_name.encode("ascii")
-        self._access_tail = self._attributes(path)
-        self._refresh_tail = self._attributes(refresh_path)
+        self._access_tail = "; " + "; ".join(self.attributes())
+        self._refresh_tail = "; " + "; ".join(self.attributes(refresh=True))
 
     def __repr__(self) -> str:
         return (
@@ -152,8 +152,10 @@ class CookieTransport(Transport):
         max_age = issued.expires_in if issued.remember else None
         return self._set(self.cookie_name, issued.access_token, max_age, self._access_tail)
 
-    def _attributes(self, path: str) -> str:
-        parts = [f"Path={path}"]
+    def attributes(self, *, refresh: bool = False) -> list[str]:
+        """The attributes after ``Max-Age`` on the access (or the refresh) cookie, in the
+        order ``Set-Cookie`` carries them: ``["Path=/", "Secure", ...]``."""
+        parts = [f"Path={self.refresh_path if refresh else self.path}"]
         if self.domain is not None:
             parts.append(f"Domain={self.domain}")
         if self.secure:
@@ -161,7 +163,7 @@ class CookieTransport(Transport):
         if self.http_only:
             parts.append("HttpOnly")
         parts.append(f"SameSite={self.same_site}")
-        return "; " + "; ".join(parts)
+        return parts
 
     @staticmethod
     def _set(name: str, value: str, max_age: int | None, tail: str) -> str:
