@@ -801,6 +801,46 @@ async def test_admin_session_list_filters_and_ends_sessions(app: App) -> None:
     assert (await alice.get("/")).status_code == 303
 
 
+def session_counts(page: httpx.Response) -> dict[str, str]:
+    """The users table's "Sessions" column: username -> the text shown."""
+    rows = re.findall(
+        r'<tr data-user="([^"]+)">.*?<td data-label="Sessions"[^>]*>(.*?)</td>', page.text, re.S
+    )
+    return {name: re.sub(r"<[^>]+>", "", cell).strip() for name, cell in rows}
+
+
+async def test_admin_session_counts_do_not_depend_on_the_filter(app: App) -> None:
+    admin = app.browser()
+    await sign_in(admin, "root")
+    for _ in range(2):
+        await sign_in(app.browser(IPHONE))
+    await sign_in(app.browser(), "bob")
+    expected = {"root": "1", "alice": "2", "bob": "1"}
+    assert session_counts(await admin.get("/admin")) == expected
+    for params in (
+        {"user": "bob"},
+        {"user": "alice"},
+        {"user": "nobody-here"},
+        {"ip": "203.0.113."},
+        {"user": "alice", "ip": "203.0.113."},
+    ):
+        page = await admin.get("/admin", params=params)
+        assert page.status_code == 200
+        assert session_counts(page) == expected, params
+    # The filter still narrows the sessions table.
+    only_bob = await admin.get("/admin", params={"user": "bob"})
+    table = only_bob.text.split('class="sessions stackable"', 1)[1]
+    assert ">bob<" in table and ">alice<" not in table
+
+
+async def test_admin_session_counts_without_server_sessions(make_app: AppFactory) -> None:
+    app = await make_app(strategy="jwt")
+    admin = app.browser()
+    await sign_in(admin, "root")
+    # Signed tokens are not sessions the server could count.
+    assert set(session_counts(await admin.get("/admin")).values()) == {"–"}
+
+
 async def test_admin_rotates_keys_and_shows_the_jwks(make_app: AppFactory) -> None:
     app = await make_app(strategy="jwt")
     admin = app.browser()

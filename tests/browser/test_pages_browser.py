@@ -203,6 +203,45 @@ def test_admin_force_logout_takes_effect_on_the_next_request(
     assert admin.url == server.url("/admin")
 
 
+def assert_fits(page: Any, width: int, what: str) -> None:
+    """No sideways scrolling, and every visible button, link-button and disclosure of the
+    page lies inside the viewport (not in a table that has to be scrolled to reach it)."""
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"{what}: the page is {scroll_width}px wide"
+    controls = page.locator("main button, main a.btn, main summary, main input")
+    seen = 0
+    for i in range(controls.count()):
+        control = controls.nth(i)
+        if not control.is_visible():
+            continue  # inside a closed <details>, or a hidden input
+        box = control.bounding_box()
+        assert box is not None
+        label = control.get_attribute("aria-label") or control.inner_text()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (what, label, box)
+        seen += 1
+    assert seen, f"{what}: no controls found"
+
+
+def test_admin_page_fits_a_phone(server: Server, new_context: Any, shot: Any) -> None:
+    """At 390 px the admin page does not scroll sideways and every action is on screen,
+    with and without a sessions filter."""
+    phone = new_context(viewport={"width": 390, "height": 844}, user_agent=IPHONE)
+    page = phone.new_page()
+    login(page, server, "admin", ADMIN_PASSWORD)
+    login(new_context().new_page(), server, "alice", ALICE_PASSWORD)
+    for query in ("", "?user=alice", "?ip=127."):
+        page.goto(server.url("/admin" + query))
+        assert_fits(page, 390, f"/admin{query}")
+    page.goto(server.url("/admin"))
+    page.locator("details.manage").first.locator("summary").click()
+    assert_fits(page, 390, "/admin, roles and password open")
+    shot(page, "admin-phone")
+    force = page.get_by_role("button", name="Force logout alice")
+    force.scroll_into_view_if_needed()
+    box = force.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390
+
+
 def test_one_session_per_user_logs_the_first_browser_out(
     make_server: Any, new_context: Any, shot: Any
 ) -> None:
