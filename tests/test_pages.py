@@ -21,6 +21,7 @@ from satchel.integrations.refresh import safe_next
 from satchel.server.pages.credentials import decode_jwt_parts
 from satchel.server.pages.formatting import format_span, relative
 from satchel.server.pages.notices import NOTICES
+from satchel.server.pages.signin import is_loopback
 from satchel.server.useragent import describe
 from satchel.transports.cookie import CookieTransport
 
@@ -277,6 +278,66 @@ async def test_C03_login_needs_the_token_of_this_browser(app: App) -> None:
     assert stolen.status_code == 403
     assert session_cookie(client) is None
     assert "expired or was sent from another site" in stolen.text
+
+
+LAN = "http://192.168.1.20:8000"
+
+
+async def lan_sign_in(app: App, base: str) -> httpx.Response:
+    """A browser at ``base`` signs in. Like a real one, httpx keeps a Secure cookie but
+    never sends it over plain HTTP, so the pre-session cookie does not come back."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app.app), base_url=base, headers=BROWSER
+    ) as client:
+        token = csrf_token(await client.get("/login"))
+        return await client.post(
+            "/login",
+            data={"csrf_token": token, "username": "alice", "password": PASSWORD},
+            headers={"origin": base, "sec-fetch-site": "same-origin"},
+        )
+
+
+async def test_login_over_plain_http_on_a_lan_address_says_why_it_failed(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(base_url=LAN)
+    response = await lan_sign_in(app, LAN)
+    assert response.status_code == 403
+    text = html.unescape(response.text)
+    assert "expired or was sent from another site" not in text
+    assert "plain HTTP" in text and "192.168.1.20" in text
+    assert "https://" in text and "TLS" in text
+    assert "SATCHEL_COOKIE_SECURE=false" in text and "trusted network" in text
+    assert COOKIE + "=" not in response.headers.get("set-cookie", "")
+
+
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000", BASE]
+)
+async def test_a_lost_form_cookie_elsewhere_keeps_the_usual_message(
+    make_app: AppFactory, base: str
+) -> None:
+    """Over HTTPS, or on loopback (where browsers keep Secure cookies over HTTP), a missing
+    pre-session cookie is an expired or forged form, and the page says so."""
+    app = await make_app(base_url=base)
+    client = app.browser()
+    token = csrf_token(await client.get("/login"))
+    client.cookies.clear()
+    response = await client.post(
+        "/login",
+        data={"csrf_token": token, "username": "alice", "password": PASSWORD},
+        headers={"origin": base, "sec-fetch-site": "same-origin"},
+    )
+    assert response.status_code == 403
+    assert "expired or was sent from another site" in response.text
+    assert "plain HTTP" not in response.text
+
+
+async def test_insecure_cookies_sign_in_over_plain_http_on_a_lan(make_app: AppFactory) -> None:
+    app = await make_app(base_url=LAN, cookie_secure=False)
+    response = await lan_sign_in(app, LAN)
+    assert response.status_code == 303, response.text
+    assert response.headers["set-cookie"].startswith("satchel_session=")
 
 
 async def test_C01_cross_site_login_post_is_refused(app: App) -> None:
@@ -1051,6 +1112,28 @@ async def test_static_files_are_a_fixed_list(app: App) -> None:
 )
 def test_describe_user_agents(agent: str | None, label: str) -> None:
     assert describe(agent).label == label
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("app.localhost", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("[::1]", True),
+        ("::1", True),
+        ("192.168.1.20", False),
+        ("10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("localhost.example.com", False),
+        ("example.com", False),
+        ("", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
 
 
 def test_describe_marks_phones_mobile() -> None:
