@@ -2,21 +2,39 @@
 
 Form posts carry what a browser sends for a same-origin form (``Origin`` and
 ``Sec-Fetch-Site: same-origin``) and the ``csrf_token`` scraped from the page. The real
-Chromium runs are in tests/browser/.
+Chromium runs are in tests/browser/; the cookies' lifetimes and the dashboard's account of
+them are in test_pages_cookies.py.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from apps import Apps, RunningApp
+from apps import Apps
+from page_client import (
+    BASE,
+    BROWSER,
+    COOKIE,
+    FIREFOX,
+    IPHONE,
+    PASSWORD,
+    REFRESH_COOKIE,
+    SAME_ORIGIN,
+    TOKEN_RE,
+    App,
+    AppFactory,
+    app_factory,
+    csrf_token,
+    post_form,
+    refresh_cookie,
+    session_cookie,
+    sign_in,
+)
 from satchel.integrations.refresh import safe_next
 from satchel.server.pages.credentials import decode_jwt_parts
 from satchel.server.pages.formatting import format_span, relative
@@ -24,29 +42,6 @@ from satchel.server.pages.notices import NOTICES
 from satchel.server.pages.signin import is_loopback
 from satchel.server.useragent import describe
 from satchel.transports.cookie import CookieTransport
-
-PASSWORD = "correct horse battery"
-BASE = "https://testserver"
-COOKIE = "__Host-satchel"
-REFRESH_COOKIE = "__Secure-satchel-refresh"
-SAME_ORIGIN = {"origin": BASE, "sec-fetch-site": "same-origin"}
-BROWSER = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-class App(RunningApp):
-    def browser(self, agent: str = FIREFOX) -> httpx.AsyncClient:
-        """A separate browser: own cookie jar, browser-like headers."""
-        return self.fresh_client(headers={**BROWSER, "user-agent": agent})
-
-
-AppFactory = Callable[..., Awaitable[App]]
-USERS = {"root": ["admin"], "alice": ["staff"], "bob": []}
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -58,43 +53,12 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_app(make_app: Apps, store_kind: str) -> AppFactory:
     """This module's apps: root (admin), alice (staff) and bob, browsers in front."""
-
-    async def factory(**overrides: Any) -> App:
-        return await make_app(store_kind, users=USERS, password=PASSWORD, cls=App, **overrides)
-
-    return factory
+    return app_factory(make_app, store_kind)
 
 
 @pytest.fixture
 async def app(make_app: AppFactory) -> App:
     return await make_app()
-
-
-def csrf_token(page: httpx.Response) -> str:
-    match = TOKEN_RE.search(page.text)
-    assert match, "the page has no CSRF token"
-    return html.unescape(match.group(1))
-
-
-async def post_form(
-    client: httpx.AsyncClient, path: str, page_path: str, data: dict[str, str] | None = None
-) -> httpx.Response:
-    """Load ``page_path``, then submit a form of it to ``path`` as a same-origin browser."""
-    page = await client.get(page_path)
-    form = {"csrf_token": csrf_token(page), **(data or {})}
-    return await client.post(path, data=form, headers=SAME_ORIGIN)
-
-
-async def sign_in(
-    client: httpx.AsyncClient, username: str = "alice", password: str = PASSWORD, **extra: str
-) -> httpx.Response:
-    return await post_form(
-        client, "/login", "/login", {"username": username, "password": password, **extra}
-    )
-
-
-def session_cookie(client: httpx.AsyncClient) -> str | None:
-    return client.cookies.get(COOKIE)
 
 
 # --- sign in ------------------------------------------------------------------------------
@@ -146,88 +110,7 @@ async def test_remember_me_gives_the_longer_lifetime(app: App) -> None:
     response = await sign_in(client, remember="on")
     assert "Max-Age=2592000" in response.headers["set-cookie"]  # 30 days
     page = await client.get("/")
-    assert "Yes: longer time-outs" in page.text
-
-
-# What each strategy's cookies live for when remembered (ManualClock: whole seconds).
-REMEMBERED_AGES = {
-    "session": {COOKIE: 30 * 86_400},
-    "jwt": {COOKIE: 900},
-    "hybrid": {COOKIE: 300, REFRESH_COOKIE: 30 * 86_400},
-}
-
-
-def our_cookies(response: httpx.Response) -> dict[str, dict[str, str]]:
-    """The credential cookies ``response`` sets: name -> attributes (lower-case names)."""
-    out: dict[str, dict[str, str]] = {}
-    for header in response.headers.get_list("set-cookie"):
-        pair, *attributes = (part.strip() for part in header.split(";"))
-        name = pair.split("=", 1)[0]
-        if name in (COOKIE, REFRESH_COOKIE):
-            out[name] = {
-                key.lower(): value for key, _, value in (a.partition("=") for a in attributes)
-            }
-    return out
-
-
-def assert_lifetimes(response: httpx.Response, strategy: str, *, remembered: bool) -> None:
-    cookies = our_cookies(response)
-    assert set(cookies) == set(REMEMBERED_AGES[strategy]), response.headers
-    for name, attributes in cookies.items():
-        assert "expires" not in attributes
-        if remembered:
-            assert int(attributes["max-age"]) == REMEMBERED_AGES[strategy][name], name
-        else:
-            assert "max-age" not in attributes, name
-
-
-@pytest.mark.parametrize("strategy", ["session", "jwt", "hybrid"])
-async def test_remember_this_device_decides_whether_cookies_outlive_the_browser(
-    make_app: AppFactory, strategy: str
-) -> None:
-    """Unticked: browser-session cookies (no Max-Age, no Expires), the refresh cookie too;
-    ticked: persistent ones. The sign-in form and ``POST /auth/login`` behave the same."""
-    app = await make_app(strategy=strategy)
-    assert_lifetimes(await sign_in(app.browser()), strategy, remembered=False)
-    assert_lifetimes(await app.login(client=app.browser()), strategy, remembered=False)
-    assert_lifetimes(
-        await app.login(client=app.browser(), remember=False), strategy, remembered=False
-    )
-    assert_lifetimes(await sign_in(app.browser(), remember="on"), strategy, remembered=True)
-    assert_lifetimes(
-        await app.login(client=app.browser(), remember=True), strategy, remembered=True
-    )
-    if app.auth.keeps_sessions:
-        # The server-side time-outs are the usual ones either way.
-        alice = await app.auth.users.get_by_name("alice")
-        lifetimes = sorted(
-            r.absolute_expires_at - r.created_at for r in await app.auth.list_sessions(alice.id)
-        )
-        assert lifetimes == [43_200] * 3 + [30 * 86_400] * 2
-
-
-@pytest.mark.parametrize("remembered", [False, True])
-async def test_hybrid_refresh_keeps_the_cookies_persistence(
-    make_app: AppFactory, remembered: bool
-) -> None:
-    app = await make_app(strategy="hybrid")
-    client = app.browser()
-    await sign_in(client, **({"remember": "on"} if remembered else {}))
-    app.clock.advance(400)
-    rotated = await client.get("/auth/refresh", params={"next": "/"})
-    assert rotated.headers["location"] == "/"
-    cookies = our_cookies(rotated)
-    assert set(cookies) == {COOKIE, REFRESH_COOKIE}
-    if remembered:
-        assert cookies[COOKIE]["max-age"] == "300"
-        assert cookies[REFRESH_COOKIE]["max-age"] == str(30 * 86_400 - 400)
-    else:
-        assert all("max-age" not in c and "expires" not in c for c in cookies.values())
-    # The JSON refresh route rotates the same way.
-    app.clock.advance(400)
-    posted = await client.post("/auth/refresh", headers=SAME_ORIGIN)
-    assert posted.status_code == 200, posted.text
-    assert all(("max-age" in c) is remembered for c in our_cookies(posted).values())
+    assert "Yes: the cookies outlive the browser, with longer time-outs" in page.text
 
 
 async def test_P01_wrong_password_and_unknown_user_get_the_same_generic_error(app: App) -> None:
@@ -380,10 +263,6 @@ async def test_logout_ends_the_session_and_clears_the_cookie(app: App) -> None:
 
 
 # --- hybrid: refreshing page loads through GET /auth/refresh ------------------------------
-
-
-def refresh_cookie(client: httpx.AsyncClient) -> str | None:
-    return next((c.value for c in client.cookies.jar if c.name == REFRESH_COOKIE), None)
 
 
 @pytest.mark.parametrize(
@@ -894,14 +773,6 @@ async def test_admin_session_counts_do_not_depend_on_the_filter(app: App) -> Non
     assert ">bob<" in table and ">alice<" not in table
 
 
-async def test_admin_session_counts_without_server_sessions(make_app: AppFactory) -> None:
-    app = await make_app(strategy="jwt")
-    admin = app.browser()
-    await sign_in(admin, "root")
-    # Signed tokens are not sessions the server could count.
-    assert set(session_counts(await admin.get("/admin")).values()) == {"–"}
-
-
 async def test_admin_rotates_keys_and_shows_the_jwks(make_app: AppFactory) -> None:
     app = await make_app(strategy="jwt")
     admin = app.browser()
@@ -949,98 +820,6 @@ async def test_jwt_dashboard_shows_header_and_claims_but_not_the_signature(
     assert f'"sub": "{user.id}"' in shown
     assert token.split(".")[2] not in page.text
     assert token not in page.text
-
-
-# --- the dashboard: what the browser really holds ------------------------------------------
-
-
-def cookie_row(page: httpx.Response, name: str) -> str:
-    """The dashboard's table row describing cookie ``name``."""
-    match = re.search(rf'<tr data-cookie="{re.escape(name)}">(.*?)</tr>', page.text, re.S)
-    assert match, f"the dashboard does not describe {name}"
-    return html.unescape(match.group(1))
-
-
-def chips(row: str) -> list[str]:
-    return re.findall(r'<span class="chip mono">([^<]+)</span>', row)
-
-
-def set_cookie_attributes(response: httpx.Response, name: str) -> list[str]:
-    """The attributes of the ``Set-Cookie`` for ``name`` in ``response``, in order."""
-    header = next(h for h in response.headers.get_list("set-cookie") if h.startswith(name + "="))
-    return [part.strip() for part in header.split(";")[1:]]
-
-
-@pytest.mark.parametrize("remembered", [False, True], ids=["browser-session", "remembered"])
-@pytest.mark.parametrize("strategy", ["session", "jwt", "hybrid"])
-async def test_dashboard_describes_the_cookies_the_server_set(
-    make_app: AppFactory, strategy: str, remembered: bool
-) -> None:
-    app = await make_app(strategy=strategy)
-    client = app.browser()
-    login = await sign_in(client, **({"remember": "on"} if remembered else {}))
-    token = session_cookie(client)
-    refresh = refresh_cookie(client)
-    assert token
-    page = await client.get("/")
-    assert page.status_code == 200
-    text = html.unescape(page.text)
-
-    # Each credential cookie is shown with the attributes of the Set-Cookie it came with.
-    names = [COOKIE] + ([REFRESH_COOKIE] if app.auth.can_refresh else [])
-    assert (refresh is not None) is app.auth.can_refresh
-    for name in names:
-        row, issued = cookie_row(page, name), set_cookie_attributes(login, name)
-        if strategy == "jwt":
-            # A stateless token does not record the choice: the lifetime is told as a
-            # condition, with the Max-Age a remembered sign-in gets.
-            assert chips(row) == [a for a in issued if not a.startswith("Max-Age=")]
-            assert "Until the browser closes; if you chose" in row
-            assert "(Max-Age=900). The token does not record which." in row
-        elif remembered:
-            assert chips(row) == issued, name
-            assert "also across browser restarts" in row
-        else:
-            assert chips(row) == issued, name
-            assert "Until the browser closes: a browser-session cookie (no Max-Age)" in row
-    assert "Max-Age=43200" not in text  # the session's lifetime is no cookie's Max-Age
-
-    access = cookie_row(page, COOKIE)
-    if strategy == "session":
-        assert "An opaque session token, id.secret" in access
-        assert f"<code>id.secret</code> ({len(token)} characters)" in text
-        assert "What the token says" not in text
-    else:
-        assert "A signed JWT (access token)" in access
-        assert "opaque token, <code>id.secret</code>" not in text
-        assert "What the token says" in text
-        signature = token.rsplit(".", 1)[1]
-        assert '"alg": "EdDSA"' in text and f'"sub": "{app.users["alice"]}"' in text
-        assert f"signature ({len(signature)} characters) is left out" in text
-        assert signature not in page.text
-    if strategy == "hybrid":
-        row = cookie_row(page, REFRESH_COOKIE)
-        assert "An opaque refresh token" in row
-        assert "HttpOnly" in chips(row) and "Path=/auth/refresh" in chips(row)
-        assert "not sent to this page (Path=/auth/refresh)" in row
-        assert f"signed JWT access token ({len(token)} characters)" in text
-    # Never a credential, nor a part of one that works alone.
-    assert token not in page.text and token.split(".")[-1] not in page.text
-    assert refresh is None or refresh.rsplit(".", 1)[1] not in page.text
-
-
-async def test_hybrid_dashboard_follows_the_cookies_of_the_last_refresh(
-    make_app: AppFactory,
-) -> None:
-    app = await make_app(strategy="hybrid")
-    client = app.browser()
-    await sign_in(client, remember="on")
-    app.clock.advance(400)
-    rotated = await client.get("/auth/refresh", params={"next": "/"})
-    page = await client.get(rotated.headers["location"])
-    for name in (COOKIE, REFRESH_COOKIE):
-        assert chips(cookie_row(page, name)) == set_cookie_attributes(rotated, name)
-    assert f"Max-Age={30 * 86_400 - 400}" in chips(cookie_row(page, REFRESH_COOKIE))
 
 
 # --- errors and static files --------------------------------------------------------------

@@ -93,10 +93,10 @@ def _number(value: object) -> float | None:
 def issued_at(record: SessionRecord | None, claims: Mapping[str, Any] | None) -> float | None:
     """When the credential in the cookie was issued, as exactly as the server knows it.
 
-    A session token is issued with its record; a hybrid access token at the login
-    (``created_at``) or at the last refresh (``last_seen_at``, which only a refresh moves),
-    the one whose whole second is the token's ``iat``. A plain JWT keeps only ``iat``, the
-    issue time rounded down.
+    A session token is issued with its record; an access token over a record (hybrid, or a
+    jwt refresh family) at the login (``created_at``) or at the last refresh
+    (``last_seen_at``, which only a refresh moves), the one whose whole second is the
+    token's ``iat``. A JWT without a record keeps only ``iat``, the issue time rounded down.
     """
     iat = _number(claims.get("iat")) if claims is not None else None
     if record is None:
