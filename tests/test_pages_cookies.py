@@ -105,6 +105,16 @@ async def test_remember_this_device_decides_whether_cookies_outlive_the_browser(
         assert lifetimes == [43_200] * 3 + [30 * 86_400] * 2
 
 
+@pytest.mark.parametrize(("strategy", "days"), [("session", 30), ("jwt", 14), ("hybrid", 30)])
+async def test_the_sign_in_page_says_how_long_a_remembered_sign_in_lasts(
+    make_app: AppFactory, strategy: str, days: int
+) -> None:
+    app = await make_app(strategy=strategy)
+    page = await app.browser().get("/login")
+    assert f"Keeps you signed in after the browser closes, for up to {days} days." in page.text
+    assert "closing the browser then signs you out" in page.text
+
+
 @pytest.mark.parametrize("remembered", [False, True])
 @pytest.mark.parametrize("strategy", ["jwt", "hybrid"])
 async def test_a_refresh_keeps_the_cookies_persistence(

@@ -81,8 +81,16 @@ def _csrf_failure_text(request: Request, csrf: CSRFProtect) -> str:
     )
 
 
-def _remember_days(request: Request) -> int:
-    return max(1, round(server_settings(request).remember_absolute_timeout / 86_400))
+def _remember_days(request: Request, auth: Auth) -> int | None:
+    """How long a remembered sign-in lasts at most, in days (None: not even one)."""
+    settings = server_settings(request)
+    if auth.strategy.name != "jwt":
+        seconds = settings.remember_absolute_timeout
+    elif auth.can_refresh:
+        seconds = settings.refresh_ttl  # a refresh family's fixed lifetime
+    else:
+        return None  # no refresh: at most one access token's lifetime
+    return max(1, round(seconds / 86_400))
 
 
 async def _login_page(
@@ -112,7 +120,7 @@ async def _login_page(
         notice=notice_text(request),
         username=username,
         remember=remember,
-        remember_days=_remember_days(request),
+        remember_days=_remember_days(request, auth),
         cookie_enabled=cookie is not None,
         next_path=next_path,
     )
