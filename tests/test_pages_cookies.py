@@ -142,6 +142,27 @@ async def test_a_refresh_keeps_the_cookies_persistence(
     assert all(("max-age" in c) is remembered for c in our_cookies(posted).values())
 
 
+@pytest.mark.parametrize("remembered", [False, True])
+@pytest.mark.parametrize("strategy", ["session", "jwt", "hybrid"])
+async def test_a_password_change_over_the_api_keeps_the_choice(
+    make_app: AppFactory, strategy: str, remembered: bool
+) -> None:
+    """POST /auth/password issues the caller a new credential with the sign-in's "remember
+    this device" choice (the pages' form and the JSON route alike)."""
+    app = await make_app(strategy=strategy)
+    client = app.browser()
+    await sign_in(client, **({"remember": "on"} if remembered else {}))
+    changed = await client.post(
+        "/auth/password",
+        json={"current_password": app.password, "new_password": "a whole new passphrase 42"},
+        headers=SAME_ORIGIN,
+    )
+    assert changed.status_code == 200, changed.text
+    cookies = our_cookies(changed)
+    assert COOKIE in cookies
+    assert all(("max-age" in c) is remembered for c in cookies.values())
+
+
 # --- the dashboard: what the browser really holds ------------------------------------------
 
 
