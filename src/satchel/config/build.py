@@ -19,9 +19,10 @@ from satchel.clock import Clock, system_clock
 from satchel.config.settings import Settings
 from satchel.errors import ConfigurationError
 from satchel.keys.manager import KeyManager
+from satchel.keys.schedule import default_reload_interval
 from satchel.revocation.base import RevocationBus
 from satchel.stores import Stores, open_stores
-from satchel.stores.base import OnExceed, SessionStore, UserStore
+from satchel.stores.base import KeyStore, OnExceed, SessionStore, UserStore
 from satchel.stores.deadline import with_deadline
 from satchel.strategies.base import Strategy
 from satchel.strategies.session_policy import SessionPolicy
@@ -63,6 +64,8 @@ class ConfiguredAuth(Auth):
         self.stores = stores
         self._owns_hasher = owns_hasher
         self._purger: asyncio.Task[None] | None = None
+        #: The store-call wrappers the parts use (each call bounded by the time-out).
+        self.bounded: Stores | None = None
 
     async def start(self) -> None:
         """Connect the revocation bus, start the strategy and the periodic purge."""
@@ -132,11 +135,45 @@ def build_transports(settings: Settings) -> list[Transport]:
     for name in settings.transports:
         if name == "cookie":
             out.append(
-                CookieTransport(secure=settings.cookie_secure, same_site=settings.cookie_samesite)
+                CookieTransport(
+                    settings.cookie_name,
+                    secure=settings.cookie_secure,
+                    same_site=settings.cookie_samesite,
+                    domain=settings.cookie_domain,
+                )
             )
         else:
             out.append(BearerTransport(realm=settings.issuer))
     return out
+
+
+def key_timing(settings: Settings) -> tuple[float, float]:
+    """``(publish delay, reload interval)`` of the signing keys; the interval defaults to
+    what keeps ``delay >= 2 x interval`` (60 s at most)."""
+    delay = settings.key_publish_delay
+    if "key_reload_interval" in settings.model_fields_set:
+        return delay, settings.key_reload_interval
+    return delay, default_reload_interval(delay)
+
+
+def key_manager(settings: Settings, store: KeyStore, clock: Clock = system_clock) -> KeyManager:
+    """The signing keys of ``settings``: the store's, or ``SATCHEL_JWT_SECRET`` alone."""
+    delay, interval = key_timing(settings)
+    if settings.jwt_secret is not None:
+        from satchel.keys.operator import OperatorKeyManager
+
+        if settings.jwt_alg != "HS256":
+            raise ConfigurationError("SATCHEL_JWT_SECRET needs SATCHEL_JWT_ALG=HS256.")
+        return OperatorKeyManager(
+            store,
+            settings.jwt_secret.get_secret_value().encode("utf-8"),
+            clock,
+            publish_delay=delay,
+            reload_interval=interval,
+        )
+    return KeyManager(
+        store, clock, alg=settings.jwt_alg, publish_delay=delay, reload_interval=interval
+    )
 
 
 def session_policy(settings: Settings) -> SessionPolicy:
@@ -215,7 +252,7 @@ async def build_auth(
         # time-out, F06); ``stores`` itself stays the raw backends, closed on shutdown.
         bounded = with_deadline(stores, settings.store_timeout)
         service = UserService(bounded.users, hasher or PasswordHasher(), clock)
-        manager = KeyManager(bounded.keys, clock, alg=settings.jwt_alg)
+        manager = key_manager(settings, bounded.keys, clock)
         keys: KeyManager | None = manager
         strategy: Strategy
         if settings.strategy == "session":
@@ -236,7 +273,7 @@ async def build_auth(
                 trusted_origins=settings.trusted_origins,
                 secure=settings.cookie_secure,
             )
-        return ConfiguredAuth(
+        configured = ConfiguredAuth(
             settings=settings,
             stores=stores,
             owns_hasher=hasher is None,
@@ -250,6 +287,8 @@ async def build_auth(
             audit=audit,
             clock=clock,
         )
+        configured.bounded = bounded
+        return configured
     except BaseException:
         await stores.close()
         raise
@@ -345,6 +384,7 @@ def _jwt_strategy(
         access_ttl=settings.access_ttl,
         cache_size=10_000 if settings.cache else 0,
         cache_ttl=settings.cache_ttl,
+        key_reload_interval=key_timing(settings)[1],
     )
 
 
@@ -377,4 +417,5 @@ def _hybrid_strategy(
         on_bus_down=settings.on_bus_down,
         cache_size=10_000 if settings.cache else 0,
         audit=audit,
+        key_reload_interval=key_timing(settings)[1],
     )
