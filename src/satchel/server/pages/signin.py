@@ -27,6 +27,7 @@ from satchel.errors import (
 from satchel.integrations.fastapi import OptionalIdentity, get_auth, server_settings
 from satchel.integrations.fastapi.routes import login_context
 from satchel.integrations.refresh import REFRESH_ROUTE, cookie_transport, rotate, safe_next
+from satchel.ops.checks import plain_http_hint
 from satchel.server.pages.access import csrf_for, login_url, page_identity, stale_cookie
 from satchel.server.pages.formatting import retry_text
 from satchel.server.pages.forms import accept_post, check_form, field, read_form
@@ -108,12 +109,17 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
         # Checked before the password, so a forged post learns nothing about it.
         check_form(csrf, request, form, csrf.login_binding(headers))
     except CSRFError:
+        # A Secure pre-session cookie never comes back over plain HTTP: say so, with the fix.
+        hint = None
+        if csrf.presession_nonce(headers) is None:
+            hint = plain_http_hint(request.url.scheme, request.url.hostname or "", csrf.secure)
         return await _login_page(
             request,
             auth,
             next_path=target,
             status=403,
-            error="This sign-in form expired or was sent from another site. Please try again.",
+            error=hint
+            or "This sign-in form expired or was sent from another site. Please try again.",
             username=username,
             remember=remember,
         )
