@@ -86,6 +86,7 @@ async def test_every_audit_event_is_a_json_line_without_secrets(
         "memory",
         strategy="hybrid",
         jwt_alg="ES256",
+        log_format="json",
         refresh_grace=0,
         login_account_limit=2,
         users={"alice": ["admin"], "bob": [], "carol": [], "dave": []},
@@ -232,7 +233,7 @@ def test_json_lines_of_a_real_server(tmp_path: Path) -> None:
         assert login.headers["x-request-id"] == "from-the-proxy-42"
         token = login.json()["access_token"]
         odd = httpx.get(f"{server.url}/auth/me?access_token={token}", timeout=5)
-        assert odd.status_code == 401 and len(odd.headers["x-request-id"]) == 16
+        assert odd.status_code == 401 and re.fullmatch(r"[0-9a-f]{16}", odd.headers["x-request-id"])
         forged = httpx.get(
             f"{server.url}/healthz", headers={"x-request-id": "a b\tc" + "x" * 200}, timeout=5
         )
@@ -279,3 +280,15 @@ def test_text_lines_stay_one_line() -> None:
     assert "\n" not in line and "a\\n forged line" in line and " warning satchel.x: " in line
     as_json = json.loads(JsonFormatter().format(record))
     assert as_json["message"] == "a\nforged line" and as_json["level"] == "warning"
+
+
+async def test_request_ids_come_with_json_logs_only(make_app: Apps) -> None:
+    text = await make_app("memory")
+    assert "x-request-id" not in (await text.client.get("/healthz")).headers
+    json_app = await make_app("memory", log_format="json")
+    kept = await json_app.client.get("/healthz", headers={"x-request-id": "lb-7f3a:1"})
+    assert kept.headers["x-request-id"] == "lb-7f3a:1"
+    made = [(await json_app.client.get("/healthz")).headers["x-request-id"] for _ in range(3)]
+    assert len(set(made)) == 3 and all(re.fullmatch(r"[0-9a-f]{16}", m) for m in made)
+    too_long = await json_app.client.get("/healthz", headers={"x-request-id": "x" * 129})
+    assert too_long.headers["x-request-id"] != "x" * 129

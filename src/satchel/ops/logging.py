@@ -18,6 +18,7 @@ client may still put one there).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -59,9 +60,15 @@ def scrub(text: str) -> str:
     return text
 
 
+#: Request ids are this process's random prefix and a counter: unique, cheap (no system
+#: call per request) and meaningless, which is all an id that lands in logs should be.
+_PREFIX = secrets.token_hex(4)
+_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
     """A fresh request id: 16 hex digits."""
-    return secrets.token_hex(8)
+    return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFF:08x}"
 
 
 class RequestIdMiddleware:
@@ -74,14 +81,15 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw: bytes | None = None
-        for name, value in scope.get("headers") or ():
+        request_id: str | None = None
+        for name, value in scope.get("headers", ()):
             if name == HEADER:
                 if _CLIENT_ID.fullmatch(value):
-                    raw = value
+                    request_id = value.decode("ascii")
                 break
-        request_id = raw.decode("ascii") if raw is not None else new_request_id()
-        pair = (HEADER, raw if raw is not None else request_id.encode("ascii"))
+        if request_id is None:
+            request_id = new_request_id()
+        pair = (HEADER, request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

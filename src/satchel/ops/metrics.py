@@ -84,14 +84,18 @@ def backend_name(store: object) -> str:
 class Histogram:
     """Bucket counts, sum and failures of one (store, operation)."""
 
-    __slots__ = ("buckets", "count", "errors", "sum", "timeouts")
+    __slots__ = ("buckets", "errors", "sum", "timeouts")
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(STORE_BUCKETS) + 1)  # per bucket, not cumulative
-        self.count = 0
         self.sum = 0.0
         self.errors = 0
         self.timeouts = 0
+
+    @property
+    def count(self) -> int:
+        """Calls observed."""
+        return sum(self.buckets)
 
     def cumulative(self) -> list[int]:
         """Counts up to each bound, the last one being +Inf (Prometheus ``le`` buckets)."""
@@ -111,15 +115,21 @@ class StoreCalls:
     def observer(self, store: str) -> CallObserver:
         """The :data:`~satchel.stores.deadline.CallObserver` for one backend."""
         by_call = self.by_call
+        by_name: dict[str, Histogram] = {}  # this backend's, keyed by operation alone
         bounds = STORE_BUCKETS
 
         def observe(operation: Awaitable[Any], seconds: float, outcome: str) -> None:
-            key = (store, getattr(operation, "__name__", "call"))
-            hist = by_call.get(key)
+            # On the request path when metrics are on: kept to a dict lookup and a bisect.
+            try:
+                name: str = operation.__name__  # type: ignore[attr-defined]
+            except AttributeError:
+                name = "call"
+            hist = by_name.get(name)
             if hist is None:
-                hist = by_call[key] = Histogram()
+                key = (store, label(name, "call"))
+                hist = by_call.get(key) or by_call.setdefault(key, Histogram())
+                by_name[name] = hist
             hist.buckets[bisect_left(bounds, seconds)] += 1
-            hist.count += 1
             hist.sum += seconds
             if outcome != "ok":
                 if outcome == "timeout":

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import Any, TypeVar
 
 from satchel.errors import ConfigurationError, StoreUnavailable
@@ -68,7 +68,7 @@ class DeadlineStore:
         # (asyncpg sends a cancel request and resets the connection over the same dead
         # link), and the request must not wait for that clean-up.
         observer = self.observer
-        started = time.perf_counter() if observer is not None else 0.0
+        started = perf_counter() if observer is not None else 0.0
         outcome = "error"
         task = asyncio.ensure_future(operation)
         try:
@@ -88,7 +88,7 @@ class DeadlineStore:
             raise StoreUnavailable("The store did not answer in time.")
         finally:
             if observer is not None:
-                observer(operation, time.perf_counter() - started, outcome)
+                observer(operation, perf_counter() - started, outcome)
 
     # --- SessionStore ---------------------------------------------------------------------
 
