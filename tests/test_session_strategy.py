@@ -759,3 +759,11 @@ async def test_S12_password_changed_elsewhere_ends_older_sessions_on_next_read()
     await w.users.reset_password(user.id, "another long passphrase")  # no user_changed call
     with pytest.raises(InvalidCredential):
         await w.strategy.authenticate(token)
+
+
+def test_session_ids_never_start_with_a_dash() -> None:
+    """Handles are typed on command lines (``satchel sessions revoke ID``)."""
+    from satchel.strategies.session_tokens import is_session_id, new_session_id, new_token
+
+    ids = [new_session_id() for _ in range(5000)] + [new_token()[0] for _ in range(5000)]
+    assert all(is_session_id(sid) and not sid.startswith("-") for sid in ids)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 from collections.abc import Awaitable, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -59,6 +58,7 @@ from satchel.strategies.application_claims import (
 from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
 from satchel.strategies.refresh_tokens import is_refresh_token_shape
+from satchel.strategies.session_tokens import new_session_id
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.strategies.jwt")
@@ -173,7 +173,7 @@ class JWTStrategy(Strategy):
             raise InvalidLogin()
         app = application_claims(user)
         now = self.clock()
-        identity, token = await self._mint(user, app, secrets.token_urlsafe(16), now, now)
+        identity, token = await self._mint(user, app, new_session_id(), now, now)
         issued = IssuedCredentials(
             access_token=token,
             expires_in=max(1, int(identity.expires_at - now)),

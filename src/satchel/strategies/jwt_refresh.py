@@ -47,7 +47,7 @@ from satchel.strategies.refresh_family import RefreshFamilies
 from satchel.strategies.refresh_tokens import RefreshTokens
 from satchel.strategies.session import MAX_IP, MAX_USER_AGENT
 from satchel.strategies.session_policy import REMEMBER_KEY, session_valid
-from satchel.strategies.session_tokens import ID_BYTES, is_session_id
+from satchel.strategies.session_tokens import is_session_id, new_session_id
 from satchel.transports.base import IssuedCredentials
 
 # A refresh that read its family just before a revocation may still mint a token right
@@ -184,7 +184,7 @@ class RefreshingJWTStrategy(JWTStrategy):
             data[REMEMBER_KEY] = True
         expires = now + self.refresh_ttl
         return SessionRecord(
-            id=secrets.token_urlsafe(ID_BYTES),
+            id=new_session_id(),
             user_id=user.id,
             # A family has no opaque session secret: only its refresh token reaches it.
             secret_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
