@@ -16,17 +16,17 @@ from satchel.accounts.users import UserService
 from satchel.audit import AuditLog
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
+from satchel.config.keys import key_manager, key_timing
 from satchel.config.settings import Settings
+from satchel.config.transports import build_transports
 from satchel.errors import ConfigurationError
 from satchel.keys.manager import KeyManager
-from satchel.keys.schedule import default_reload_interval
 from satchel.revocation.base import RevocationBus
 from satchel.stores import Stores, open_stores
-from satchel.stores.base import KeyStore, OnExceed, SessionStore, UserStore
+from satchel.stores.base import OnExceed, SessionStore, UserStore
 from satchel.stores.deadline import with_deadline
 from satchel.strategies.base import Strategy
 from satchel.strategies.session_policy import SessionPolicy
-from satchel.transports.base import Transport
 from satchel.transports.csrf import CSRFProtect
 
 if TYPE_CHECKING:
@@ -124,56 +124,6 @@ class ConfiguredAuth(Auth):
             f"ConfiguredAuth(strategy={self.strategy.name!r}, "
             f"transports={[t.name for t in self.transports]!r})"
         )
-
-
-def build_transports(settings: Settings) -> list[Transport]:
-    """The transports named in ``settings.transports``, in that (precedence) order."""
-    from satchel.transports.bearer import BearerTransport
-    from satchel.transports.cookie import CookieTransport
-
-    out: list[Transport] = []
-    for name in settings.transports:
-        if name == "cookie":
-            out.append(
-                CookieTransport(
-                    settings.cookie_name,
-                    secure=settings.cookie_secure,
-                    same_site=settings.cookie_samesite,
-                    domain=settings.cookie_domain,
-                )
-            )
-        else:
-            out.append(BearerTransport(realm=settings.issuer))
-    return out
-
-
-def key_timing(settings: Settings) -> tuple[float, float]:
-    """``(publish delay, reload interval)`` of the signing keys; the interval defaults to
-    what keeps ``delay >= 2 x interval`` (60 s at most)."""
-    delay = settings.key_publish_delay
-    if "key_reload_interval" in settings.model_fields_set:
-        return delay, settings.key_reload_interval
-    return delay, default_reload_interval(delay)
-
-
-def key_manager(settings: Settings, store: KeyStore, clock: Clock = system_clock) -> KeyManager:
-    """The signing keys of ``settings``: the store's, or ``SATCHEL_JWT_SECRET`` alone."""
-    delay, interval = key_timing(settings)
-    if settings.jwt_secret is not None:
-        from satchel.keys.operator import OperatorKeyManager
-
-        if settings.jwt_alg != "HS256":
-            raise ConfigurationError("SATCHEL_JWT_SECRET needs SATCHEL_JWT_ALG=HS256.")
-        return OperatorKeyManager(
-            store,
-            settings.jwt_secret.get_secret_value().encode("utf-8"),
-            clock,
-            publish_delay=delay,
-            reload_interval=interval,
-        )
-    return KeyManager(
-        store, clock, alg=settings.jwt_alg, publish_delay=delay, reload_interval=interval
-    )
 
 
 def session_policy(settings: Settings) -> SessionPolicy:

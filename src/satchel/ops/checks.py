@@ -135,7 +135,7 @@ def _cookies(s: Settings) -> list[Problem]:
         )
     if not out:
         try:
-            from satchel.config.build import build_transports
+            from satchel.config.transports import build_transports
 
             build_transports(s)
         except ConfigurationError as exc:
@@ -145,7 +145,7 @@ def _cookies(s: Settings) -> list[Problem]:
 
 
 def _keys(s: Settings) -> list[Problem]:
-    from satchel.config.build import key_timing
+    from satchel.config.keys import key_timing
 
     delay, interval = key_timing(s)
     if delay >= 2 * interval:

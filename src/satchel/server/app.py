@@ -87,22 +87,6 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
     return app
 
 
-def run(settings: Settings, *, checked: bool = False) -> None:
-    """Serve :func:`create_app` with uvicorn in this process (see :mod:`satchel.server.runner`:
-    configuration checks, listeners, logs, graceful shutdown)."""
-    from satchel.server.runner import run as serve
-
-    serve(settings, checked=checked)
-
-
-async def preflight(settings: Settings) -> None:
-    """Check the configuration and build an :class:`Auth` once (see
-    :func:`satchel.server.runner.preflight`)."""
-    from satchel.server.runner import preflight as check
-
-    await check(settings)
-
-
 def _version() -> str:
     try:
         from importlib.metadata import version
