@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.log_format == "json":
         # Outermost: every response, a 413 included, carries the request id its log lines
-        # have. Only with JSON logs, whose lines name it: it costs about a microsecond.
+        # have. Only with JSON logs, whose lines name it: it costs a few microseconds.
         app.add_middleware(RequestIdMiddleware)
     gate_metrics_port(app, settings)
     return app
