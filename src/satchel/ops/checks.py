@@ -369,15 +369,3 @@ def effective_config(settings: Settings) -> list[tuple[str, str, bool]]:
             shown = str(value).lower() if isinstance(value, bool) else str(value)
         rows.append((f"SATCHEL_{name.upper()}", shown, name in explicit))
     return rows
-
-
-def plain_http_hint(scheme: str, host: str, cookie_secure: bool) -> str | None:
-    """Why a Secure pre-session cookie did not come back, for the sign-in page; None when
-    that is not the reason (HTTPS, a loopback address or cookies that are not Secure)."""
-    if scheme != "http" or not cookie_secure or is_loopback(host):
-        return None
-    return (
-        "This server is reached over plain HTTP but its cookies are Secure, so your browser "
-        "did not send the sign-in cookie back. Put TLS in front of it, or set "
-        "SATCHEL_COOKIE_SECURE=false on a trusted network."
-    )
