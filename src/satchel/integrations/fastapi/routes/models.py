@@ -4,28 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+from pydantic import BaseModel
 
+# The request bodies every framework reads the same way (satchel.integrations.http_api).
+from satchel.integrations.http_api.messages import LoginBody, PasswordChangeBody
 from satchel.transports.base import IssuedCredentials
-
-
-class LoginBody(BaseModel):
-    """Credentials for ``POST /auth/login`` (JSON or form fields of the same names)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    username: StrictStr
-    password: StrictStr
-    remember: StrictBool = False
-
-
-class PasswordChangeBody(BaseModel):
-    """``POST /auth/password``: the current password and the new one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    current_password: StrictStr
-    new_password: StrictStr
 
 
 class IdentityOut(BaseModel):
@@ -95,3 +78,15 @@ LOGIN_BODY_DOC: Final[dict[str, Any]] = {
         },
     }
 }
+
+
+__all__ = [
+    "LOGIN_BODY_DOC",
+    "CSRFOut",
+    "IdentityOut",
+    "LoginBody",
+    "PasswordChangeBody",
+    "RevokedOut",
+    "SessionOut",
+    "TokenOut",
+]
