@@ -18,9 +18,9 @@ header for form posts (:meth:`Satchel.csrf_token` hands out the token). Mark a v
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 
 from satchel.clock import Clock, system_clock
 from satchel.errors import NotSupported, SatchelError
@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     from satchel.stores.base import UserStore
 
 EXTENSION_KEY = "satchel"
-_G_KEY = "satchel_resolution"
-_G_EXTRA = "satchel_extra_headers"
+#: Where the request's :class:`Resolution` is kept (``request.environ``).
+ENVIRON_KEY = "satchel.resolution"
+_ENVIRON_EXTRA = "satchel.headers"
 
 
 class Satchel:
@@ -92,23 +93,25 @@ class Satchel:
 
     def resolution(self) -> Resolution:
         """What authenticating the current request found (authenticates it on first use)."""
-        found: Resolution | None = g.get(_G_KEY)
-        return found if found is not None else self._resolve()
-
-    def _resolve(self) -> Resolution:
         environ = request.environ
+        found: Resolution | None = environ.get(ENVIRON_KEY)
+        return found if found is not None else self._resolve(environ)
+
+    def _resolve(self, environ: dict[str, Any]) -> Resolution:
         # The raw environ values: path and peer matter only for a refresh in place.
         found = self.sync.resolve(
             credential_headers(environ),
             path=environ.get("PATH_INFO") or "/",
             peer=environ.get("REMOTE_ADDR"),
         )
-        setattr(g, _G_KEY, found)
+        environ[ENVIRON_KEY] = found
         return found
 
     def _authenticate(self) -> None:
-        found = self._resolve()
-        if self.csrf and request.method not in SAFE_METHODS:
+        # The environ, not flask.g: each proxy lookup costs about a microsecond.
+        environ = request.environ
+        found = self._resolve(environ)
+        if self.csrf and environ.get("REQUEST_METHOD") not in SAFE_METHODS:
             view = current_app.view_functions.get(request.endpoint or "")
             if view is not None and not is_csrf_exempt(view):
                 self._check_csrf(found)
@@ -149,8 +152,9 @@ class Satchel:
         )
 
     def _add_headers(self, response: Response) -> Response:
-        found: Resolution | None = g.get(_G_KEY)
-        extra: list[tuple[str, str]] = g.get(_G_EXTRA) or []
+        environ = request.environ
+        found: Resolution | None = environ.get(ENVIRON_KEY)
+        extra: list[tuple[str, str]] = environ.get(_ENVIRON_EXTRA) or []
         if found is not None and found.headers:
             extra = [*found.headers, *extra]
         if extra:
@@ -162,7 +166,7 @@ class Satchel:
         return response
 
     def _error(self, error: SatchelError) -> Response:
-        found: Resolution | None = g.get(_G_KEY)
+        found: Resolution | None = request.environ.get(ENVIRON_KEY)
         transport = found.transport if found is not None else None
         return to_response(self.sync.error_response(error, transport))
 
@@ -182,7 +186,8 @@ class Satchel:
             return auth.csrf.token_for(identity)
         token, headers = auth.csrf.login_form(all_headers(request.environ))
         # The pre-session cookie (when new) and no-store go out with this response.
-        setattr(g, _G_EXTRA, [*(g.get(_G_EXTRA) or []), *headers])
+        environ = request.environ
+        environ[_ENVIRON_EXTRA] = [*(environ.get(_ENVIRON_EXTRA) or []), *headers]
         return token
 
 
@@ -194,6 +199,12 @@ def extension() -> Satchel:
     return ext
 
 
+def current_resolution() -> Resolution:
+    """What authenticating the current request found."""
+    found: Resolution | None = request.environ.get(ENVIRON_KEY)
+    return found if found is not None else extension().resolution()
+
+
 def identity_or_none() -> Identity | None:
     """The caller's identity, or None for an anonymous request or a rejected credential."""
-    return extension().resolution().identity
+    return current_resolution().identity
