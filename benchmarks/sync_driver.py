@@ -285,6 +285,10 @@ class Bench:
             best = race(
                 {
                     "plain Flask, open view": _in_thread(lambda: bare.get("/open")),
+                    # The test client's own cost of sending the header, for a fair baseline.
+                    "plain Flask, open view, same header": _in_thread(
+                        lambda: bare.get("/open", headers=bearer)
+                    ),
                     "with satchel, open view": _in_thread(lambda: client.get("/open")),
                     "with satchel, protected view": _in_thread(
                         lambda: client.get("/hello", headers=bearer)
