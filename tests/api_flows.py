@@ -378,6 +378,8 @@ ERRORS: tuple[tuple[str, str, bytes, str | None, Mapping[str, str], int, str | N
         "invalid_request",
     ),
     ("GET", "/hello", b"", None, {"Authorization": "Bearer x"}, 401, "invalid_token"),
+    ("GET", "/auth/logout", b"", None, {}, 405, "method_not_allowed"),
+    ("GET", "/auth/login", b"", None, {}, 405, "method_not_allowed"),
 )
 
 
@@ -390,6 +392,8 @@ def errors(rig: Rig) -> None:
         )
         error = assert_error(reply, status, code)
         assert PASSWORD not in error["detail"] and "wrong" not in error["detail"]
+        if status == 405:
+            assert "POST" in (reply.header("allow") or ""), reply.headers
         if status == 401 and path != "/auth/login" and "Cookie" not in headers:
             assert (reply.header("www-authenticate") or "").startswith("Bearer"), (path, headers)
     # Not errors: these answer without any credential.

@@ -25,7 +25,7 @@ from flask import Flask, Response, current_app, request
 from satchel.clock import Clock, system_clock
 from satchel.errors import NotSupported, SatchelError
 from satchel.identity import Identity
-from satchel.integrations.flask.api import blueprint
+from satchel.integrations.flask.api import blueprint, json_method_errors
 from satchel.integrations.flask.glue import is_csrf_exempt, to_response
 from satchel.integrations.http_api import ApiRequest, check_csrf
 from satchel.integrations.sync import Resolution, SyncAuth
@@ -88,6 +88,7 @@ class Satchel:
         app.register_error_handler(SatchelError, self._error)
         if self.routes:
             app.register_blueprint(blueprint(self), url_prefix=self.url_prefix or None)
+            json_method_errors(app, self.url_prefix)
 
     # --- per request ------------------------------------------------------------------------
 
