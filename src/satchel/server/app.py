@@ -14,7 +14,7 @@ from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
 from satchel.integrations.asgi import STATE_KEY, AuthMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
-from satchel.server import pages
+from satchel.server import account_app, pages
 from satchel.server.api import router
 from satchel.server.errors import BodyLimitMiddleware
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         from satchel.server.debug import router as debug_router
 
         app.include_router(debug_router)
+    account_app.install(app, settings)
     pages.install(app)
     # Added last = outermost: oversized bodies are refused before anything authenticates.
     app.add_middleware(AuthMiddleware, auth=auth)
