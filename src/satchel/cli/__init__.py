@@ -583,3 +583,4 @@ def main() -> None:
 
 
 users_app.command("import")(importlib.import_module("satchel.cli.import_users").users_import)
+app.add_typer(importlib.import_module("satchel.cli.invites").invites_app, name="invites")
