@@ -300,6 +300,12 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def run_async(coro: Any) -> Any:
+    """Run ``coro`` to completion on a fresh :func:`new_loop`."""
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(coro)
+
+
 # --- results ----------------------------------------------------------------------------------
 
 

@@ -17,46 +17,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import satchel_side
 from benchmarks.common import BenchError, E2ERow, Results, Settings
+from benchmarks.specs import AppSpec, Credential
 
 Progress = Callable[[str], None]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # only ever loopback
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """Headers that carry a logged-in credential, as wrk will send them."""
-
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def size(self) -> int:
-        """Bytes these headers add to each request on the wire (name, ': ', value, CRLF)."""
-        return sum(len(k) + 2 + len(v) + 2 for k, v in self.headers)
-
-
-Prepare = Callable[[str, "AppSpec", Settings], Credential]
-
-
-@dataclass(frozen=True, slots=True)
-class AppSpec:
-    """One app to load: how uvicorn finds it, how to log in to it, and how it is labelled."""
-
-    name: str
-    kind: str  # baseline | peer | satchel
-    framework: str  # asgi | starlette | fastapi
-    target: str  # module:attribute for uvicorn
-    prepare: Prepare | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    factory: bool = False
-    prepare_before_start: bool = False  # log in through the library before the server starts
-    in_quick: bool = True  # False: measured in full runs only (keeps --quick under a minute)
-    unavailable: str = ""  # why it cannot run in this environment (skipped with that note)
 
 
 # --- credential preparation ------------------------------------------------------------------

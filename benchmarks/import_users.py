@@ -3,7 +3,7 @@
 One JSON-lines file of N users (one bcrypt hash reused: the import checks a hash's format,
 it never computes one) is loaded into a fresh SQLite file and a fresh PostgreSQL schema
 through the command's own code path (:func:`satchel.cli.import_users.import_file` on the
-store :func:`~satchel.cli.import_users.open_user_store` opens from settings). Reported per
+raw user store that ``open_stores`` opens from settings, as the command does). Reported per
 backend: wall time, users per second and whether the store took whole batches
 (``BulkUserStore.create_users``) or the one-by-one fallback.
 """
@@ -49,21 +49,23 @@ async def time_import(
         FALLBACK_CONCURRENCY,
         ImportReport,
     )
-    from satchel.cli.import_users import import_file, open_user_store
+    from satchel.cli.import_users import import_file
     from satchel.config.settings import Settings as SatchelSettings
+    from satchel.stores import open_stores
     from satchel.stores.base import BulkUserStore
 
     settings = SatchelSettings(store=store_url, pg_schema=schema)
     batch = batch_size or DEFAULT_BATCH_SIZE
     report = ImportReport()
-    store = await open_user_store(settings)
+    stores = await open_stores(settings.store, prefix=settings.key_prefix, schema=schema)
+    store = stores.users
     try:
         started = time.perf_counter()
         await import_file(path, store, batch_size=batch, report=report)
         seconds = time.perf_counter() - started
         bulk = isinstance(store, BulkUserStore)
     finally:
-        await store.close()
+        await stores.close()
     return {
         "imported": report.imported,
         "refused": len(report.refused),

@@ -24,6 +24,7 @@ from benchmarks.common import (
     Results,
     Settings,
     Timing,
+    run_async,
     time_async,
     time_group,
     time_sync,
@@ -287,7 +288,7 @@ def sqlite_micro(settings: Settings, results: Results, progress: Progress) -> No
             return await time_async(lookup, settings)
 
     try:
-        timing = _run(with_aiosqlite())
+        timing = run_async(with_aiosqlite())
         results.micro.append(_row("SQLite point lookup", "aiosqlite", timing))
     except ImportError as exc:
         results.skip("SQLite point lookup / aiosqlite", exc)
@@ -347,7 +348,7 @@ def redis_micro(settings: Settings, results: Results, progress: Progress) -> Non
             await writer.wait_closed()
         return library, raw
 
-    library, raw = _run(measure())
+    library, raw = run_async(measure())
     results.micro.append(_row("Redis GET round trip", "redis.asyncio", library))
     results.micro.append(_row("Redis GET round trip", "raw socket (RESP)", raw, "floor"))
 
@@ -368,13 +369,6 @@ def argon2_micro(settings: Settings, results: Results, progress: Progress) -> No
 
 def _argon2_params(hasher: Any) -> str:
     return f"t={hasher.time_cost} m={hasher.memory_cost} KiB p={hasher.parallelism}"
-
-
-def _run(coro: Any) -> Any:
-    from benchmarks.common import new_loop
-
-    with asyncio.Runner(loop_factory=new_loop) as runner:
-        return runner.run(coro)
 
 
 def run(settings: Settings, results: Results, progress: Progress) -> None:

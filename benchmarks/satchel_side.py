@@ -13,20 +13,19 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from benchmarks.common import (
     MicroRow,
     Results,
     Settings,
     Timing,
+    run_async,
     time_async,
     time_each_async,
     time_group_async,
 )
-
-if TYPE_CHECKING:
-    from benchmarks.e2e import AppSpec
+from benchmarks.specs import AppSpec, Credential
 
 Progress = Callable[[str], None]
 
@@ -296,17 +295,15 @@ def authenticate_micro(settings: Settings, results: Results, progress: Progress)
     if module is None:
         results.skip("micro / satchel authenticate()", why)
         return
-    from benchmarks.micro import _run
-
     for config in CONFIGS:
         progress(f"authenticate {config.label}")
         try:
             try:
-                _run(_authenticate_one(config, settings, results))
+                run_async(_authenticate_one(config, settings, results))
             except Exception as exc:
                 if type(exc).__name__ != "StoreUnavailable":
                     raise
-                _run(_authenticate_one(config, settings, results))  # one retry: a stall
+                run_async(_authenticate_one(config, settings, results))  # one retry: a stall
         except Exception as exc:
             results.skip(f"micro / authenticate() {config.label}", f"{type(exc).__name__}: {exc}")
 
@@ -330,7 +327,6 @@ def login_micro(settings: Settings, results: Results, progress: Progress) -> Non
         results.skip("micro / satchel login", why)
         return
     progress("login vs argon2")
-    from benchmarks.micro import _run
 
     async def measure() -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -429,7 +425,7 @@ def login_micro(settings: Settings, results: Results, progress: Progress) -> Non
                 )
             )
 
-    _run(measure())
+    run_async(measure())
 
 
 #: Row names of the login group (the report's login target looks them up).
@@ -455,8 +451,6 @@ async def _prepare_credential(config: Config, settings: Settings) -> str:
 
 def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
     """The satchel apps for the end-to-end runs (one per configuration and framework)."""
-    from benchmarks.e2e import AppSpec, Credential
-
     for module in ("satchel.config.build", "satchel.integrations.asgi"):
         found, why = importable(module)
         if found is None:
@@ -467,10 +461,8 @@ def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
 
     def prepare_for(config: Config) -> Callable[[str, AppSpec, Settings], Credential]:
         def prepare(base_url: str, spec: AppSpec, settings: Settings) -> Credential:
-            from benchmarks.micro import _run
-
             if config.key not in prepared:
-                prepared[config.key] = _run(_prepare_credential(config, settings))
+                prepared[config.key] = run_async(_prepare_credential(config, settings))
             return Credential((("Authorization", f"Bearer {prepared[config.key]}"),))
 
         return prepare
@@ -531,8 +523,6 @@ async def _cleanup_redis(settings: Settings) -> int:
 
 
 def cleanup(settings: Settings) -> None:
-    from benchmarks.micro import _run
-
     # Best effort: a later run uses a new prefix anyway.
     with contextlib.suppress(Exception):
-        _run(asyncio.wait_for(_cleanup_redis(settings), 90))
+        run_async(asyncio.wait_for(_cleanup_redis(settings), 90))

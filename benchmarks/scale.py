@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import Results, Settings, percentiles
+from benchmarks.common import Results, Settings, percentiles, run_async
 from benchmarks.satchel_side import importable
 
 Progress = Callable[[str], None]
@@ -232,8 +232,6 @@ async def _drop_schema(url: str, schema: str) -> None:
 
 def run(settings: Settings, results: Results, progress: Progress) -> None:
     """Every backend in turn; one that cannot run is skipped with its reason."""
-    from benchmarks.micro import _run
-
     for module in ("satchel.stores", "satchel.strategies.session_tokens"):
         found, why = importable(module)
         if found is None:
@@ -242,7 +240,7 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
     for backend in ("Redis", "SQLite", "PostgreSQL"):
         progress(backend)
         try:
-            _run(_one_backend(backend, settings, results, progress))
+            run_async(_one_backend(backend, settings, results, progress))
         except Exception as exc:
             results.skip(f"scale / {backend}", f"{type(exc).__name__}: {exc}")
             results.scale.setdefault(backend, {})["error"] = f"{type(exc).__name__}: {exc}"

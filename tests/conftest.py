@@ -12,21 +12,24 @@
   of ``memory``, ``sqlite``, ``redis``, ``postgres`` or ``postgres+redis`` (users and keys in
   PostgreSQL, sessions in Redis). Each call gets a fresh SQLite file / Redis key prefix /
   PostgreSQL schema; everything is closed and deleted after the test.
+- ``make_app``: ``await make_app(kind, strategy=..., **settings) -> RunningApp``, the server
+  app over such a fresh store with its lifespan running (tests/apps.py tells the rest).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from apps import Apps
+from backends import Backends
 from helpers import MakeStores
 from satchel.clock import ManualClock
 from satchel.stores import Stores, open_stores, redact_url
@@ -95,80 +98,33 @@ def manual_clock() -> ManualClock:
     return ManualClock()
 
 
-_counter = itertools.count()
-
-
-async def _drop_redis_prefix(url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(url)
-    try:
-        pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
-        pattern = pattern.replace("[", "\\[").replace("]", "\\]") + ":*"
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=pattern, count=10_000):
-            batch.append(key)
-            if len(batch) >= 500:
-                await client.delete(*batch)
-                batch.clear()
-        if batch:
-            await client.delete(*batch)
-    finally:
-        await client.aclose()
-
-
-async def _drop_schema(url: str, schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
-async def make_stores(
-    request: pytest.FixtureRequest, tmp_path: Path, run_id: str
-) -> AsyncIterator[MakeStores]:
+async def make_stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStores]:
     """Factory of fresh, isolated stores; see the module docstring."""
+    backends = Backends(request, tmp_path)
     opened: list[Stores] = []
-    cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def make(kind: str = "memory", **options: Any) -> Stores:
-        n = next(_counter)
-        if kind == "memory":
-            stores = await open_stores("memory://", **options)
-        elif kind == "sqlite":
-            stores = await open_stores(f"sqlite:///{tmp_path / f'satchel-{n}.db'}", **options)
-        elif kind in ("redis", "postgres", "postgres+redis"):
-            prefix = options.pop("prefix", f"satchel-test-{run_id}-{n}")
-            schema = options.pop("schema", f"satchel_test_{run_id}_{n}")
-            redis = request.getfixturevalue("redis_url") if "redis" in kind else None
-            pg = request.getfixturevalue("database_url") if "postgres" in kind else None
-            if redis is not None:
-                cleanups.append(lambda: _drop_redis_prefix(redis, prefix))
-            if pg is not None:
-                cleanups.append(lambda: _drop_schema(pg, schema))
-            main_url = pg or redis
-            assert main_url is not None
-            stores = await open_stores(
-                main_url,
-                sessions_url=redis if kind == "postgres+redis" else None,
-                prefix=prefix,
-                schema=schema,
-                **options,
-            )
-        else:
-            raise ValueError(f"unknown store kind {kind!r}")
+        prefix, schema = options.pop("prefix", None), options.pop("schema", None)
+        backend = backends.fresh(kind, prefix=prefix, schema=schema)
+        if backend.prefix is not None:
+            options.update(prefix=backend.prefix, schema=backend.schema)
+        stores = await open_stores(backend.store, sessions_url=backend.sessions_store, **options)
         opened.append(stores)
         return stores
 
     yield make
     for stores in opened:
         await stores.close()
-    for cleanup in cleanups:
-        await cleanup()
+    await backends.drop()
+
+
+@pytest.fixture
+async def make_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Apps]:
+    """The one way to run the server app in a test; see tests/apps.py."""
+    apps = Apps(Backends(request, tmp_path))
+    yield apps
+    await apps.aclose()
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ import json
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
 
+from apps import serve
 from procs import TcpProxy
 from satchel.accounts.passwords import PasswordHasher
 from satchel.accounts.users import UserService
@@ -94,8 +96,8 @@ async def token_for(auth: Auth, username: str = "alice") -> str:
     return result.credentials.access_token
 
 
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver")
+def client_for(app: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return serve(app, base_url="https://testserver")
 
 
 async def test_anonymous_request_passes_with_no_identity(auth: Auth) -> None:

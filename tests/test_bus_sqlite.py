@@ -20,11 +20,11 @@ import pytest
 
 import helpers
 import satchel.revocation.sqlite as sqlite_bus
+from apps import Apps
 from helpers import Recorder, started
 from procs import SatchelServer, satchel_cli, start_servers
-from satchel.accounts.passwords import PasswordHasher
-from satchel.clock import ManualClock
-from satchel.config.build import ConfiguredAuth, build_auth
+from satchel.clock import ManualClock, system_clock
+from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
 from satchel.errors import ConfigurationError, SatchelError, StoreUnavailable
 from satchel.identity import Identity
@@ -85,28 +85,20 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def make_node(db_path: Path) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
-    opened: list[ConfiguredAuth] = []
-
+def make_node(make_app: Apps, db_path: Path) -> Callable[..., Awaitable[Node]]:
     async def make(strategy: str = "session", **settings: object) -> Node:
-        auth = await build_auth(
-            Settings(
-                store=f"sqlite:///{db_path}",
-                strategy=strategy,
-                transports=["bearer"],
-                bus_poll_interval=POLL,
-                cache_ttl=60,
-                **settings,
-            ),
-            hasher=PasswordHasher.insecure_fast_for_tests(),
+        auth = await make_app.auth(
+            f"sqlite:///{db_path}",
+            clock=system_clock,
+            strategy=strategy,
+            transports=["bearer"],
+            bus_poll_interval=POLL,
+            cache_ttl=60,
+            **settings,
         )
-        opened.append(auth)
-        await auth.start()
         return Node(auth)
 
-    yield make
-    for auth in opened:
-        await auth.close()
+    return make
 
 
 async def add_user(node: Node, name: str = "alice") -> UserRecord:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from apps import serve
 from satchel import Auth, ConfigurationError, PasswordHasher, UserService
 from satchel.integrations.fastapi import install
 from satchel.revocation.base import LocalBus
@@ -41,8 +42,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     await auth.users.create_user("alice", PASSWORD)
     app = FastAPI()
     install(app, auth=auth)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with serve(app, base_url="http://testserver") as c:
         yield c
     hasher.close()
 
@@ -135,3 +135,37 @@ async def test_library_doc_from_parts_example_runs(
         assert result.identity.username == "alice"
     finally:
         await auth.close()
+
+
+async def test_install_takes_the_apps_own_user_store(tmp_path: Path) -> None:
+    """install(app, settings, users=...) builds the Auth over the application's user store:
+    accounts come from it, satchel's own store keeps sessions and keys."""
+    from satchel import Settings
+
+    own = MemoryStore()  # stands for the application's table: any UserStore
+    hasher = PasswordHasher.insecure_fast_for_tests()
+    await UserService(own, hasher).create_user("alice", PASSWORD)
+    hasher.close()
+    app = FastAPI()
+    settings = Settings(store=f"sqlite:///{tmp_path / 'satchel.db'}", transports=["bearer"])
+    install(app, settings, users=own)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            token = await c.post("/auth/token", data={"username": "alice", "password": PASSWORD})
+            assert token.status_code == 200, token.text
+            me = await c.get(
+                "/auth/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}
+            )
+            assert me.json()["username"] == "alice"
+
+
+def test_install_refuses_users_and_auth_together() -> None:
+    store = MemoryStore()
+    auth = Auth(
+        strategy=SessionStrategy(store, store),
+        transports=[BearerTransport()],
+        users=UserService(store, PasswordHasher.insecure_fast_for_tests()),
+    )
+    with pytest.raises(ConfigurationError):
+        install(FastAPI(), auth=auth, users=store)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, WebSocket
 
+from apps import serve
 from satchel.accounts.passwords import PasswordHasher
 from satchel.accounts.users import UserService
 from satchel.auth import Auth
@@ -98,11 +100,8 @@ def build_app(auth: Auth, *, middleware: bool = True) -> FastAPI:
     return app
 
 
-def client_for(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="https://testserver",
-    )
+def client_for(app: FastAPI) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return serve(app, base_url="https://testserver", raise_app_exceptions=False)
 
 
 async def bearer(auth: Auth, username: str) -> dict[str, str]:

@@ -8,13 +8,14 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
+from apps import Apps
 from procs import PrivateRedis
 from satchel.accounts.passwords import PasswordHasher
 from satchel.accounts.users import UserService
@@ -33,7 +34,8 @@ from satchel.keys.manager import KeyManager
 from satchel.revocation.base import LocalBus, NullBus, RevocationBus
 from satchel.revocation.redis import RedisBus
 from satchel.stores.base import Stores
-from satchel.strategies.hybrid import HybridStrategy, RefreshTokens
+from satchel.strategies.hybrid import HybridStrategy
+from satchel.strategies.refresh_tokens import RefreshTokens
 from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
@@ -165,6 +167,24 @@ async def test_R01_refresh_rotates_and_the_old_refresh_token_is_dead(
     theft = [e for e in node.events if e.name == "theft"]
     assert len(theft) == 1 and theft[0].session == first.session_id
     assert first.refresh_token not in repr(theft[0].fields())
+
+
+async def test_auth_time_is_the_login_through_every_refresh(
+    node: Node, manual_clock: ManualClock
+) -> None:
+    login_at = manual_clock()
+    result = await node.auth.login("alice", PASSWORD)
+    assert result.identity.auth_time == login_at
+    token = result.credentials.refresh_token
+    for _ in range(3):
+        manual_clock.advance(240.5)
+        refreshed = await node.auth.refresh(token or "")
+        token = refreshed.credentials.refresh_token
+        assert refreshed.identity.auth_time == login_at
+        seen = await node.strategy.authenticate(refreshed.credentials.access_token)
+        assert seen.auth_time == login_at
+        assert seen.claims["auth_time"] == login_at
+        assert seen.claims["iat"] == int(manual_clock())  # the token itself is new
 
 
 async def test_R01_grace_window_hands_out_the_same_successor(
@@ -492,17 +512,14 @@ async def test_F04_reject_mode_answers_503_while_the_channel_is_down(
 
 @pytest.fixture
 async def app_client(
-    make_stores: MakeStores, manual_clock: ManualClock
-) -> AsyncIterator[tuple[httpx.AsyncClient, Node]]:
-    from satchel.server import create_app
-
+    make_app: Apps, make_stores: MakeStores, manual_clock: ManualClock
+) -> tuple[httpx.AsyncClient, Node]:
     stores = await make_stores("memory")
     n = await make_node(stores, clock=manual_clock, bus=LocalBus())
     await n.auth.users.create_user("alice", PASSWORD)
-    app = create_app(auth=n.auth)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client, n
+    # make_node started the Auth already.
+    app = await make_app(auth=n.auth, lifespan=False, base_url="http://testserver")
+    return app.client, n
 
 
 async def test_bearer_token_response_and_refresh_endpoint(

@@ -15,16 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
+from apps import Apps, RunningApp
 from procs import PrivateRedis, TcpProxy
-from satchel.accounts.passwords import PasswordHasher
-from satchel.config.build import ConfiguredAuth, build_auth
-from satchel.config.settings import Settings
-from satchel.server.app import create_app
+from satchel.clock import system_clock
+from satchel.config.build import ConfiguredAuth
 from satchel.strategies.base import LoginContext
 
 PASSWORD = "correct horse battery staple 1"
@@ -33,9 +30,17 @@ USER = "bob"
 
 @dataclass
 class Rig:
-    auth: ConfiguredAuth
-    client: httpx.AsyncClient
+    app: RunningApp
     proxy: TcpProxy | None
+
+    @property
+    def auth(self) -> ConfiguredAuth:
+        assert isinstance(self.app.auth, ConfiguredAuth)
+        return self.app.auth
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self.app.client
 
     async def token(self) -> str:
         result = await self.auth.login(USER, PASSWORD, LoginContext())
@@ -79,76 +84,57 @@ def _hostport(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-async def make_rig(settings: Settings, proxy: TcpProxy | None) -> Rig:
-    auth = await build_auth(settings, hasher=PasswordHasher.insecure_fast_for_tests())
-    await auth.start()
-    await auth.users.create_user(USER, PASSWORD)
-    app = create_app(auth=auth)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-    return Rig(auth, client, proxy)
+async def make_rig(
+    make_app: Apps, store: str, proxy: TcpProxy | None = None, **settings: Any
+) -> Rig:
+    """The server on ``store`` (a kind or a URL), reached through ``proxy`` when given."""
+    app = await make_app(
+        store,
+        store_address=("127.0.0.1", proxy.port) if proxy is not None else None,
+        clock=system_clock,  # bus health and store deadlines run on real time
+        users={USER: []},
+        password=PASSWORD,
+        base_url="http://t",
+        **settings,
+    )
+    return Rig(app, proxy)
 
 
 async def close_rig(rig: Rig) -> None:
     if rig.proxy is not None:
         rig.proxy.restore()
-    await rig.client.aclose()
-    await rig.auth.close()
+    await rig.app.aclose()
 
 
 @pytest.fixture
-async def redis_rig(
-    redis_url: str, run_id: str, request: pytest.FixtureRequest
-) -> AsyncIterator[Rig]:
+async def redis_rig(redis_url: str, make_app: Apps) -> AsyncIterator[Rig]:
     """Users, keys and sessions in the shared Redis, reached through a proxy; Redis bus."""
     proxy = TcpProxy(*_hostport(redis_url)).start()
-    prefix = f"out{run_id}{abs(hash(request.node.name)) % 10**6}"
-    settings = Settings(
-        store=f"redis://127.0.0.1:{proxy.port}/0",
-        key_prefix=prefix,
+    rig = await make_rig(
+        make_app,
+        "redis",
+        proxy,
         transports=["cookie", "bearer"],
         cookie_secure=False,
         store_timeout=0.5,
     )
-    rig = await make_rig(settings, proxy)
     try:
         yield rig
     finally:
         await close_rig(rig)
         proxy.close()
-        raw = aioredis.Redis.from_url(redis_url)
-        try:
-            keys = [key async for key in raw.scan_iter(match=f"{prefix}:*", count=10_000)]
-            if keys:
-                await raw.delete(*keys)
-        finally:
-            await raw.aclose()
 
 
 @pytest.fixture
-async def postgres_rig(
-    database_url: str, run_id: str, request: pytest.FixtureRequest
-) -> AsyncIterator[Rig]:
+async def postgres_rig(database_url: str, make_app: Apps) -> AsyncIterator[Rig]:
     """Everything in the shared PostgreSQL through a proxy; LISTEN/NOTIFY bus."""
-    host, port = _hostport(database_url)
-    proxy = TcpProxy(host, port).start()
-    schema = f"out_{run_id}_{abs(hash(request.node.name)) % 10**6}"
-    settings = Settings(
-        store=database_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}"),
-        pg_schema=schema,
-        transports=["bearer"],
-        store_timeout=0.5,
-    )
-    rig = await make_rig(settings, proxy)
+    proxy = TcpProxy(*_hostport(database_url)).start()
+    rig = await make_rig(make_app, "postgres", proxy, transports=["bearer"], store_timeout=0.5)
     try:
         yield rig
     finally:
         await close_rig(rig)
         proxy.close()
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
 
 
 # --- Redis stopped / black-holed ----------------------------------------------------------
@@ -310,12 +296,11 @@ def private_redis() -> Any:
 
 @pytest.mark.redis
 async def test_F04_killed_pubsub_switches_to_store_reads_and_flushes(
-    private_redis: PrivateRedis,
+    private_redis: PrivateRedis, make_app: Apps
 ) -> None:
-    settings = Settings(store=private_redis.url, transports=["bearer"], key_prefix="f04")
-    a = await make_rig(settings, None)
-    b_auth = await build_auth(settings, hasher=PasswordHasher.insecure_fast_for_tests())
-    await b_auth.start()
+    settings: dict[str, Any] = {"transports": ["bearer"], "key_prefix": "f04"}
+    a = await make_rig(make_app, private_redis.url, **settings)
+    b_auth = await make_app.auth(private_redis.url, clock=system_clock, **settings)
     try:
         token, other = await a.token(), await a.token()
         for _ in range(2):
@@ -355,11 +340,12 @@ async def _watch(rig: Rig, out: list[bool]) -> None:
 
 
 @pytest.mark.redis
-async def test_F01_F07_private_redis_killed_and_restarted(private_redis: PrivateRedis) -> None:
+async def test_F01_F07_private_redis_killed_and_restarted(
+    private_redis: PrivateRedis, make_app: Apps
+) -> None:
     """A real crash: requests fail closed, then recover once a new server is up (its data is
     gone: this instance keeps nothing, so the old session is unknown and logins work)."""
-    settings = Settings(store=private_redis.url, transports=["bearer"], key_prefix="crash")
-    rig = await make_rig(settings, None)
+    rig = await make_rig(make_app, private_redis.url, transports=["bearer"], key_prefix="crash")
     try:
         token = await rig.token()
         assert (await rig.me(token)).status_code == 200

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from satchel.accounts.passwords import PasswordHasher
-from satchel.clock import ManualClock
-from satchel.config.build import ConfiguredAuth, build_auth
-from satchel.config.settings import Settings
-from satchel.server import create_app
-from satchel.server.pages import NOTICES, decode_jwt_parts, format_span, relative, safe_next
+from apps import Apps, RunningApp
+from satchel.integrations.refresh import safe_next
+from satchel.server.pages.dashboard import decode_jwt_parts
+from satchel.server.pages.formatting import format_span, relative
+from satchel.server.pages.notices import NOTICES
 from satchel.server.useragent import describe
+from satchel.transports.cookie import CookieTransport
 
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"
@@ -39,57 +38,30 @@ IPHONE = (
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@dataclass
-class App:
-    auth: ConfiguredAuth
-    clock: ManualClock
-    transport: httpx.ASGITransport
-    clients: list[httpx.AsyncClient]
-
+class App(RunningApp):
     def browser(self, agent: str = FIREFOX) -> httpx.AsyncClient:
         """A separate browser: own cookie jar, browser-like headers."""
-        client = httpx.AsyncClient(
-            transport=self.transport,
-            base_url=BASE,
-            headers={**BROWSER, "user-agent": agent},
-        )
-        self.clients.append(client)
-        return client
+        return self.fresh_client(headers={**BROWSER, "user-agent": agent})
 
 
 AppFactory = Callable[..., Awaitable[App]]
+USERS = {"root": ["admin"], "alice": ["staff"], "bob": []}
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'satchel.db'}"
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
 
 
 @pytest.fixture
-async def make_app(store_url: str) -> AsyncIterator[AppFactory]:
-    hasher = PasswordHasher.insecure_fast_for_tests()
-    started: list[tuple[Any, App]] = []
+def make_app(make_app: Apps, store_kind: str) -> AppFactory:
+    """This module's apps: root (admin), alice (staff) and bob, browsers in front."""
 
     async def factory(**overrides: Any) -> App:
-        settings = Settings(store=store_url, **overrides)
-        clock = ManualClock()
-        auth = await build_auth(settings, clock=clock, hasher=hasher)
-        await auth.users.create_user("root", PASSWORD, roles=["admin"])
-        await auth.users.create_user("alice", PASSWORD, roles=["staff"])
-        await auth.users.create_user("bob", PASSWORD)
-        app = create_app(settings, auth=auth)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        made = App(auth, clock, httpx.ASGITransport(app=app), [])
-        started.append((lifespan, made))
-        return made
+        return await make_app(store_kind, users=USERS, password=PASSWORD, cls=App, **overrides)
 
-    yield factory
-    for lifespan, made in reversed(started):
-        for client in made.clients:
-            await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-    hasher.close()
+    return factory
 
 
 @pytest.fixture
@@ -454,6 +426,53 @@ async def test_strategies_without_refresh_tokens_never_detour(make_app: AppFacto
     assert "set-cookie" not in bounce.headers
     assert (await client.get("/devices")).status_code == 200
     assert session_cookie(client) == token
+
+
+async def test_a_refresh_cookie_sent_everywhere_refreshes_any_page_in_place(
+    tmp_path: Path,
+) -> None:
+    """With ``refresh_path="/"`` the browser sends the refresh cookie with every request, so
+    the middleware rotates it on the page load itself (the dashboard at ``/`` included)."""
+    from satchel.accounts.passwords import PasswordHasher
+    from satchel.clock import ManualClock
+    from satchel.config.build import ConfiguredAuth, build_auth
+    from satchel.config.settings import Settings
+    from satchel.server import create_app
+
+    hasher = PasswordHasher.insecure_fast_for_tests()
+    settings = Settings(store=f"sqlite:///{tmp_path / 'pages.db'}", strategy="hybrid")
+    clock = ManualClock()
+    built = await build_auth(settings, clock=clock, hasher=hasher)
+    auth = ConfiguredAuth(
+        settings=settings,
+        stores=built.stores,
+        owns_hasher=False,
+        strategy=built.strategy,
+        transports=[CookieTransport(refresh_path="/")],
+        users=built.users,
+        csrf=built.csrf,
+        keys=built.keys,
+        bus=built.bus,
+        clock=clock,
+    )
+    await auth.users.create_user("alice", PASSWORD)
+    app = create_app(settings, auth=auth)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=BROWSER) as client:
+            await sign_in(client)
+            old_access = session_cookie(client)
+            clock.advance(400)  # the access token has expired
+            page = await client.get("/")
+            assert page.status_code == 200, page.headers.get("location")
+            names = [c.split("=", 1)[0] for c in page.headers.get_list("set-cookie")]
+            assert names == [COOKIE, REFRESH_COOKIE]
+            assert "Path=/;" in page.headers.get_list("set-cookie")[1]
+            # The new access cookie serves the next page; nothing is rotated again.
+            devices = await client.get("/devices")
+            assert devices.status_code == 200 and "set-cookie" not in devices.headers
+            assert session_cookie(client) not in (None, old_access)
+    hasher.close()
 
 
 # --- CSRF on signed-in forms --------------------------------------------------------------

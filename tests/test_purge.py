@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
-from conftest import _drop_schema
-from satchel.accounts.passwords import PasswordHasher
+from apps import Apps
 from satchel.clock import ManualClock
-from satchel.config.build import build_auth
-from satchel.config.settings import Settings
+from satchel.config.build import ConfiguredAuth
 from satchel.strategies.base import LoginContext
 
 PASSWORD = "a long enough passphrase"
 
 
-async def _purged_by_the_background_task(settings: Settings, clock: ManualClock) -> None:
-    auth = await build_auth(settings, clock=clock, hasher=PasswordHasher.insecure_fast_for_tests())
-    await auth.start()
+async def _purged_by_the_background_task(auth: ConfiguredAuth, clock: ManualClock) -> None:
+    settings = auth.settings
     try:
         user = await auth.users.create_user("purgeme", PASSWORD)
         await auth.login("purgeme", PASSWORD, LoginContext())
@@ -39,25 +35,21 @@ async def _purged_by_the_background_task(settings: Settings, clock: ManualClock)
     assert auth._purger is None  # closed with the app
 
 
-async def test_sqlite_server_purges_expired_sessions(tmp_path: Path) -> None:
-    settings = Settings(store=f"sqlite:///{tmp_path / 'p.db'}", purge_interval=0.05)
-    await _purged_by_the_background_task(settings, ManualClock())
+async def test_sqlite_server_purges_expired_sessions(make_app: Apps) -> None:
+    clock = ManualClock()
+    auth = await make_app.auth("sqlite", clock=clock, purge_interval=0.05)
+    await _purged_by_the_background_task(auth, clock)
 
 
 @pytest.mark.postgres
-async def test_postgres_server_purges_expired_sessions(database_url: str, run_id: str) -> None:
-    schema = f"purge_{run_id}".lower()
-    settings = Settings(store=database_url, pg_schema=schema, purge_interval=0.05)
-    try:
-        await _purged_by_the_background_task(settings, ManualClock())
-    finally:
-        await _drop_schema(database_url, schema)
+async def test_postgres_server_purges_expired_sessions(make_app: Apps) -> None:
+    clock = ManualClock()
+    auth = await make_app.auth("postgres", clock=clock, purge_interval=0.05)
+    await _purged_by_the_background_task(auth, clock)
 
 
-async def test_purge_interval_zero_starts_no_task(tmp_path: Path) -> None:
-    settings = Settings(store=f"sqlite:///{tmp_path / 'p.db'}", purge_interval=0)
-    auth = await build_auth(settings, hasher=PasswordHasher.insecure_fast_for_tests())
-    await auth.start()
+async def test_purge_interval_zero_starts_no_task(make_app: Apps) -> None:
+    auth = await make_app.auth("sqlite", purge_interval=0)
     try:
         assert auth._purger is None
     finally:
@@ -66,13 +58,10 @@ async def test_purge_interval_zero_starts_no_task(tmp_path: Path) -> None:
 
 @pytest.mark.redis
 async def test_redis_sessions_expire_natively_so_no_purge_task_runs(
-    redis_url: str, run_id: str
+    make_app: Apps, redis_url: str, run_id: str
 ) -> None:
-    settings = Settings(
-        store="memory://", sessions_store=redis_url, key_prefix=f"purge{run_id}", bus="local"
-    )
-    auth = await build_auth(settings, hasher=PasswordHasher.insecure_fast_for_tests())
-    await auth.start()
+    settings = {"sessions_store": redis_url, "key_prefix": f"purge{run_id}", "bus": "local"}
+    auth = await make_app.auth("memory", **settings)
     try:
         assert auth._purger is None
     finally:

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from apps import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -32,11 +33,7 @@ async def test_fastapi_example_runs_as_written(
     namespace: dict[str, Any] = {}
     exec(compile(fastapi_example(), "README.md", "exec"), namespace)
     app = namespace["app"]
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="https://testserver") as client,
-    ):
+    async with serve(app, base_url="https://testserver") as client:
         await app.state.satchel_auth.users.create_user("alice", "correct horse battery")
         anonymous = await client.get("/hello")
         assert anonymous.status_code == 401

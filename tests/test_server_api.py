@@ -4,70 +4,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
+from apps import Apps, RunningApp
 from satchel.accounts.passwords import PasswordHasher
-from satchel.clock import ManualClock
-from satchel.config.build import ConfiguredAuth, build_auth
+from satchel.config.build import build_auth
 from satchel.config.settings import Settings
-from satchel.server import create_app
 from satchel.transports.cookie import CookieTransport
 
 PASSWORD = "correct horse battery"
 BASE = "https://testserver"
 COOKIE = "__Host-satchel"
 
-
-@dataclass
-class Server:
-    client: httpx.AsyncClient
-    auth: ConfiguredAuth
-    clock: ManualClock
-
-    def fresh_client(self) -> httpx.AsyncClient:
-        """A second browser: same app, separate cookie jar."""
-        return httpx.AsyncClient(transport=self.client._transport, base_url=BASE)
-
-
+Server = RunningApp
 ServerFactory = Callable[..., Awaitable[Server]]
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    return f"sqlite:///{tmp_path / 'satchel.db'}"
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
 
 
 @pytest.fixture
-async def make_server(store_url: str) -> AsyncIterator[ServerFactory]:
-    hasher = PasswordHasher.insecure_fast_for_tests()
-    stack: list[tuple[object, httpx.AsyncClient]] = []
-
+def make_server(make_app: Apps, store_kind: str) -> ServerFactory:
     async def factory(**overrides: object) -> Server:
-        options: dict[str, object] = {"store": store_url}
-        options.update(overrides)
-        settings = Settings(**options)
-        clock = ManualClock()
-        auth = await build_auth(settings, clock=clock, hasher=hasher)
-        await auth.users.create_user("alice", PASSWORD, roles=["admin"])
-        await auth.users.create_user("bob", PASSWORD)
-        app = create_app(settings, auth=auth)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
-        stack.append((lifespan, client))
-        return Server(client, auth, clock)
+        users = {"alice": ["admin"], "bob": []}
+        return await make_app(store_kind, users=users, password=PASSWORD, **overrides)
 
-    yield factory
-    for lifespan, client in reversed(stack):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)  # type: ignore[attr-defined]
-    hasher.close()
+    return factory
 
 
 @pytest.fixture
@@ -405,17 +372,26 @@ async def test_jwt_token_me_and_tampered(make_server: ServerFactory) -> None:
     assert all("d" not in key for key in jwks["keys"])
 
 
-async def test_jwt_logout_revokes_and_sessions_are_not_supported(
+async def test_jwt_logout_revokes_and_sessions_are_listed(
     make_server: ServerFactory,
 ) -> None:
+    """jwt keeps one refresh-token family per sign-in: the sign-ins are listed, and logout
+    ends the family and the access token (pushed over the revocation channel)."""
     server = await make_server(strategy="jwt")
-    token = (
+    issued = (
         await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
-    ).json()["access_token"]
-    headers = {"authorization": f"Bearer {token}"}
-    assert_error(await server.client.get("/auth/sessions", headers=headers), 400, "not_supported")
+    ).json()
+    assert issued["refresh_token"]
+    headers = {"authorization": f"Bearer {issued['access_token']}"}
+    listing = await server.client.get("/auth/sessions", headers=headers)
+    assert listing.status_code == 200
+    assert [s["current"] for s in listing.json()] == [True]
     assert (await server.client.post("/auth/logout", headers=headers)).status_code == 204
     assert_error(await server.client.get("/auth/me", headers=headers), 401)
+    refreshed = await server.client.post(
+        "/auth/refresh", json={"refresh_token": issued["refresh_token"]}
+    )
+    assert refreshed.status_code == 401
 
 
 # --- sessions ------------------------------------------------------------------------------

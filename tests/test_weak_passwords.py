@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from apps import Apps, RunningApp
 from satchel.accounts.passwords import PasswordHasher, check_new_password, common_passwords
 from satchel.accounts.users import UserService, new_user_id
 from satchel.cli import app as cli_app
 from satchel.clock import ManualClock
-from satchel.config.build import ConfiguredAuth, build_auth
-from satchel.config.settings import Settings
 from satchel.errors import InvalidInput, InvalidLogin, WeakPassword
-from satchel.server import create_app
 from satchel.stores import MemoryStore
 from satchel.stores.base import UserRecord
 
@@ -167,26 +163,9 @@ async def test_asvs_6_2_4_existing_weak_password_still_logs_in(
 # --- JSON API, admin page, command line ---------------------------------------------------
 
 
-@dataclass
-class Served:
-    auth: ConfiguredAuth
-    transport: httpx.ASGITransport
-
-    def client(self, **headers: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=self.transport, base_url=BASE, headers=headers)
-
-
 @pytest.fixture
-async def served(hasher: PasswordHasher) -> AsyncIterator[Served]:
-    settings = Settings(store="memory://")
-    auth = await build_auth(settings, clock=ManualClock(), hasher=hasher)
-    await auth.users.create_user("root", GOOD, roles=["admin"])
-    await auth.users.create_user("alice", GOOD)
-    app = create_app(settings, auth=auth)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    yield Served(auth, httpx.ASGITransport(app=app))
-    await lifespan.__aexit__(None, None, None)
+async def served(make_app: Apps) -> RunningApp:
+    return await make_app(users={"root": ["admin"], "alice": []}, password=GOOD)
 
 
 def csrf_token(page: httpx.Response) -> str:
@@ -195,8 +174,8 @@ def csrf_token(page: httpx.Response) -> str:
     return html.unescape(match.group(1))
 
 
-async def test_asvs_6_2_4_api_password_change_refuses_common_password(served: Served) -> None:
-    async with served.client() as client:
+async def test_asvs_6_2_4_api_password_change_refuses_common_password(served: RunningApp) -> None:
+    async with served.fresh_client() as client:
         login = await client.post("/auth/login", json={"username": "alice", "password": GOOD})
         assert login.status_code == 200, login.text
         for weak in ("Password1", "iloveyou1", "alice-2024!"):
@@ -215,8 +194,8 @@ async def test_asvs_6_2_4_api_password_change_refuses_common_password(served: Se
     assert (await served.auth.users.verify_login("alice", GOOD)).username == "alice"
 
 
-async def test_asvs_6_2_4_admin_reset_shows_a_clean_error(served: Served) -> None:
-    async with served.client(accept="text/html") as admin:
+async def test_asvs_6_2_4_admin_reset_shows_a_clean_error(served: RunningApp) -> None:
+    async with served.fresh_client(headers={"accept": "text/html"}) as admin:
         form = {"csrf_token": csrf_token(await admin.get("/login"))}
         form.update(username="root", password=GOOD)
         signed_in = await admin.post("/login", data=form, headers=SAME_ORIGIN)

@@ -4,22 +4,14 @@ hypothesis profiles (short by default, long with ``SATCHEL_FUZZ=long``)."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
-from satchel.accounts.passwords import PasswordHasher
-from satchel.accounts.throttle import LoginThrottle
-from satchel.clock import ManualClock
-from satchel.config.build import ConfiguredAuth, build_auth
-from satchel.config.settings import Settings
-from satchel.errors import ConfigurationError
-from satchel.server import create_app
+from apps import Apps, RunningApp
 
 settings.register_profile(
     "short", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -36,78 +28,25 @@ COOKIE = "__Host-satchel"
 STRATEGIES = ("session", "jwt", "hybrid")
 
 
-@dataclass
-class Server:
-    client: httpx.AsyncClient
-    auth: ConfiguredAuth
-    clock: ManualClock
-    strategy: str
-    users: dict[str, str] = field(default_factory=dict)  # username -> user id
-
-    def fresh_client(self, **kwargs: Any) -> httpx.AsyncClient:
-        """A second browser: same app, separate cookie jar."""
-        return httpx.AsyncClient(transport=self.client._transport, base_url=BASE, **kwargs)
-
-    async def cookie_login(
-        self, client: httpx.AsyncClient | None = None, username: str = "alice"
-    ) -> httpx.Response:
-        client = client or self.client
-        response = await client.post(
-            "/auth/login",
-            json={"username": username, "password": PASSWORD},
-            headers={"origin": ORIGIN, "sec-fetch-site": "same-origin"},
-        )
-        assert response.status_code == 200, response.text
-        return response
-
-    async def bearer_token(self, username: str = "alice") -> str:
-        async with self.fresh_client() as client:
-            response = await client.post(
-                "/auth/token", data={"username": username, "password": PASSWORD}
-            )
-        assert response.status_code == 200, response.text
-        token: str = response.json()["access_token"]
-        return token
-
-
+#: The reference server in-process; ``users`` holds alice (admin), bob and carol.
+Server = RunningApp
 ServerFactory = Callable[..., Awaitable[Server]]
+USERS = {"alice": ["admin"], "bob": [], "carol": []}
 
 
 @pytest.fixture
-async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
-    hasher = PasswordHasher.insecure_fast_for_tests()
-    stack: list[tuple[Any, httpx.AsyncClient]] = []
+def make_server(make_app: Apps) -> ServerFactory:
+    """``await make_server(strategy, **settings)``: memory store, ES256 for signed tokens."""
 
     async def factory(strategy: str = "session", **overrides: Any) -> Server:
-        options: dict[str, Any] = {"store": "memory://", "strategy": strategy}
         if strategy != "session":
-            options["jwt_alg"] = "ES256"
-        options.update(overrides)
-        settings_ = Settings(**options)
-        clock = ManualClock()
-        try:
-            auth = await build_auth(settings_, clock=clock, hasher=hasher)
-        except ConfigurationError as exc:
-            if "not available" in exc.detail:
-                pytest.skip(f"{strategy} strategy not wired into build_auth yet: {exc.detail}")
-            raise
-        if auth.throttle is None:
-            auth.throttle = LoginThrottle(clock=clock)
-        users = {}
-        for name, roles in (("alice", ["admin"]), ("bob", []), ("carol", [])):
-            users[name] = (await auth.users.create_user(name, PASSWORD, roles=roles)).id
-        app = create_app(settings_, auth=auth)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
-        stack.append((lifespan, client))
-        return Server(client, auth, clock, strategy, users)
+            overrides.setdefault("jwt_alg", "ES256")
+        store = overrides.pop("store", "memory")
+        return await make_app(
+            store, strategy=strategy, users=USERS, password=PASSWORD, base_url=BASE, **overrides
+        )
 
-    yield factory
-    for lifespan, client in reversed(stack):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-    hasher.close()
+    return factory
 
 
 @pytest.fixture(params=STRATEGIES)

@@ -242,7 +242,7 @@ CROSS = [
 async def test_C01_cross_site_unsafe_cookie_request_refused(
     server: Server, headers: dict[str, str]
 ) -> None:
-    await server.cookie_login()
+    await server.login()
     sessions_before = await server.client.get("/auth/me")
     assert sessions_before.status_code == 200
     response = await server.client.post("/auth/logout", headers=headers)
@@ -252,7 +252,7 @@ async def test_C01_cross_site_unsafe_cookie_request_refused(
 
 
 async def test_C02_cookie_form_post_needs_session_token(server: Server) -> None:
-    await server.cookie_login()
+    await server.login()
     form = {"origin": ORIGIN, "sec-fetch-site": "same-origin"}
     missing = await server.client.post("/auth/logout", data={"x": "1"}, headers=form)
     assert_clean_error(missing, 403, "csrf_failed")
@@ -262,7 +262,7 @@ async def test_C02_cookie_form_post_needs_session_token(server: Server) -> None:
     token = (await server.client.get("/auth/csrf")).json()["csrf_token"]
     # Another session's token is foreign here.
     other = server.fresh_client()
-    await server.cookie_login(other, "bob")
+    await server.login("bob", client=other)
     foreign = (await other.get("/auth/csrf")).json()["csrf_token"]
     await other.aclose()
     rejected = await server.client.post("/auth/logout", data={"csrf_token": foreign}, headers=form)
@@ -273,7 +273,7 @@ async def test_C02_cookie_form_post_needs_session_token(server: Server) -> None:
 
 
 async def test_C02_headerless_json_allowed_headerless_form_refused(server: Server) -> None:
-    await server.cookie_login()
+    await server.login()
     form = await server.client.post(
         "/auth/sessions/revoke-others" if server.strategy != "jwt" else "/auth/logout",
         content=b"a=b",

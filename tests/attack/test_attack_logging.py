@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from apps import Apps
 from satchel.audit import AuditEvent, AuditLog
 from satchel.errors import InvalidCredential
 from satchel.strategies.base import LoginContext
@@ -80,7 +81,7 @@ async def test_R03_no_secret_in_any_log_line(server: Server, capture: Capture) -
     await server.client.post(
         "/auth/login", json={"username": "nobody\x1b[31m\n", "password": PASSWORD}, headers=SAME
     )
-    await server.cookie_login()
+    await server.login()
     cookie = server.client.cookies.get(COOKIE)
     assert cookie
     secrets_seen.append(cookie)
@@ -165,7 +166,7 @@ async def test_R03_disable_and_revoke_events_name_the_actor(server: Server) -> N
         events.append(event)
 
     server.auth.audit = AuditLog(hook)
-    await server.cookie_login()
+    await server.login()
     admin = (await server.client.get("/auth/me")).json()
     from satchel.identity import Identity
 
@@ -217,31 +218,18 @@ async def test_R01_refresh_rotation_reuse_revokes_family(make_server: ServerFact
 
 
 async def test_R02_revoke_on_one_node_seen_by_another(
-    make_server: ServerFactory, tmp_path: object
+    make_server: ServerFactory, make_app: Apps
 ) -> None:
     # Two servers (two "nodes") over one SQLite file: B caches the session, and A's
     # revocation reaches B through the file's revocations table at B's next poll.
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    a = await make_server("session", store=url)
+    a = await make_server("session", store="sqlite")
     token = await a.bearer_token()
     sid = token.split(".")[0]
-    from satchel.accounts.passwords import PasswordHasher
-    from satchel.config.build import build_auth
-    from satchel.config.settings import Settings
-
-    hasher = PasswordHasher.insecure_fast_for_tests()
-    node_b = await build_auth(Settings(store=url, strategy="session"), clock=a.clock, hasher=hasher)
-    try:
-        await node_b.start()
-        assert (await node_b.strategy.authenticate(token)).user_id == a.users["alice"]
-        await node_b.strategy.authenticate(token)  # now from B's cache
-        await a.auth.revoke_session(sid)
-        with pytest.raises(InvalidCredential):
-            for _ in range(200):  # bounded: the bus polls every 50 ms
-                await node_b.strategy.authenticate(token)
-                await asyncio.sleep(0.01)
-    finally:
-        await node_b.close()
+    node_b = await make_app.auth(a.settings.store, strategy="session", clock=a.clock)
+    assert (await node_b.strategy.authenticate(token)).user_id == a.users["alice"]
+    await node_b.strategy.authenticate(token)  # now from B's cache
+    await a.auth.revoke_session(sid)
+    with pytest.raises(InvalidCredential):
+        for _ in range(200):  # bounded: the bus polls every 50 ms
+            await node_b.strategy.authenticate(token)
+            await asyncio.sleep(0.01)

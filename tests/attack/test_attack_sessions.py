@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from apps import serve
 from satchel.integrations.fastapi import get_auth
 from satchel.strategies.session_tokens import new_token
 
@@ -23,9 +23,9 @@ async def test_S01_unknown_session_id_is_anonymous(session_server: Server) -> No
 
 
 async def test_S02_login_issues_new_id_and_old_is_dead(server: Server) -> None:
-    await server.cookie_login()
+    await server.login()
     first = server.client.cookies.get(COOKIE)
-    await server.cookie_login()
+    await server.login()
     second = server.client.cookies.get(COOKIE)
     assert first and second and first != second
     if server.strategy == "session":
@@ -37,7 +37,7 @@ async def test_S02_login_issues_new_id_and_old_is_dead(server: Server) -> None:
 
 
 async def test_S02_P05_password_change_rotates_and_ends_other_sessions(server: Server) -> None:
-    await server.cookie_login()
+    await server.login()
     before = server.client.cookies.get(COOKIE)
     other_token = await server.bearer_token()
     # Signed tokens carry whole-second iat; a change at the very same instant as the issue
@@ -66,7 +66,7 @@ async def test_S02_P05_password_change_rotates_and_ends_other_sessions(server: S
 
 
 async def test_P05_password_change_needs_current_password(server: Server) -> None:
-    await server.cookie_login()
+    await server.login()
     response = await server.client.post(
         "/auth/password",
         json={"current_password": "wrong password!", "new_password": "a brand new passphrase"},
@@ -81,17 +81,17 @@ async def test_P05_password_change_needs_current_password(server: Server) -> Non
 
 
 async def test_S02_role_change_ends_sessions(server: Server) -> None:
-    await server.cookie_login(username="bob")
+    await server.login(username="bob")
     server.clock.advance(1)
     await server.auth.set_roles(server.users["bob"], ["admin"])
     assert_clean_error(await server.client.get("/auth/me"), 401)
-    await server.cookie_login(username="bob")
+    await server.login(username="bob")
     me = await server.client.get("/auth/me")
     assert me.json()["roles"] == ["admin"]
 
 
 async def test_S03_logout_clears_cookie_and_record(server: Server) -> None:
-    await server.cookie_login()
+    await server.login()
     token = server.client.cookies.get(COOKIE)
     response = await server.client.post("/auth/logout", headers=SAME)
     assert response.status_code == 204
@@ -105,7 +105,7 @@ async def test_S03_logout_clears_cookie_and_record(server: Server) -> None:
 
 
 async def test_S03_C03_get_logout_is_405(server: Server) -> None:
-    await server.cookie_login()
+    await server.login()
     response = await server.client.get("/auth/logout")
     assert response.status_code == 405
     assert (await server.client.get("/auth/me")).status_code == 200
@@ -113,13 +113,13 @@ async def test_S03_C03_get_logout_is_405(server: Server) -> None:
 
 async def test_S04_S05_idle_and_absolute_timeouts(make_server: ServerFactory) -> None:
     server = await make_server("session", idle_timeout=600, absolute_timeout=1800)
-    await server.cookie_login()
+    await server.login()
     for _ in range(5):  # activity keeps it alive, but never past the absolute limit
         server.clock.advance(300)
         assert (await server.client.get("/auth/me")).status_code == 200
     server.clock.advance(301)
     assert_clean_error(await server.client.get("/auth/me"), 401)
-    await server.cookie_login()
+    await server.login()
     server.clock.advance(601)
     assert_clean_error(await server.client.get("/auth/me"), 401)
 
@@ -133,7 +133,7 @@ def test_S06_generated_ids_unique_and_long() -> None:
 
 
 async def test_S07_store_holds_hash_only(session_server: Server) -> None:
-    await session_server.cookie_login()
+    await session_server.login()
     token = session_server.client.cookies.get(COOKIE)
     assert token
     sid, secret = token.split(".", 1)
@@ -158,7 +158,7 @@ async def test_S08_credentials_outside_header_or_cookie_ignored(server: Server) 
 
 
 async def test_S09_cookie_attributes(server: Server) -> None:
-    response = await server.cookie_login()
+    response = await server.login()
     cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie")
     assert cookie.startswith("__Host-satchel=")
     for attr in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
@@ -180,7 +180,7 @@ async def test_S10_malformed_ids_rejected_before_store(session_server: Server, v
 
 
 async def test_S11_duplicate_and_conflicting_credentials_fail_closed(server: Server) -> None:
-    await server.cookie_login()
+    await server.login()
     alice = server.client.cookies.get(COOKIE)
     bob_token = await server.bearer_token("bob")
     async with server.fresh_client() as client:
@@ -213,7 +213,7 @@ async def test_S12_termination_reaches_next_request(server: Server) -> None:
 
 
 async def test_S12_end_that_session(session_server: Server) -> None:
-    await session_server.cookie_login()
+    await session_server.login()
     victim = await session_server.bearer_token()
     sid = victim.split(".")[0]
     response = await session_server.client.delete(f"/auth/sessions/{sid}", headers=SAME)
@@ -248,7 +248,7 @@ async def test_S13_session_cap(make_server: ServerFactory, on_exceed: str) -> No
 
 async def test_C03_cookie_never_stands_in_for_bearer(server: Server) -> None:
     """A bearer-only route built with ``Auth.authenticate(only={"bearer"})`` ignores cookies."""
-    await server.cookie_login()
+    await server.login()
     cookie = server.client.cookies.get(COOKIE)
     app = FastAPI()
 
@@ -262,7 +262,7 @@ async def test_C03_cookie_never_stands_in_for_bearer(server: Server) -> None:
         return {"result": identity.user_id}
 
     app.state.satchel_auth = server.auth
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ORIGIN) as c:
+    async with serve(app, base_url=ORIGIN) as c:
         response = await c.get("/api", headers={"cookie": f"{COOKIE}={cookie}"})
         assert response.json() == {"result": "MissingCredential"}
         token = await server.bearer_token()

@@ -7,7 +7,6 @@ tests/attack/conftest.py (``SATCHEL_FUZZ=long`` for the long run).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from typing import Any
@@ -18,15 +17,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from satchel.accounts.passwords import PasswordHasher
+from apps import SyncApps
 from satchel.accounts.users import normalize_username
-from satchel.clock import ManualClock
-from satchel.config.settings import Settings
 from satchel.errors import SatchelError
 from satchel.jose import jws
 from satchel.jose.jwk import ES256Key, key_from_jwk
 from satchel.jose.keyset import KeySet
-from satchel.server import create_app
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.client_ip import client_ip, parse_networks
 from satchel.transports.cookie import CookieTransport
@@ -147,32 +143,17 @@ def _client() -> tuple[httpx.AsyncClient, Any]:
 
 
 @pytest.fixture(scope="module")
-def login_app() -> Any:
-    loop = asyncio.new_event_loop()
-    hasher = PasswordHasher.insecure_fast_for_tests()
-
-    async def setup() -> Any:
-        from satchel.config.build import build_auth
-
+def login_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with SyncApps(request, tmp_path_factory.mktemp("fuzz")) as apps:
         # The fuzzer would trip the failed-login limits; throttling has its own tests.
-        settings = Settings(store="memory://", login_account_limit=0, login_ip_limit=0)
-        auth = await build_auth(settings, clock=ManualClock(), hasher=hasher)
-        await auth.users.create_user("alice", "correct horse battery")
-        app = create_app(settings, auth=auth)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="https://testserver"
+        app = apps(
+            users={"alice": []},
+            password="correct horse battery",
+            login_account_limit=0,
+            login_ip_limit=0,
         )
-        return lifespan, client
-
-    lifespan, client = loop.run_until_complete(setup())
-    _APP.update(client=client, loop=loop)
-    yield
-    loop.run_until_complete(client.aclose())
-    loop.run_until_complete(lifespan.__aexit__(None, None, None))
-    hasher.close()
-    loop.close()
+        _APP.update(client=app.client, loop=apps.loop)
+        yield
 
 
 @hsettings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from satchel.accounts.addresses import normalize_email
 from satchel.accounts.passwords import check_new_password
 from satchel.accounts.service import AddressTaken, SignupClosed, expires_text, logger
-from satchel.accounts.tokens import InvalidOneTimeToken, TokenKind
+from satchel.accounts.tokens import InvalidOneTimeToken, TokenHasher, TokenKind, new_token
 from satchel.accounts.users import display_username, normalize_roles, normalize_username
 from satchel.auth import LoginResult
 from satchel.errors import InvalidInput, UserExists
 from satchel.identity import Identity
 from satchel.stores.base import EmailUserStore, UserRecord
+from satchel.stores.onetime import OneTimeRecord, OneTimeTokenStore
 from satchel.stores.rules import email_key
 from satchel.strategies.base import LoginContext
 
@@ -77,13 +79,18 @@ class SignUp:
 
     async def create_invite(self, email: str | None = None, roles: Iterable[str] = ()) -> str:
         """An invitation link (for one sign-up; bound to ``email`` when given)."""
-        address = normalize_email(email) if email else None
-        role_list = normalize_roles(roles)
-        token = await self.s.issue(
-            TokenKind.INVITE, self.s.policy.invite_ttl, email=address, data={"roles": role_list}
+        policy = self.s.policy
+        link = await new_invite(
+            self.s.tokens,
+            self.s.hasher,
+            public_url=policy.public_url,
+            ttl=policy.invite_ttl,
+            now=self.s.now(),
+            email=email,
+            roles=roles,
         )
-        await self.s.audit("invite.created", extra={"roles": ",".join(role_list)})
-        return self.s.link("/register", invite=token)
+        await self.s.audit("invite.created", extra={"roles": ",".join(normalize_roles(roles))})
+        return link
 
     # --- sign-up --------------------------------------------------------------------------
 
@@ -198,6 +205,33 @@ class SignUp:
             await self.send_verification(user, pending[-1].email)
 
         self.s.background(job, "verification resend")
+
+
+async def new_invite(
+    tokens: OneTimeTokenStore,
+    hasher: TokenHasher,
+    *,
+    public_url: str,
+    ttl: float,
+    now: float,
+    email: str | None = None,
+    roles: Iterable[str] = (),
+) -> str:
+    """Store an invitation and return its link; needs no :class:`Auth` (the CLI uses it)."""
+    address = normalize_email(email) if email else None
+    role_list = normalize_roles(roles)
+    token = new_token()
+    await tokens.put(
+        OneTimeRecord(
+            kind=TokenKind.INVITE.value,
+            token_hash=hasher.token(TokenKind.INVITE, token),
+            created_at=now,
+            expires_at=now + ttl,
+            email=address,
+            data={"roles": role_list},
+        )
+    )
+    return f"{public_url}/register?{urlencode({'invite': token})}"
 
 
 async def set_address(service: AccountService, user: UserRecord, address: str) -> UserRecord:

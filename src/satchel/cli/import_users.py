@@ -22,11 +22,11 @@ from satchel.accounts.user_import import (
     ImportReport,
     UserImporter,
 )
-from satchel.cli import EXIT_ERROR, EXIT_USAGE, StoreOption, _fail, _run, _run_sync, _settings
+from satchel.cli.app import DEFAULT_STORE, EXIT_ERROR, Command, StoreOption, users_app
+from satchel.cli.stores import target
 from satchel.clock import Clock, system_clock
 
 if TYPE_CHECKING:
-    from satchel.config.settings import Settings
     from satchel.stores.base import UserStore
 
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
@@ -72,15 +72,6 @@ async def import_file(
     return importer.report
 
 
-async def open_user_store(settings: Settings) -> UserStore:
-    """The user store of ``settings``, opened as the other data commands open theirs."""
-    from satchel.stores import open_store
-
-    # The raw backend, without the per-call deadline the server puts in front of it: a
-    # batch of a thousand inserts may rightly take longer than one request's store call.
-    return await open_store(settings.store, prefix=settings.key_prefix, schema=settings.pg_schema)
-
-
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("Importing"),
@@ -93,7 +84,9 @@ def _progress(console: Console) -> Progress:
     )
 
 
+@users_app.command("import", cls=Command)
 def users_import(
+    ctx: typer.Context,
     file: Annotated[
         Path,
         typer.Argument(
@@ -104,7 +97,7 @@ def users_import(
             readable=True,
         ),
     ],
-    store: StoreOption = None,
+    store: StoreOption = DEFAULT_STORE,
     batch_size: Annotated[
         int,
         typer.Option(
@@ -117,18 +110,18 @@ def users_import(
     Each user signs in with their old password; the first sign-in rehashes it to argon2id.
     Bad lines are listed with their number and reason; the other lines still load.
     """
-    settings = _run_sync(lambda: _settings(store=store))
-    if settings.store.strip().lower().startswith("memory:"):
-        _fail(
-            "Importing into memory:// keeps nothing once the command ends; "
-            "give --store sqlite:///path or postgresql://...",
-            EXIT_USAGE,
-        )
+    # The data-command rules: never memory://, never a new store nobody named.
+    where = target(ctx, store=store)
     report = ImportReport()
     out = Console(highlight=False)
 
     async def main() -> None:
-        users = await open_user_store(settings)
+        # The raw backend, without the per-call deadline the server puts in front of it: a
+        # batch of a thousand inserts may rightly take longer than one request's store call.
+        async with where.stores() as stores:
+            await _load(stores.users)
+
+    async def _load(users: UserStore) -> None:
         try:
             with _progress(out) as progress:
                 task = progress.add_task("import", total=max(1, file.stat().st_size))
@@ -144,10 +137,8 @@ def users_import(
             _print_refusals(report)
             out.print(f"{summary(report)} before the error.")
             raise
-        finally:
-            await users.close()
 
-    _run(main)
+    where.run(main)
     _print_refusals(report)
     out.print(f"{summary(report)}.")
     if report.refused:

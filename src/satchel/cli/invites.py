@@ -3,69 +3,31 @@
 The link goes to standard output (nothing else does, so it can be piped); it works once,
 for ``SATCHEL_INVITE_TTL`` seconds (7 days by default), and starts with
 ``SATCHEL_PUBLIC_URL``. With ``--email`` the sign-up must use that address; each
-``--role`` is granted to the new account.
+``--role`` is granted to the new account. It writes one record to the store (and the
+token pepper, the first time); no signing key is loaded or created.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
-from typing import Annotated, Any, NoReturn
+import secrets
+import time
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from satchel.audit import safe_text
-from satchel.errors import ConfigurationError, InvalidInput, SatchelError
+from satchel.cli.app import DEFAULT_STORE, Command, StoreOption, app, err, out
+from satchel.cli.help import Group
+from satchel.cli.stores import target
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-
-invites_app = typer.Typer(help="Create sign-up invitations.", no_args_is_help=True)
-
-
-class _NoMail:
-    """Invitations are printed, never mailed."""
-
-    def send(self, kind: str, to: str, context: Mapping[str, Any]) -> bool:
-        return False
+invites_app = typer.Typer(
+    help="Create one-time sign-up invitations.", no_args_is_help=True, cls=Group
+)
+app.add_typer(invites_app, name="invites")
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    Console(stderr=True, highlight=False).print(
-        f"[bold red]Error:[/] {safe_text(message, 500)}", markup=True, soft_wrap=True
-    )
-    raise typer.Exit(code)
-
-
-async def create_invite(
-    store: str | None, email: str | None, roles: list[str], public_url: str | None
-) -> str:
-    """Open the store, issue the invitation and return its link."""
-    from satchel.config.accounts import build_accounts
-    from satchel.config.build import build_auth
-    from satchel.config.settings import Settings
-
-    overrides = {"store": store, "public_url": public_url}
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    if settings.store.lower().startswith("memory:"):
-        raise ConfigurationError(
-            "memory:// lives inside one server process; an invitation made here would "
-            "not exist there. Use the server's sqlite:///, redis:// or postgresql:// store."
-        )
-    auth = await build_auth(settings)
-    try:
-        service = await build_accounts(auth, settings, outbox=_NoMail())
-        try:
-            return await service.signup.create_invite(email, roles)
-        finally:
-            await service.close()
-    finally:
-        await auth.close()
-
-
-@invites_app.command("create")
+@invites_app.command("create", cls=Command)
 def invites_create(
+    ctx: typer.Context,
     email: Annotated[
         str | None,
         typer.Option("--email", metavar="ADDRESS", help="Only this address may sign up with it."),
@@ -74,39 +36,33 @@ def invites_create(
         list[str] | None,
         typer.Option("--role", "-r", metavar="ROLE", help="Role to grant; repeat for several."),
     ] = None,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            envvar="SATCHEL_STORE",
-            metavar="URL",
-            help="The server's store: sqlite:///path, redis://..., postgresql://... "
-            "[default: sqlite:///satchel.db]",
-            show_default=False,
-        ),
-    ] = None,
-    public_url: Annotated[
-        str | None,
-        typer.Option(
-            "--public-url",
-            envvar="SATCHEL_PUBLIC_URL",
-            metavar="URL",
-            help="Where users reach the server [default: http://HOST:PORT]",
-            show_default=False,
-        ),
-    ] = None,
+    store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """Print a one-time sign-up link."""
-    try:
-        link = asyncio.run(create_invite(store, email, role or [], public_url))
-    except (ConfigurationError, InvalidInput) as exc:
-        _fail(exc.detail, EXIT_USAGE)
-    except SatchelError as exc:
-        _fail(exc.detail, EXIT_ERROR)
-    except OSError as exc:
-        _fail(f"{type(exc).__name__}: {exc.strerror or 'failed'}", EXIT_ERROR)
-    typer.echo(link)
+    """Print a one-time sign-up link (it starts with SATCHEL_PUBLIC_URL)."""
+    where = target(ctx, store=store)
+
+    async def main() -> str:
+        from satchel.accounts.signup import new_invite
+        from satchel.accounts.tokens import PEPPER_BYTES, PEPPER_NAME, TokenHasher
+        from satchel.config.accounts import public_url
+        from satchel.stores.onetime import onetime_store_for
+
+        settings = where.settings
+        async with where.stores() as stores:
+            pepper = await stores.keys.set_secret_if_absent(
+                PEPPER_NAME, secrets.token_bytes(PEPPER_BYTES)
+            )
+            return await new_invite(
+                onetime_store_for(stores.keys),
+                TokenHasher(pepper),
+                public_url=public_url(settings),
+                ttl=settings.invite_ttl,
+                now=time.time(),
+                email=email,
+                roles=role or [],
+            )
+
+    link = where.run(main)
+    out().print(link, soft_wrap=True, markup=False, highlight=False)
     who = f" for {email}" if email else ""
-    Console(stderr=True, highlight=False).print(
-        f"Invitation{who} created; the link works once.", markup=False
-    )
+    err().print(f"Invitation{who} created; the link works once.", markup=False)

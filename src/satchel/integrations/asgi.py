@@ -13,6 +13,9 @@ them:
 ``scope["satchel.auth_error"]``
     the :class:`satchel.errors.SatchelError` when a presented credential was rejected, else None.
 
+A request with no usable access cookie but a refresh cookie is refreshed in place
+(:func:`satchel.integrations.refresh.refresh_in_place`).
+
 Authentication is eager (one strategy call per request that carries a credential) because
 almost every route behind an auth server wants the identity, and a lazy design would need
 a request object per request. A store outage while verifying answers 503 at once: the
@@ -23,37 +26,34 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from satchel.auth import Auth
 from satchel.errors import (
     AuthenticationError,
     ConfigurationError,
-    ExpiredCredential,
     InvalidCredential,
     MissingCredential,
     SatchelError,
     StoreUnavailable,
 )
 from satchel.identity import Identity
-from satchel.strategies.base import LoginContext
+from satchel.integrations.refresh import refresh_in_place
+from satchel.integrations.scope import (
+    SCOPE_AUTH,
+    SCOPE_ERROR,
+    SCOPE_IDENTITY,
+    SCOPE_TRANSPORT,
+    STATE_KEY,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 from satchel.transports.base import HeaderPairs
 
 logger = logging.getLogger("satchel.integrations")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-SCOPE_AUTH = "satchel.auth"
-SCOPE_IDENTITY = "satchel.identity"
-SCOPE_TRANSPORT = "satchel.transport"
-SCOPE_ERROR = "satchel.auth_error"
-#: Attribute of a Starlette ``app.state`` that may hold the :class:`Auth`.
-STATE_KEY = "satchel_auth"
 
 # WebSocket close code 1013: "try again later".
 _WS_TRY_AGAIN = 1013
@@ -195,7 +195,7 @@ class AuthMiddleware:
         try:
             identity = await resolve_scope(auth, scope)
             if identity is None and kind == "http":
-                refreshed = await refresh_from_cookie(auth, scope)
+                refreshed = await refresh_in_place(auth, scope)
         except StoreUnavailable as exc:
             logger.warning("store unavailable while verifying a credential: %s", exc.detail)
             if kind == "websocket":
@@ -221,46 +221,6 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-async def refresh_from_cookie(auth: Auth, scope: Scope) -> HeaderPairs | None:
-    """Transparent refresh (hybrid, cookie mode): when the access cookie is missing or
-    expired and a refresh cookie is present, rotate it and authenticate the request.
-
-    Returns the ``Set-Cookie`` headers of the new pair, or None. Browsers send the refresh
-    cookie only under its path (``/auth/refresh`` by default); configure
-    ``refresh_path="/"`` to refresh on any request. The refresh route itself is skipped: it
-    rotates on its own.
-    """
-    error = scope.get(SCOPE_ERROR)
-    if error is not None and not isinstance(error, ExpiredCredential):
-        return None
-    if scope.get(SCOPE_TRANSPORT) not in (None, "cookie"):
-        return None
-    cookie = auth.transport_by_name.get("cookie")
-    if cookie is None or scope.get("path") == getattr(cookie, "refresh_path", None):
-        return None
-    try:
-        token = cookie.extract_refresh(scope.get("headers") or ())
-    except InvalidCredential:
-        return None
-    if token is None:
-        return None
-    if not auth.can_refresh:
-        return None
-    client = scope.get("client")
-    ctx = LoginContext(ip=str(client[0]) if client else None)
-    try:
-        result = await auth.refresh(token, ctx)
-    except StoreUnavailable:
-        raise
-    except SatchelError as exc:
-        scope[SCOPE_ERROR] = error or exc
-        return None
-    scope[SCOPE_IDENTITY] = result.identity.with_transport("cookie")
-    scope[SCOPE_TRANSPORT] = "cookie"
-    scope[SCOPE_ERROR] = None
-    return auth.login_headers(result, "cookie")
-
-
 def _adding_headers(send: Send, headers: HeaderPairs) -> Send:
     """``send`` that adds ``headers`` to the response start (no duplicate Cache-Control)."""
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
@@ -274,3 +234,24 @@ def _adding_headers(send: Send, headers: HeaderPairs) -> Send:
         await send(message)
 
     return wrapped
+
+
+__all__ = [
+    "SCOPE_AUTH",
+    "SCOPE_ERROR",
+    "SCOPE_IDENTITY",
+    "SCOPE_TRANSPORT",
+    "STATE_KEY",
+    "ASGIApp",
+    "AuthMiddleware",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "as_auth_failure",
+    "challenge_headers",
+    "json_body",
+    "resolve_scope",
+    "send_json_error",
+    "with_transport",
+]

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from satchel.errors import ConfigurationError
-from satchel.jose.jwa import P256_ORDER, Ed25519Key, ES256Key, HS256Key, RS256Key
+from satchel.jose.jwa import BY_ALG, P256_ORDER, Ed25519Key, ES256Key, HS256Key, RS256Key
 from satchel.jose.signing_key import (
     ALGORITHMS,
     DEFAULT_ALG,
@@ -28,6 +28,7 @@ from satchel.jose.signing_key import (
     decode_member,
     new_kid,
 )
+from satchel.stores.base import StoredKey
 
 __all__ = [
     "ALGORITHMS",
@@ -44,6 +45,7 @@ __all__ = [
     "check_kid",
     "generate_key",
     "key_from_jwk",
+    "key_from_stored",
     "new_kid",
 ]
 
@@ -115,3 +117,11 @@ def key_from_jwk(jwk: Mapping[str, Any], *, kid: str | None = None) -> SigningKe
     except ValueError:
         raise ConfigurationError("JWK does not describe a valid public key.") from None
     return HS256Key(key_id, decode_member(jwk.get("k"), "JWK member 'k'"))
+
+
+def key_from_stored(stored: StoredKey) -> SigningKey:
+    """Rebuild a key from its stored record; ConfigurationError if it is unusable."""
+    cls = BY_ALG.get(stored.alg)
+    if cls is None:
+        raise ConfigurationError(f"Stored key {stored.kid!r} has unsupported alg.")
+    return cls._from_material(stored.kid, stored.material, stored.created_at)

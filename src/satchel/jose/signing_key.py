@@ -103,17 +103,6 @@ class SigningKey(ABC):
             not_after=not_after,
         )
 
-    @staticmethod
-    def from_stored(stored: StoredKey) -> SigningKey:
-        """Rebuild a key from its stored record; ConfigurationError if it is unusable."""
-        # The algorithm classes subclass this one, so they are looked up on use.
-        from satchel.jose.jwa import BY_ALG
-
-        cls = BY_ALG.get(stored.alg)
-        if cls is None:
-            raise ConfigurationError(f"Stored key {stored.kid!r} has unsupported alg.")
-        return cls._from_material(stored.kid, stored.material, stored.created_at)
-
     @classmethod
     @abstractmethod
     def _from_material(cls, kid: str, material: str, created_at: float) -> SigningKey: ...

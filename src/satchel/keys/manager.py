@@ -15,7 +15,14 @@ from typing import Any
 
 from satchel.clock import Clock, system_clock
 from satchel.errors import ConfigurationError
-from satchel.jose.jwk import ALGORITHMS, DEFAULT_ALG, SigningKey, check_kid, generate_key
+from satchel.jose.jwk import (
+    ALGORITHMS,
+    DEFAULT_ALG,
+    SigningKey,
+    check_kid,
+    generate_key,
+    key_from_stored,
+)
 from satchel.jose.keyset import KeySet
 from satchel.keys.schedule import (
     DEFAULT_PUBLISH_DELAY,
@@ -324,13 +331,13 @@ class KeyManager:
         if not active:
             raise ConfigurationError("No active signing key is stored; rotate the keys.")
         newest = max(active, key=rollout_order)
-        keys = {newest.kid: SigningKey.from_stored(newest)}
+        keys = {newest.kid: key_from_stored(newest)}
         records = [newest]
         for record in stored:
             if record is newest or not is_usable(record, now):
                 continue
             try:
-                keys[record.kid] = SigningKey.from_stored(record)
+                keys[record.kid] = key_from_stored(record)
             except ConfigurationError as exc:
                 # A damaged old key only costs the tokens it signed; the newest active key
                 # decides whether the process can start.

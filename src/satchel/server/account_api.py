@@ -20,7 +20,7 @@ from satchel.accounts.service import AccountService
 from satchel.auth import Auth, LoginResult
 from satchel.errors import ConfigurationError, InvalidInput, NotSupported
 from satchel.integrations.fastapi import CurrentIdentity, get_auth
-from satchel.server.api import CSRFChecked, TokenOut, login_context
+from satchel.integrations.fastapi.routes import CSRFChecked, TokenOut, login_context
 from satchel.server.errors import error_responses
 from satchel.transports.csrf import scope_origin
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from satchel.accounts.service import AccountService, expires_text
 from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
-from satchel.integrations.asgi import STATE_KEY
+from satchel.integrations.scope import STATE_KEY
 from satchel.server import account_api, account_pages
 
 logger = logging.getLogger("satchel.accounts")

@@ -1,4 +1,9 @@
-"""The reference server: a FastAPI app around one :class:`satchel.Auth`, run by uvicorn."""
+"""The reference server: a FastAPI app around one :class:`satchel.Auth`, run by uvicorn.
+
+It is assembled from the layers below it: the JSON routes and the glue that
+:func:`satchel.integrations.fastapi.install` gives any app, plus the HTML pages, the body
+limit and (optionally) the debug counters, which only the reference server has.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,11 @@ from fastapi import FastAPI
 from satchel.auth import Auth
 from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
-from satchel.integrations.asgi import STATE_KEY, AuthMiddleware
+from satchel.integrations.asgi import AuthMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
+from satchel.integrations.fastapi.routes import router
+from satchel.integrations.scope import STATE_KEY
 from satchel.server import account_app, pages
-from satchel.server.api import router
 from satchel.server.errors import BodyLimitMiddleware
 
 logger = logging.getLogger("satchel.server")

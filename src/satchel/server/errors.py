@@ -1,46 +1,16 @@
-"""Error plumbing of the reference server: the request-body cap and documented error shapes.
+"""Error plumbing of the reference server: the request-body cap.
 
 Every error the server answers with is ``{"error": code, "detail": text}`` JSON; the handlers
-themselves live in :func:`satchel.integrations.fastapi.satchel_exception_handlers`.
+live in :func:`satchel.integrations.fastapi.satchel_exception_handlers` and the documented
+error shapes in :func:`satchel.integrations.fastapi.openapi.error_responses` (also importable
+from here, its old home).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from satchel.integrations.asgi import ASGIApp, Message, Receive, Scope, Send, send_json_error
-
-#: The OpenAPI schema of an error body.
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["error", "detail"],
-    "properties": {
-        "error": {"type": "string", "description": "Stable machine-readable code."},
-        "detail": {"type": "string", "description": "Human-readable explanation."},
-    },
-}
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` entries documenting the error statuses a route may answer with."""
-    descriptions = {
-        400: "Malformed request",
-        401: "Not authenticated",
-        403: "Forbidden",
-        404: "Not found",
-        413: "Request body or password too large",
-        415: "Unsupported media type",
-        422: "Invalid request fields",
-        429: "Too many attempts (see Retry-After)",
-        503: "Store unavailable (see Retry-After)",
-    }
-    return {
-        status: {
-            "description": descriptions.get(status, "Error"),
-            "content": {"application/json": {"schema": ERROR_SCHEMA}},
-        }
-        for status in statuses
-    }
+from satchel.integrations.asgi import send_json_error
+from satchel.integrations.fastapi.openapi import ERROR_SCHEMA, error_responses
+from satchel.integrations.scope import ASGIApp, Message, Receive, Scope, Send
 
 
 class _BodyTooLarge(Exception):
@@ -121,3 +91,6 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+__all__ = ["ERROR_SCHEMA", "BodyLimitMiddleware", "error_responses"]

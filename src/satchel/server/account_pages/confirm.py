@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from satchel.errors import Throttled
+from satchel.integrations.fastapi.routes import login_context
 from satchel.server.account_api import accounts
 from satchel.server.account_pages.forms import (
     EXPECTED,
@@ -15,7 +16,6 @@ from satchel.server.account_pages.forms import (
     problem,
     token_param,
 )
-from satchel.server.api import login_context
 
 router = APIRouter(include_in_schema=False)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from satchel.errors import InvalidLogin, Throttled
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
+from satchel.integrations.fastapi.routes import login_context
 from satchel.server.account_api import accounts
 from satchel.server.account_pages.forms import (
     EXPECTED,
@@ -16,8 +17,7 @@ from satchel.server.account_pages.forms import (
     problem,
     signed_in,
 )
-from satchel.server.api import login_context
-from satchel.server.pages import redirect
+from satchel.server.pages.render import redirect
 
 router = APIRouter(include_in_schema=False)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from fastapi import Request, Response
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from satchel.accounts.service import AddressTaken, SignupClosed
 from satchel.accounts.tokens import InvalidOneTimeToken
@@ -15,35 +15,24 @@ from satchel.auth import Auth, LoginResult
 from satchel.errors import (
     CSRFError,
     InvalidInput,
-    NotSupported,
     SatchelError,
     Throttled,
     UserExists,
 )
 from satchel.identity import Identity
 from satchel.integrations.fastapi import get_auth
-from satchel.server.pages import check_form, error_page, redirect, render
-from satchel.transports.csrf import binding_for
+from satchel.server.pages.access import csrf_for
+from satchel.server.pages.forms import check_form, csrf_refused, field, read_form
+from satchel.server.pages.render import redirect, render
+from satchel.transports.csrf import CSRFProtect, binding_for
 
-MAX_FORM_FIELDS: Final = 20
 MAX_TOKEN: Final = 256
 EXPECTED = (InvalidInput, InvalidOneTimeToken, UserExists, SignupClosed, AddressTaken)
 
 
 def signed_in(identity: Identity | None) -> Identity | None:
+    """The caller as the pages see them: only a cookie credential counts."""
     return identity if identity is not None and identity.transport == "cookie" else None
-
-
-async def read_form(request: Request) -> FormData:
-    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
-    if any(isinstance(value, UploadFile) for value in form.values()):
-        raise InvalidInput("Files cannot be uploaded here.")
-    return form
-
-
-def field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
 
 
 def token_param(request: Request) -> str:
@@ -51,10 +40,8 @@ def token_param(request: Request) -> str:
     return token if len(token) <= MAX_TOKEN else ""
 
 
-def _csrf(auth: Auth) -> Any:
-    if auth.csrf is None:
-        raise NotSupported("The pages need the cookie transport.")
-    return auth.csrf
+def _csrf(auth: Auth) -> CSRFProtect:
+    return csrf_for(auth)
 
 
 def page(
@@ -108,11 +95,7 @@ async def posted(request: Request, identity: Identity | None = None) -> FormData
     try:
         check_form(csrf, request, form, binding)
     except CSRFError:
-        return error_page(
-            403,
-            "This form has expired or was sent from another site, so nothing was changed. "
-            "Go back, reload the page and try again.",
-        )
+        return csrf_refused()
     return form
 
 
@@ -146,3 +129,6 @@ def confirm_page(
         button=button,
         token=token,
     )
+
+
+__all__ = ["field", "read_form", "redirect"]

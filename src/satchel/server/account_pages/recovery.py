@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from satchel.errors import InvalidInput, Throttled
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
+from satchel.integrations.fastapi.routes import login_context
 from satchel.server.account_api import accounts
 from satchel.server.account_pages.forms import (
     EXPECTED,
@@ -22,8 +23,7 @@ from satchel.server.account_pages.forms import (
     signed_in_redirect,
     token_param,
 )
-from satchel.server.api import login_context
-from satchel.server.pages import redirect
+from satchel.server.pages.render import redirect
 
 router = APIRouter(include_in_schema=False)
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from satchel.accounts.service import AccountService
 from satchel.errors import Throttled
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
+from satchel.integrations.fastapi.routes import login_context
 from satchel.server.account_api import accounts
 from satchel.server.account_pages.forms import (
     EXPECTED,
@@ -21,7 +22,6 @@ from satchel.server.account_pages.forms import (
     signed_in_redirect,
     token_param,
 )
-from satchel.server.api import login_context
 
 router = APIRouter(include_in_schema=False)
 

@@ -1,0 +1,2 @@
+"""Example: a FastAPI application whose own SQLAlchemy ``User`` table holds the accounts
+satchel signs in (see docs/users.md)."""

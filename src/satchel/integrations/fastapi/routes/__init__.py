@@ -1,0 +1,50 @@
+"""The JSON API: ``/auth/*``, ``/.well-known/jwks.json`` and ``/healthz``.
+
+What :func:`satchel.integrations.fastapi.install` adds to an app, and what the reference
+server serves.
+
+One module per group of routes (:mod:`~.login`, :mod:`~.refresh`, :mod:`~.sessions`,
+:mod:`~.password`, :mod:`~.csrf`, :mod:`~.keys`), the bodies in :mod:`~.models` and the
+request reading they share in :mod:`~.requests`. :data:`router` holds them all.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from satchel.integrations.fastapi.routes import csrf, keys, login, password, refresh, sessions
+from satchel.integrations.fastapi.routes.csrf import CSRFChecked, check_csrf
+from satchel.integrations.fastapi.routes.models import (
+    CSRFOut,
+    IdentityOut,
+    LoginBody,
+    PasswordChangeBody,
+    RevokedOut,
+    SessionOut,
+    TokenOut,
+)
+from satchel.integrations.fastapi.routes.requests import (
+    UnsupportedMediaType,
+    login_context,
+    read_login_body,
+)
+
+router = APIRouter()
+for _module in (login, refresh, sessions, password, csrf, keys):
+    router.include_router(_module.router)
+
+__all__ = [
+    "CSRFChecked",
+    "CSRFOut",
+    "IdentityOut",
+    "LoginBody",
+    "PasswordChangeBody",
+    "RevokedOut",
+    "SessionOut",
+    "TokenOut",
+    "UnsupportedMediaType",
+    "check_csrf",
+    "login_context",
+    "read_login_body",
+    "router",
+]

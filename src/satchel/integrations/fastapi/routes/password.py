@@ -1,0 +1,40 @@
+"""Changing the caller's password over the API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
+from satchel.integrations.fastapi.openapi import error_responses
+from satchel.integrations.fastapi.routes.csrf import CSRFChecked
+from satchel.integrations.fastapi.routes.models import PasswordChangeBody, TokenOut
+from satchel.integrations.fastapi.routes.requests import NO_STORE, apply_headers, login_context
+
+router = APIRouter()
+
+
+@router.post(
+    "/auth/password",
+    dependencies=[CSRFChecked],
+    responses=error_responses(400, 401, 403, 413, 422, 503),
+    summary="Change the caller's password; ends every other session",
+)
+async def change_password(
+    request: Request, identity: CurrentIdentity, body: PasswordChangeBody
+) -> Response:
+    """Needs the current password. Every earlier credential of the user ends (all devices,
+    signed tokens too); the caller gets a fresh one: a new cookie, or a new bearer token in
+    the body."""
+    auth = get_auth(request)
+    result = await auth.change_password(
+        identity, body.current_password, body.new_password, login_context(request)
+    )
+    response: Response
+    if identity.transport == "cookie":
+        response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
+        apply_headers(response, auth.login_headers(result, "cookie"))
+    else:
+        response = JSONResponse(TokenOut.of(result.credentials).model_dump(exclude_none=True))
+    response.headers.update(NO_STORE)
+    return response

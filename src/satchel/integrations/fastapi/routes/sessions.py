@@ -1,0 +1,79 @@
+"""The caller's sessions: list them, end one, end all the others."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
+from satchel.integrations.fastapi.openapi import error_responses
+from satchel.integrations.fastapi.routes.csrf import CSRFChecked
+from satchel.integrations.fastapi.routes.models import RevokedOut, SessionOut
+from satchel.integrations.fastapi.routes.requests import NO_STORE, apply_headers
+from satchel.stores.base import SessionRecord
+
+router = APIRouter()
+
+
+def session_out(record: SessionRecord, current: str | None) -> SessionOut:
+    """``record`` as the API shows it; ``current`` marks the caller's own session."""
+    return SessionOut(
+        id=record.id,
+        created=int(record.created_at),
+        last_seen=int(record.last_seen_at),
+        expires=int(record.expires_at()),
+        ip=record.ip,
+        user_agent=record.user_agent,
+        current=record.id == current,
+    )
+
+
+@router.get(
+    "/auth/sessions",
+    response_model=list[SessionOut],
+    responses=error_responses(400, 401, 503),
+    summary="The caller's live sessions",
+)
+async def list_sessions(
+    request: Request, identity: CurrentIdentity, response: Response
+) -> list[SessionOut]:
+    """Every live session of the caller, oldest first; ``current`` marks this one."""
+    records = await get_auth(request).list_sessions(identity.user_id)
+    response.headers["Cache-Control"] = "no-store"
+    return [session_out(record, identity.session_id) for record in records]
+
+
+@router.delete(
+    "/auth/sessions/{session_id}",
+    status_code=204,
+    dependencies=[CSRFChecked],
+    responses=error_responses(400, 401, 403, 404, 503),
+    summary="End one of the caller's sessions",
+)
+async def revoke_session(
+    request: Request,
+    identity: CurrentIdentity,
+    session_id: Annotated[str, Path(min_length=1, max_length=256)],
+) -> Response:
+    """404 unless the session is the caller's own; ending the current one also clears the cookie."""
+    auth = get_auth(request)
+    await auth.revoke_session(session_id, user_id=identity.user_id, actor=identity)
+    response = Response(status_code=204)
+    if session_id == identity.session_id and identity.transport == "cookie":
+        apply_headers(response, auth.logout_headers("cookie"))
+    response.headers.update(NO_STORE)
+    return response
+
+
+@router.post(
+    "/auth/sessions/revoke-others",
+    dependencies=[CSRFChecked],
+    response_model=RevokedOut,
+    responses=error_responses(400, 401, 403, 503),
+    summary="End every other session of the caller",
+)
+async def revoke_others(request: Request, identity: CurrentIdentity) -> RevokedOut:
+    """Keeps the current session; returns how many others ended."""
+    ended = await get_auth(request).revoke_other_sessions(identity)
+    return RevokedOut(revoked=len(ended))

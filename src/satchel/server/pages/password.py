@@ -1,0 +1,59 @@
+"""Changing my password: every credential of the user ends, this browser gets a new one."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from starlette.requests import Request
+
+from satchel.errors import InvalidInput, InvalidLogin
+from satchel.integrations.fastapi import OptionalIdentity, get_auth
+from satchel.integrations.fastapi.routes import login_context
+from satchel.server.pages.access import page_identity, to_login
+from satchel.server.pages.devices import current_record
+from satchel.server.pages.forms import accept_post, field, page_context
+from satchel.server.pages.notices import with_notice
+from satchel.server.pages.render import redirect, render
+from satchel.strategies.session_policy import is_remembered
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/password")
+async def password_form(request: Request, identity: OptionalIdentity) -> Response:
+    """The change-password form."""
+    auth = get_auth(request)
+    identity = page_identity(request, identity)
+    if identity is None:
+        return to_login(request, auth)
+    context = await page_context(request, auth, identity)
+    return render("password.html", active="password", **context)
+
+
+@router.post("/password")
+async def password_submit(request: Request, identity: OptionalIdentity) -> Response:
+    """Change the password, end every other session and give this browser a new one."""
+    posted = await accept_post(request, identity)
+    if isinstance(posted, Response):
+        return posted
+    auth, me, form = posted.auth, posted.identity, posted.form
+    current, new, confirm = field(form, "current"), field(form, "new"), field(form, "confirm")
+
+    async def again(status: int, error: str) -> Response:
+        context = await page_context(request, auth, me)
+        return render("password.html", status=status, active="password", error=error, **context)
+
+    if not current or not new:
+        return await again(400, "Fill in the current and the new password.")
+    if new != confirm:
+        return await again(400, "The new password and its confirmation differ.")
+    record = await current_record(auth, me)
+    remember = record is not None and is_remembered(record)
+    try:
+        # Ends every credential of the user (this one too) and issues this browser a new
+        # session, so the session id changes with the password.
+        result = await auth.change_password(me, current, new, login_context(request, remember))
+    except InvalidLogin:
+        return await again(400, "The current password is incorrect.")
+    except InvalidInput as exc:
+        return await again(exc.status, exc.detail)
+    return redirect(with_notice("/", "password-changed"), auth.login_headers(result, "cookie"))
