@@ -30,7 +30,12 @@ async def email_form(request: Request, identity: OptionalIdentity) -> Response:
         return redirect("/login?next=/email")
     user = await get_auth(request).users.get(me.user_id)
     return page(
-        request, "email_change.html", title="E-mail address", identity=me, current_email=user.email
+        request,
+        "email_change.html",
+        title="E-mail address",
+        identity=me,
+        current_email=user.email,
+        active="email",
     )
 
 
@@ -62,6 +67,7 @@ async def email_submit(request: Request, identity: OptionalIdentity) -> Response
             headers=headers,
             identity=me,
             current_email=user.email,
+            active="email",
         )
     return message(
         request,
