@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from satchel.stores import open_store
-from satchel.stores.onetime import onetime_store_for
+from satchel.stores.onetime_backends import onetime_store_for
 
 
 async def main(url: str, prefix: str, schema: str, start: str, hexes: list[str]) -> None:

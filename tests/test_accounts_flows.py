@@ -4,6 +4,7 @@ password reset, sign-in by link and by code, address change."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -289,3 +290,32 @@ async def test_flows_on_redis(redis_url: str, run_id: str) -> None:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+async def test_expired_tokens_are_purged(tmp_path: Path) -> None:
+    from satchel.stores.onetime import OneTimeRecord
+
+    async with account_app(f"sqlite:///{tmp_path / 'p.db'}", purge_interval=0.05) as app:
+        now = app.clock()
+        for ttl in (-1.0, 600.0):
+            await app.service.tokens.put(
+                OneTimeRecord("reset", bytes([int(ttl > 0)]) * 32, now - 10, now + ttl, "u1")
+            )
+        for _ in range(100):
+            if len(await app.service.tokens.list_for_user("reset", "u1", now - 100)) == 1:
+                break
+            await asyncio.sleep(0.02)
+        left = await app.service.tokens.list_for_user("reset", "u1", now - 100)
+        assert [r.expires_at for r in left] == [now + 600.0]
+
+
+def test_public_url_defaults() -> None:
+    from satchel.config.accounts import mail_url, public_url
+    from satchel.config.settings import Settings
+
+    assert public_url(Settings(port=9000)) == "http://127.0.0.1:9000"
+    assert public_url(Settings(host="0.0.0.0", port=80)) == "http://localhost:80"
+    assert public_url(Settings(host="::1")) == "http://[::1]:8000"
+    assert public_url(Settings(public_url="https://auth.example.com/")) == PUBLIC
+    assert mail_url(Settings(store="memory://")) == "console://"
+    assert mail_url(Settings(store="redis://r")) == "none://"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from satchel.accounts.account_policy import expires_text
 from satchel.accounts.addresses import normalize_email
-from satchel.accounts.service import expires_text
 from satchel.accounts.signup import email_store, set_address
 from satchel.accounts.throttle import LoginThrottled
 from satchel.accounts.tokens import TokenKind

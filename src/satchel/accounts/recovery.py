@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from satchel.accounts.account_policy import expires_text
 from satchel.accounts.addresses import normalize_email
 from satchel.accounts.passwords import check_new_password, check_password_length
-from satchel.accounts.service import expires_text
 from satchel.accounts.signup import email_store
 from satchel.accounts.tokens import TokenKind
 from satchel.stores.base import UserRecord

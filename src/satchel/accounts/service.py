@@ -12,14 +12,20 @@ and the throttles, queues a job and answers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
+from satchel.accounts.account_policy import AccountPolicy, Outbox
+from satchel.accounts.email_change import EmailChange
 from satchel.accounts.jobs import Job, JobQueue
-from satchel.accounts.throttle import LoginThrottle, LoginThrottled, ThrottlePolicy
+from satchel.accounts.mail_throttle import AccountThrottle
+from satchel.accounts.recovery import Recovery
+from satchel.accounts.signin_links import SignInLinks
+from satchel.accounts.signup import SignUp
+from satchel.accounts.throttle import LoginThrottle
 from satchel.accounts.tokens import (
     InvalidOneTimeToken,
     TokenHasher,
@@ -30,36 +36,11 @@ from satchel.accounts.tokens import (
 )
 from satchel.audit import AuditEvent
 from satchel.auth import Auth, LoginResult
-from satchel.errors import SatchelError
 from satchel.stores.base import UserRecord
 from satchel.stores.onetime import OneTimeRecord, OneTimeTokenStore
 from satchel.strategies.base import LoginContext
 
 logger = logging.getLogger("satchel.accounts")
-
-SignupMode = Literal["closed", "invite", "open"]
-
-
-class SignupClosed(SatchelError):
-    """Sign-up is closed here (or needs an invitation)."""
-
-    code = "signup_closed"
-    status = 403
-
-
-class AddressTaken(SatchelError):
-    """The address already belongs to another account."""
-
-    code = "email_taken"
-    status = 409
-
-
-class Outbox(Protocol):
-    """Where the flows hand mails over; ``send`` queues and never raises."""
-
-    def send(self, kind: str, to: str, context: Mapping[str, Any]) -> bool:
-        """Queue mail ``kind`` to ``to``; False when it could not be queued."""
-        ...
 
 
 @runtime_checkable
@@ -67,76 +48,6 @@ class _Running(Protocol):
     def start(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class AccountPolicy:
-    """What the flows allow and for how long; every lifetime is in seconds."""
-
-    public_url: str
-    site_name: str = "satchel"
-    signup: SignupMode = "closed"
-    setup_ttl: float = 3600
-    invite_ttl: float = 7 * 86_400
-    verify_ttl: float = 86_400
-    reset_ttl: float = 1800
-    signin_ttl: float = 600
-    email_change_ttl: float = 86_400
-    reset_ends_sessions: bool = True
-    email_change_ends_sessions: bool = True
-    admin_role: str = "admin"
-
-
-class AccountThrottle:
-    """Limits of the mail flows, on one ``limits`` storage.
-
-    - requests per client address (over: 429) and per e-mail address (over: the request is
-      answered as usual but nothing is sent, so the limit tells nothing about the address);
-    - failed token and code attempts per client address (over: 429), and failed codes per
-      e-mail address (over: 429, and the outstanding codes of that address are deleted).
-    """
-
-    def __init__(
-        self,
-        base: LoginThrottle,
-        *,
-        request_ip: tuple[int, float] = (30, 3600.0),
-        request_address: tuple[int, float] = (5, 3600.0),
-        failure_ip: tuple[int, float] = (50, 3600.0),
-        code_address: tuple[int, float] = (5, 600.0),
-    ) -> None:
-        def make(name: str, ip: tuple[int, float] | None, acct: tuple[int, float] | None) -> Any:
-            policy = ThrottlePolicy(
-                account_limit=acct[0] if acct else 0,
-                account_window=acct[1] if acct else 60.0,
-                ip_limit=ip[0] if ip else 0,
-                ip_window=ip[1] if ip else 60.0,
-            )
-            return LoginThrottle(
-                base.storage, policy, clock=base.clock, prefix=f"{base.prefix}:{name}"
-            )
-
-        self.base = base
-        self.request_ip: LoginThrottle = make("acct-req", request_ip, None)
-        self.request_address: LoginThrottle = make("acct-req", None, request_address)
-        self.failure_ip: LoginThrottle = make("acct-fail", failure_ip, None)
-        self.code_address: LoginThrottle = make("acct-code", None, code_address)
-
-    async def request(self, subject: str, ip: str | None) -> bool:
-        """Count a mail request; 429 past the client limit, False past the address limit."""
-        await self.request_ip.check("-", ip)
-        await self.request_ip.failure("-", ip)
-        try:
-            await self.request_address.check(subject, None)
-        except LoginThrottled:
-            logger.info("mail request over the per-address limit; nothing sent")
-            return False
-        await self.request_address.failure(subject, None)
-        return True
-
-    async def close(self) -> None:
-        """Close the shared storage."""
-        await self.base.close()
 
 
 class AccountService:
@@ -153,11 +64,6 @@ class AccountService:
         throttle: AccountThrottle | None = None,
         jobs: JobQueue | None = None,
     ) -> None:
-        from satchel.accounts.email_change import EmailChange
-        from satchel.accounts.recovery import Recovery
-        from satchel.accounts.signin_links import SignInLinks
-        from satchel.accounts.signup import SignUp
-
         self.auth = auth
         self.tokens = tokens
         self.hasher = hasher
@@ -165,6 +71,7 @@ class AccountService:
         self.policy = policy
         self.throttle = throttle or AccountThrottle(LoginThrottle(clock=auth.clock))
         self.jobs = jobs or JobQueue("accounts", max_size=1000, workers=2)
+        self._purger: asyncio.Task[None] | None = None
         self.signup = SignUp(self)
         self.recovery = Recovery(self)
         self.links = SignInLinks(self)
@@ -176,10 +83,26 @@ class AccountService:
     # --- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the background workers (and the outbox's)."""
+        """Start the background workers (and the outbox's) and the periodic purge."""
         self.jobs.start()
         if isinstance(self.outbox, _Running):
             self.outbox.start()
+        if self.policy.purge_interval > 0 and self._purger is None:
+            self._purger = asyncio.get_running_loop().create_task(
+                self._purge_forever(self.policy.purge_interval), name="satchel-token-purge"
+            )
+
+    async def _purge_forever(self, interval: float) -> None:
+        # Expired tokens are never returned; deleting them is housekeeping, retried next time.
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.tokens.purge_expired(self.now())
+            except Exception as exc:  # logged and retried; must not end the server
+                logger.warning("one-time token purge failed: %s", type(exc).__name__)
+            else:
+                if removed:
+                    logger.info("purged %d expired one-time tokens", removed)
 
     async def join(self) -> None:
         """Wait for queued background jobs (tests; mails are still being sent after)."""
@@ -187,6 +110,11 @@ class AccountService:
 
     async def close(self) -> None:
         """Finish queued jobs and mails (briefly), then release the throttle storage."""
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+            self._purger = None
         await self.jobs.close()
         if isinstance(self.outbox, _Running):
             await self.outbox.close()
@@ -306,15 +234,3 @@ class AccountService:
             return
         # Without sessions to end one by one (jwt), only "every credential" can end.
         await self.auth.revoke_user_sessions(user_id)
-
-
-def expires_text(seconds: float) -> str:
-    """``30 minutes``, ``1 hour``, ``24 hours``, ``7 days`` (for the mails)."""
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    hours = round(minutes / 60)
-    if hours <= 48:
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    days = round(hours / 24)
-    return f"{days} days"

@@ -13,13 +13,14 @@ the address's owner a "someone tried to register" mail.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from satchel.accounts.account_policy import AddressTaken, SignupClosed, expires_text
 from satchel.accounts.addresses import normalize_email
 from satchel.accounts.passwords import check_new_password
-from satchel.accounts.service import AddressTaken, SignupClosed, expires_text, logger
 from satchel.accounts.tokens import InvalidOneTimeToken, TokenHasher, TokenKind, new_token
 from satchel.accounts.users import display_username, normalize_roles, normalize_username
 from satchel.auth import LoginResult
@@ -32,6 +33,8 @@ from satchel.strategies.base import LoginContext
 
 if TYPE_CHECKING:
     from satchel.accounts.service import AccountService
+
+logger = logging.getLogger("satchel.accounts")
 
 
 def email_store(service: AccountService) -> EmailUserStore:

@@ -45,7 +45,7 @@ def invites_create(
         from satchel.accounts.signup import new_invite
         from satchel.accounts.tokens import PEPPER_BYTES, PEPPER_NAME, TokenHasher
         from satchel.config.accounts import public_url
-        from satchel.stores.onetime import onetime_store_for
+        from satchel.stores.onetime_backends import onetime_store_for
 
         settings = where.settings
         async with where.stores() as stores:

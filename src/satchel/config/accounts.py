@@ -8,22 +8,32 @@ from __future__ import annotations
 import logging
 import secrets
 
-from satchel.accounts.service import AccountPolicy, AccountService, AccountThrottle, Outbox
+from satchel.accounts.account_policy import AccountPolicy, Outbox
+from satchel.accounts.mail_throttle import AccountThrottle
+from satchel.accounts.service import AccountService
 from satchel.accounts.throttle import LoginThrottle
 from satchel.accounts.tokens import PEPPER_BYTES, PEPPER_NAME, TokenHasher
 from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
 from satchel.stores import redact_url
-from satchel.stores.onetime import DeadlineOneTimeStore, OneTimeTokenStore, onetime_store_for
+from satchel.stores.onetime import DeadlineOneTimeStore, OneTimeTokenStore
+from satchel.stores.onetime_backends import onetime_store_for
 
 logger = logging.getLogger("satchel.accounts")
 
 
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - compared, not bound
+
+
 def public_url(settings: Settings) -> str:
-    """The configured public URL, else the address the server listens on."""
+    """The configured public URL, else the address the server listens on (``localhost``
+    for a wildcard address, which no browser can open)."""
     if settings.public_url:
         return settings.public_url
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    host = settings.host
+    if host in _WILDCARDS:
+        host = "localhost"
+    host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{settings.port}"
 
 
@@ -49,6 +59,7 @@ def account_policy(settings: Settings) -> AccountPolicy:
         email_change_ttl=settings.email_change_ttl,
         reset_ends_sessions=settings.reset_ends_sessions,
         email_change_ends_sessions=settings.email_change_ends_sessions,
+        purge_interval=settings.purge_interval,
     )
 
 
@@ -83,6 +94,10 @@ async def build_accounts(
     their pepper is shared by every process through the key store.
     """
     settings = settings if settings is not None else auth.settings
+    if settings.public_url is None and settings.host not in ("127.0.0.1", "::1", "localhost"):
+        logger.warning(
+            "SATCHEL_PUBLIC_URL is not set: links in mails start with %s", public_url(settings)
+        )
     store = tokens if tokens is not None else onetime_store_for(auth.stores.keys)
     bounded = DeadlineOneTimeStore(store, settings.store_timeout)
     pepper = await auth.stores.keys.set_secret_if_absent(

@@ -14,13 +14,11 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
-import jinja2
-
 from satchel.accounts.jobs import JobQueue, JobStats, PermanentFailure
 from satchel.errors import InvalidInput
 from satchel.mail.message import build_message, masked, sender_address, single_address
 from satchel.mail.senders import Sender
-from satchel.mail.templates import MailTemplates
+from satchel.mail.templates import MailTemplates, TemplateFailed
 
 logger = logging.getLogger("satchel.mail")
 
@@ -84,8 +82,8 @@ class MailOutbox:
     def _build(self, kind: str, to: str, values: Mapping[str, Any]) -> EmailMessage:
         try:
             rendered = self.templates.render(kind, values)
-        except jinja2.TemplateError as exc:
-            raise PermanentFailure(f"template of {kind} is broken ({type(exc).__name__})") from None
+        except TemplateFailed as exc:
+            raise PermanentFailure(f"template {exc} is broken") from None
         try:
             return build_message(sender=self.from_address, to=to, rendered=rendered)
         except (InvalidInput, ValueError):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
-
-import jinja2
+from typing import TYPE_CHECKING, Any, Final
 
 from satchel.errors import ConfigurationError
 from satchel.mail.message import Rendered
+
+if TYPE_CHECKING:
+    import jinja2
 
 BUNDLED: Final = Path(__file__).resolve().parent / "templates"
 
@@ -34,10 +35,20 @@ KINDS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
+class TemplateFailed(Exception):
+    """A template of a mail is missing or broken (names the kind, never the context)."""
+
+
 class MailTemplates:
     """Renders the mails; ``override`` is a folder whose templates replace the bundled ones."""
 
     def __init__(self, override: str | Path | None = None) -> None:
+        try:
+            import jinja2
+        except ImportError as exc:  # an optional dependency (the mail and server extras)
+            raise ConfigurationError(
+                "Mail templates need an optional dependency: pip install 'satchel[mail]'."
+            ) from exc
         loaders: list[jinja2.BaseLoader] = []
         if override is not None:
             folder = Path(override)
@@ -46,7 +57,7 @@ class MailTemplates:
             loaders.append(jinja2.FileSystemLoader(folder))
         loaders.append(jinja2.FileSystemLoader(BUNDLED))
         self.override = None if override is None else str(override)
-        self._env = jinja2.Environment(
+        self._env: jinja2.Environment = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html",), default_for_string=False, default=False
@@ -59,15 +70,20 @@ class MailTemplates:
         return f"MailTemplates(override={self.override!r})"
 
     def render(self, kind: str, context: Mapping[str, Any]) -> Rendered:
-        """Subject and bodies of ``kind``; :class:`jinja2.TemplateError` when one is broken."""
+        """Subject and bodies of ``kind``; :class:`TemplateFailed` when one is broken."""
+        import jinja2
+
         if kind not in KINDS:
             raise ConfigurationError(f"No mail template kind {kind!r}.")
-        subject = self._env.get_template(f"{kind}.subject.txt").render(context)
-        text = self._env.get_template(f"{kind}.txt").render(context)
         try:
-            html_template = self._env.get_template(f"{kind}.html")
-        except jinja2.TemplateNotFound:
-            html = None
-        else:
-            html = html_template.render(context)
+            subject = self._env.get_template(f"{kind}.subject.txt").render(context)
+            text = self._env.get_template(f"{kind}.txt").render(context)
+            try:
+                html_template = self._env.get_template(f"{kind}.html")
+            except jinja2.TemplateNotFound:
+                html = None
+            else:
+                html = html_template.render(context)
+        except jinja2.TemplateError as exc:
+            raise TemplateFailed(f"{kind}: {type(exc).__name__}") from exc
         return Rendered(subject=subject, text=text, html=html)

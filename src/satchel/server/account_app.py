@@ -15,7 +15,8 @@ from typing import Any, TextIO
 
 from fastapi import FastAPI
 
-from satchel.accounts.service import AccountService, expires_text
+from satchel.accounts.account_policy import expires_text
+from satchel.accounts.service import AccountService
 from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
 from satchel.integrations.scope import STATE_KEY

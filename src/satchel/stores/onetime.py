@@ -1,8 +1,10 @@
-"""One-time tokens in the store: the record, the protocol every backend implements, the
-in-memory backend and :func:`onetime_store_for`, which finds the backend of a store.
+"""One-time tokens in the store: the record, the protocol every backend implements and the
+in-memory backend.
 
-A record is found by ``(kind, token_hash)``; only the keyed hash of a token is ever stored
-(:mod:`satchel.accounts.tokens`). :meth:`OneTimeTokenStore.consume` is the single-use
+The backends live next to their stores (``sqlite_onetime``, ``redis_onetime``,
+``postgres_onetime``); :func:`satchel.stores.onetime_backends.onetime_store_for` finds the
+one of a given store. A record is found by ``(kind, token_hash)``; only the keyed hash
+of a token is ever stored (:mod:`satchel.accounts.tokens`). ``consume`` is the single-use
 guarantee: it deletes and returns the record in one atomic step (one statement, one
 command), so of two processes presenting the same token at once exactly one gets it.
 """
@@ -11,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-import weakref
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from satchel.errors import ConfigurationError, CorruptRecord, StoreUnavailable
+from satchel.errors import CorruptRecord, StoreUnavailable
 
 _T = TypeVar("_T")
 
@@ -224,44 +224,3 @@ class DeadlineOneTimeStore:
 
     async def purge_expired(self, now: float) -> int:
         return await self._call(self.inner.purge_expired(now))
-
-
-_memory: weakref.WeakKeyDictionary[object, MemoryOneTimeStore] = weakref.WeakKeyDictionary()
-
-
-def onetime_store_for(backend: object) -> OneTimeTokenStore:
-    """The one-time token store that lives in ``backend`` (a store of :func:`open_store`).
-
-    Memory, SQLite, Redis and PostgreSQL backends keep the tokens next to their other data
-    (a table, or keys under the same prefix); a backend that implements
-    :class:`OneTimeTokenStore` itself is returned as it is.
-    """
-    from satchel.stores.memory import MemoryStore
-    from satchel.stores.sqlite import SQLiteStore
-
-    if isinstance(backend, OneTimeTokenStore):
-        return backend
-    inner = getattr(backend, "inner", None)  # a DeadlineStore: use what it wraps
-    if inner is not None and not isinstance(backend, MemoryStore | SQLiteStore):
-        return onetime_store_for(inner)
-    if isinstance(backend, MemoryStore):
-        if backend not in _memory:
-            _memory[backend] = MemoryOneTimeStore()
-        return _memory[backend]
-    if isinstance(backend, SQLiteStore):
-        from satchel.stores.onetime_sqlite import SQLiteOneTimeStore
-
-        return SQLiteOneTimeStore(backend)
-    redis_mod = sys.modules.get("satchel.stores.redis")
-    if redis_mod is not None and isinstance(backend, redis_mod.RedisStore):
-        from satchel.stores.onetime_redis import RedisOneTimeStore
-
-        return RedisOneTimeStore(backend.client, prefix=backend.prefix)
-    pg_mod = sys.modules.get("satchel.stores.postgres")
-    if pg_mod is not None and isinstance(backend, pg_mod.PostgresStore):
-        from satchel.stores.onetime_postgres import PostgresOneTimeStore
-
-        return PostgresOneTimeStore(backend.pool, schema=backend.schema)
-    raise ConfigurationError(
-        f"{type(backend).__name__} keeps no one-time tokens: pass a OneTimeTokenStore."
-    )

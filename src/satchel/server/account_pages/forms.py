@@ -9,7 +9,7 @@ from typing import Any, Final
 from fastapi import Request, Response
 from starlette.datastructures import FormData
 
-from satchel.accounts.service import AddressTaken, SignupClosed
+from satchel.accounts.account_policy import AddressTaken, SignupClosed
 from satchel.accounts.tokens import InvalidOneTimeToken
 from satchel.auth import Auth, LoginResult
 from satchel.errors import (
