@@ -319,3 +319,28 @@ def test_public_url_defaults() -> None:
     assert public_url(Settings(public_url="https://auth.example.com/")) == PUBLIC
     assert mail_url(Settings(store="memory://")) == "console://"
     assert mail_url(Settings(store="redis://r")) == "none://"
+
+
+@pytest.mark.parametrize("strategy", ["jwt", "hybrid"])
+async def test_the_flows_on_the_other_strategies(strategy: str) -> None:
+    async with account_app(strategy=strategy) as app:
+        await app.add_user("alice", "alice@example.com")
+        other = app.browser()
+        await login(other, "alice")
+        await app.client.post("/auth/sign-in/link", json={"email": "alice@example.com"})
+        mail = await app.mail("alice@example.com")
+        signed = await app.client.post(
+            "/auth/sign-in/link/consume", json={"token": mail.token("/sign-in/link")}
+        )
+        assert signed.status_code == 200 and signed.json()["strategy"] == strategy
+        app.clock.advance(1)
+        await app.client.post("/auth/password/forgot", json={"email": "alice@example.com"})
+        token = (await app.mail("alice@example.com", 2)).token("/reset-password")
+        done = await app.client.post(
+            "/auth/password/reset", json={"token": token, "password": NEW_PASSWORD}
+        )
+        assert done.status_code == 200
+        # Every credential issued before the reset ends, signed tokens included.
+        assert (await other.get("/auth/me")).status_code == 401
+        assert (await app.client.get("/auth/me")).status_code == 401
+        await other.aclose()
