@@ -79,7 +79,12 @@ from satchel.strategies.refresh_tokens import PEPPER_NAME as PEPPER_NAME  # its 
 from satchel.strategies.refresh_tokens import RefreshTokens, is_refresh_token_shape
 from satchel.strategies.revocation_state import RevocationState
 from satchel.strategies.session import SessionStrategy
-from satchel.strategies.session_policy import SessionPolicy, next_idle_expiry, session_valid
+from satchel.strategies.session_policy import (
+    SessionPolicy,
+    is_remembered,
+    next_idle_expiry,
+    session_valid,
+)
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.hybrid")
@@ -258,6 +263,7 @@ class HybridStrategy(SessionStrategy):
             refresh_token=refresh,
             refresh_expires_in=int(remaining),
             session_id=record.id,
+            remember=is_remembered(record),
         )
         return identity, issued
 
