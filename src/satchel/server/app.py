@@ -22,7 +22,7 @@ from satchel.integrations.fastapi.routes import router
 from satchel.integrations.scope import STATE_KEY
 from satchel.ops.logging import RequestIdMiddleware
 from satchel.ops.shutdown import drain
-from satchel.server import pages
+from satchel.server import account_app, pages
 from satchel.server.errors import BodyLimitMiddleware
 from satchel.server.ops_routes import attach_ops, gate_metrics_port, install_ops
 
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         from satchel.server.debug import router as debug_router
 
         app.include_router(debug_router)
+    account_app.install(app, settings)
     pages.install(app)
     # Added last = outermost: oversized bodies are refused before anything authenticates.
     app.add_middleware(AuthMiddleware, auth=auth)
