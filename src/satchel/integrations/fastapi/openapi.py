@@ -64,12 +64,49 @@ _ERROR_DESCRIPTIONS: Final = {
 }
 
 
+#: The error body of the OAuth 2.0 token endpoint: RFC 6749 §5.2 plus the usual ``detail``.
+OAUTH_ERROR_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "required": ["error", "error_description", "detail"],
+    "properties": {
+        "error": {
+            "type": "string",
+            "description": (
+                "invalid_request, invalid_client, invalid_grant, unsupported_grant_type or "
+                "invalid_scope (RFC 6749 §5.2); too_many_requests, store_unavailable, "
+                "session_limit or payload_too_large otherwise."
+            ),
+        },
+        "error_description": {"type": "string", "description": "Human-readable explanation."},
+        "detail": {"type": "string", "description": "The same text (project convention)."},
+    },
+}
+_OAUTH_ERROR_DESCRIPTIONS: Final = {
+    400: "invalid_request, invalid_grant, unsupported_grant_type or invalid_scope",
+    401: "invalid_client: a client secret was sent (public clients only)",
+    409: "The account has reached its session limit (on_exceed=deny)",
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` entries documenting the error statuses a route may answer with."""
     return {
         status: {
             "description": _ERROR_DESCRIPTIONS.get(status, "Error"),
             "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+def oauth_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Like :func:`error_responses`, for the OAuth 2.0 token endpoint's error bodies."""
+    return {
+        status: {
+            "description": _OAUTH_ERROR_DESCRIPTIONS.get(
+                status, _ERROR_DESCRIPTIONS.get(status, "Error")
+            ),
+            "content": {"application/json": {"schema": OAUTH_ERROR_SCHEMA}},
         }
         for status in statuses
     }

@@ -35,6 +35,6 @@ async def change_password(
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
         apply_headers(response, auth.login_headers(result, "cookie"))
     else:
-        response = JSONResponse(TokenOut.of(result.credentials).model_dump(exclude_none=True))
+        response = JSONResponse(TokenOut.of(result, auth.clock()).body())
     response.headers.update(NO_STORE)
     return response

@@ -65,7 +65,7 @@ async def refresh(request: Request) -> Response:
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
         apply_headers(response, rotated.headers)
     else:
-        response = JSONResponse(TokenOut.of(result.credentials).model_dump(exclude_none=True))
+        response = JSONResponse(TokenOut.of(result, auth.clock()).body())
     response.headers.update(NO_STORE)
     return response
 
