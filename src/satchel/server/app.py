@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
 
             current = await build_auth(settings)
         setattr(app.state, STATE_KEY, current)
+        app.openapi_schema = None  # rebuilt from the transports this Auth really has
         try:
             await current.start()
             yield

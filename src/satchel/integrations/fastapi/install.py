@@ -58,6 +58,7 @@ def install(
         app.router.routes[:] = [r for r in app.router.routes if r not in ours] + ours
         current = auth if auth is not None else await build_auth(resolved, users=users)
         setattr(app.state, STATE_KEY, current)
+        app.openapi_schema = None  # rebuilt from the transports this Auth really has
         await current.start()
         try:
             async with inner(inner_app) as state:

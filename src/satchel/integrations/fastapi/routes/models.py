@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from satchel.accounts.passwords import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS
 from satchel.accounts.users import MAX_USERNAME_CHARS
+from satchel.integrations.refresh import MAX_REFRESH_TOKEN
 
 if TYPE_CHECKING:
     from satchel.auth import LoginResult
@@ -53,6 +54,12 @@ class LoginBody(BaseModel):
     username: Username
     password: Password
     remember: StrictBool = False
+
+
+class RefreshBody(BaseModel):
+    """``POST /auth/refresh`` from an API client (a browser sends the refresh cookie instead)."""
+
+    refresh_token: StrictStr = Field(min_length=1, max_length=MAX_REFRESH_TOKEN)
 
 
 class PasswordChangeBody(BaseModel):
@@ -153,4 +160,18 @@ LOGIN_BODY_DOC: Final[dict[str, Any]] = {
             "application/x-www-form-urlencoded": {"schema": LoginBody.model_json_schema()},
         },
     }
+}
+
+#: ``openapi_extra`` of ``POST /auth/refresh``: a body token (JSON or form) or the refresh
+#: cookie, so the body is optional and so is any access credential.
+REFRESH_DOC: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": False,
+        "description": "Without a body the refresh cookie is used (browsers).",
+        "content": {
+            "application/json": {"schema": RefreshBody.model_json_schema()},
+            "application/x-www-form-urlencoded": {"schema": RefreshBody.model_json_schema()},
+        },
+    },
+    "security": [{"RefreshCookie": []}, {}],
 }
