@@ -1,8 +1,9 @@
 """The reference server: a FastAPI app around one :class:`satchel.Auth`, run by uvicorn.
 
 It is assembled from the layers below it: the JSON routes and the glue that
-:func:`satchel.integrations.fastapi.install` gives any app, plus the HTML pages, the body
-limit and (optionally) the debug counters, which only the reference server has.
+:func:`satchel.integrations.fastapi.install` gives any app (CORS for ``cors_origins``
+included), plus the HTML pages, the API docs with local assets, ``HEAD`` for every ``GET``,
+the body limit and (optionally) the debug counters, which only the reference server has.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from satchel.auth import Auth
 from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
 from satchel.integrations.asgi import AuthMiddleware
+from satchel.integrations.cors import CORSMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
+from satchel.integrations.fastapi.docs import offline_docs
 from satchel.integrations.fastapi.routes import router
 from satchel.integrations.scope import STATE_KEY
 from satchel.server import pages
 from satchel.server.errors import BodyLimitMiddleware
+from satchel.server.head import HeadAsGetMiddleware
 
 logger = logging.getLogger("satchel.server")
 
@@ -58,6 +62,8 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         summary="Reference authentication server",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # served by offline_docs: no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     if auth is not None:
@@ -71,9 +77,14 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
 
         app.include_router(debug_router)
     pages.install(app)
-    # Added last = outermost: oversized bodies are refused before anything authenticates.
+    offline_docs(app, favicon_url="/static/favicon.svg")
+    # Added last = outermost: oversized bodies are refused before anything authenticates;
+    # HEAD runs as GET; CORS headers go on every answer, errors included.
     app.add_middleware(AuthMiddleware, auth=auth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGetMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, origins=settings.cors_origins)
     return app
 
 
