@@ -1,11 +1,11 @@
-"""The API documentation pages (Swagger UI at ``/docs``, ReDoc at ``/redoc``) served with
-their own assets, so they work offline and behind a firewall.
+"""The API documentation page (Swagger UI at ``/docs``) served with its own assets, so it
+works offline and behind a firewall.
 
-FastAPI's pages load Swagger UI and ReDoc from a CDN (and ReDoc's fonts from Google): with
-no way out to the internet they stay blank. :func:`offline_docs` serves the same pages
-with the assets of the ``fastapi-offline`` package (Swagger UI 5, ReDoc 2), installed with
-the ``server`` extra, under ``/docs/assets/``. Create the app with ``docs_url=None,
-redoc_url=None`` and call it once.
+FastAPI's pages load Swagger UI and ReDoc from a CDN: with no way out to the internet they
+stay blank. :func:`offline_docs` serves Swagger UI 5 with the files of the
+``fastapi-offline`` package (installed with the ``server`` extra) under ``/docs/assets/``.
+ReDoc is left out: even from local files it fetches its logo from its vendor's CDN, so it
+would not be offline. Create the app with ``docs_url=None, redoc_url=None`` and call it once.
 """
 
 from __future__ import annotations
@@ -15,22 +15,18 @@ from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import (
-    get_redoc_html,
-    get_swagger_ui_html,
-    get_swagger_ui_oauth2_redirect_html,
-)
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 
 from satchel.errors import ConfigurationError
 
-#: Where the Swagger UI and ReDoc files are served.
+#: Where the Swagger UI files are served.
 ASSETS_PATH: Final = "/docs/assets"
 
 
 def assets_directory() -> Path:
-    """The folder of the packaged Swagger UI and ReDoc files."""
+    """The folder of the packaged Swagger UI files."""
     try:
         folder = Path(str(files("fastapi_offline") / "static"))
     except ModuleNotFoundError:
@@ -42,15 +38,9 @@ def assets_directory() -> Path:
     return folder
 
 
-def offline_docs(
-    app: FastAPI,
-    *,
-    docs_url: str = "/docs",
-    redoc_url: str | None = "/redoc",
-    favicon_url: str | None = None,
-) -> None:
-    """Serve Swagger UI at ``docs_url`` and ReDoc at ``redoc_url`` (None: none) with local
-    assets only. ``favicon_url`` defaults to the packaged icon."""
+def offline_docs(app: FastAPI, *, docs_url: str = "/docs", favicon_url: str | None = None) -> None:
+    """Serve Swagger UI at ``docs_url`` with local assets only. ``favicon_url`` defaults to
+    the packaged icon."""
     if app.docs_url is not None or app.redoc_url is not None:
         raise ConfigurationError("Create the app with docs_url=None, redoc_url=None first.")
     openapi_url = app.openapi_url
@@ -81,16 +71,3 @@ def offline_docs(
     @app.get(redirect_url, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
-
-    if redoc_url is not None:
-
-        @app.get(redoc_url, include_in_schema=False)
-        async def redoc(request: Request) -> HTMLResponse:
-            root, assets, icon = urls(request)
-            return get_redoc_html(
-                openapi_url=f"{root}{openapi_url}",
-                title=f"{title} – API reference",
-                redoc_js_url=f"{assets}/redoc.standalone.js",
-                redoc_favicon_url=icon,
-                with_google_fonts=False,
-            )
