@@ -61,13 +61,17 @@ async def test_secure_cookies_keep_their_prefixed_names(make_app: Apps) -> None:
 
 async def test_only_the_configured_transports_are_schemes(make_app: Apps) -> None:
     bearer_only = await spec_of(await make_app(transports="bearer"))
-    assert set(bearer_only["components"]["securitySchemes"]) == {"BearerToken"}
+    schemes = bearer_only["components"]["securitySchemes"]
+    assert set(schemes) == {"BearerToken", "OAuth2Password"}
     me = bearer_only["paths"]["/auth/me"]["get"]["security"]
-    assert me == [{"BearerToken": []}]
+    assert me == [{"BearerToken": []}, {"OAuth2Password": []}]
+    # The password flow says where a client gets its token.
+    flow = schemes["OAuth2Password"]["flows"]["password"]
+    assert flow["tokenUrl"] == flow["refreshUrl"] == "/auth/token"
     assert bearer_only["paths"]["/auth/refresh"]["post"]["security"] == [{}]
 
     cookie_only = await spec_of(await make_app(transports="cookie"))
-    assert "BearerToken" not in cookie_only["components"]["securitySchemes"]
+    assert set(cookie_only["components"]["securitySchemes"]) == {"SessionCookie", "RefreshCookie"}
 
 
 async def test_the_document_follows_the_auth_the_app_runs(make_app: Apps) -> None:
@@ -259,10 +263,17 @@ class SpecClient:
         return response
 
     def grant(self, **fields: str) -> None:
-        """The password or refresh grant at the operation that takes a ``grant_type``."""
-        method, path, schema = self.find("grant_type", "application/x-www-form-urlencoded")
+        """The password or refresh grant at the token URL of the document's password flow."""
+        flows = [
+            scheme["flows"]["password"]
+            for scheme in self.spec["components"]["securitySchemes"].values()
+            if scheme["type"] == "oauth2"
+        ]
+        url = flows[0]["tokenUrl" if fields["grant_type"] == "password" else "refreshUrl"]
+        form = self.spec["paths"][url]["post"]["requestBody"]["content"]
+        schema = form["application/x-www-form-urlencoded"]["schema"]
         assert fields["grant_type"] in schema["properties"]["grant_type"]["enum"]
-        response = self.call(method, path, data=fields)
+        response = self.call("post", url, data=fields)
         assert response.status_code == 200, response.text
         self.token = response.json()["access_token"]
         self.refresh_token = response.json().get("refresh_token")

@@ -50,6 +50,32 @@ def test_swagger_ui_renders_offline(make_server: Any, new_context: Any, shot: An
     assert refused == []  # it asked for nothing outside the server
 
 
+def test_swagger_ui_signs_in_with_the_password_flow(
+    make_server: Any, new_context: Any, shot: Any
+) -> None:
+    server = make_server()
+    page = new_context().new_page()
+    page.goto(server.url("/docs"))
+    page.get_by_role("button", name="Authorize").first.click()
+    dialog = page.locator(".auth-container").filter(has_text="OAuth2Password")
+    dialog.locator("input#oauth_username").fill("alice")
+    dialog.locator("input#oauth_password").fill(ALICE_PASSWORD)
+    with page.expect_response(lambda r: r.url.endswith("/auth/token")) as answer:
+        dialog.get_by_role("button", name="Apply given OAuth2 credentials").click()
+    assert answer.value.status == 200
+    # Swagger UI holds the token now.
+    dialog.get_by_role("button", name="Remove authorization").wait_for()
+    shot(page, "authorized")
+    dialog.get_by_role("button", name="Close").click()
+    # "Try it out" on GET /auth/me sends that token.
+    page.locator("#operations-default-me_auth_me_get").click()
+    page.get_by_role("button", name="Try it out").click()
+    with page.expect_response(lambda r: r.url.endswith("/auth/me")) as me:
+        page.get_by_role("button", name="Execute").click()
+    assert me.value.status == 200
+    assert me.value.json()["username"] == "alice"
+
+
 SPA_SCRIPT = """
 async ([base, password]) => {
   const token = await fetch(base + "/auth/token", {

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 DEFAULT_COOKIE_NAME: Final = "__Host-satchel"
 #: Scheme of the refresh cookie (``POST /auth/refresh`` names it in its ``security``).
 REFRESH_COOKIE: Final = "RefreshCookie"
+#: The OAuth 2.0 password flow of ``POST /auth/token`` (with the bearer transport).
+OAUTH2_PASSWORD: Final = "OAuth2Password"  # noqa: S105 - a scheme name
+TOKEN_PATH: Final = "/auth/token"  # noqa: S105 - a route
 _VALIDATION_REF: Final = '"#/components/schemas/HTTPValidationError"'
 
 #: The schemes shown in the OpenAPI document. satchel's dependencies do not call them (the
@@ -184,7 +187,8 @@ def _transports(app: FastAPI) -> Sequence[Transport] | None:
 def security_schemes(app: FastAPI) -> dict[str, dict[str, Any]]:
     """The OpenAPI security schemes of ``app``, named after its configured transports:
     ``SessionCookie`` (the real cookie name, e.g. ``satchel_session`` with insecure
-    cookies) and ``RefreshCookie`` for the cookie transport, ``BearerToken`` for bearer."""
+    cookies) and ``RefreshCookie`` for the cookie transport, ``BearerToken`` for bearer
+    (plus ``OAuth2Password`` in the document when the app serves ``POST /auth/token``)."""
     transports = _transports(app)
     if transports is None:
         cookie: Any = CookieTransport()
@@ -215,10 +219,28 @@ def _model(scheme: APIKeyCookie | HTTPBearer) -> dict[str, Any]:
     return model
 
 
+def _oauth2_password(paths: dict[str, Any]) -> dict[str, Any] | None:
+    """The OAuth 2.0 password flow at the token endpoint, when the app serves it: a client
+    (Swagger UI's "Authorize" among them) learns from the document how to get a token."""
+    if "post" not in paths.get(TOKEN_PATH, {}):
+        return None
+    return {
+        "type": "oauth2",
+        "description": (
+            "Sign in with a username and password at the token endpoint (public clients: no "
+            "client secret); the access token then goes in `Authorization: Bearer`."
+        ),
+        "flows": {"password": {"tokenUrl": TOKEN_PATH, "refreshUrl": TOKEN_PATH, "scopes": {}}},
+    }
+
+
 def _add_security(app: FastAPI, schema: dict[str, Any]) -> None:
     paths = schema.get("paths") or {}
     schemes = security_schemes(app)
-    names = (cookie_scheme.scheme_name, bearer_scheme.scheme_name)
+    flow = _oauth2_password(paths) if bearer_scheme.scheme_name in schemes else None
+    if flow is not None:
+        schemes[OAUTH2_PASSWORD] = flow
+    names = (cookie_scheme.scheme_name, bearer_scheme.scheme_name, OAUTH2_PASSWORD)
     access: list[dict[str, list[str]]] = [{name: []} for name in names if name in schemes]
     used: set[str] = set()
     for route in _api_routes(app):
