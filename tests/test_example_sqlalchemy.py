@@ -75,11 +75,6 @@ async def test_signs_in_with_the_apps_integer_ids(app: RunningApp, transport: st
 async def test_identity_carries_the_apps_tenant_claim(app: RunningApp, transport: str) -> None:
     headers = await sign_in(app.client, transport, "alice")
     body = (await app.client.get("/whoami", headers=headers)).json()
-    if body["tenant_id"] is None:
-        pytest.xfail(
-            reason="UserRecord.claims do not reach Identity.claims yet on the "
-            f"{app.auth.strategy.name} strategy (being implemented in the strategies)"
-        )
     assert body["tenant_id"] == 7
     assert body["email"] == "alice@example.com"
 

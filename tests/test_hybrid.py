@@ -34,7 +34,8 @@ from satchel.keys.manager import KeyManager
 from satchel.revocation.base import LocalBus, NullBus, RevocationBus
 from satchel.revocation.redis import RedisBus
 from satchel.stores.base import Stores
-from satchel.strategies.hybrid import HybridStrategy, RefreshTokens
+from satchel.strategies.hybrid import HybridStrategy
+from satchel.strategies.refresh_tokens import RefreshTokens
 from satchel.strategies.session_policy import SessionPolicy
 from satchel.transports.bearer import BearerTransport
 from satchel.transports.cookie import CookieTransport
@@ -166,6 +167,24 @@ async def test_R01_refresh_rotates_and_the_old_refresh_token_is_dead(
     theft = [e for e in node.events if e.name == "theft"]
     assert len(theft) == 1 and theft[0].session == first.session_id
     assert first.refresh_token not in repr(theft[0].fields())
+
+
+async def test_auth_time_is_the_login_through_every_refresh(
+    node: Node, manual_clock: ManualClock
+) -> None:
+    login_at = manual_clock()
+    result = await node.auth.login("alice", PASSWORD)
+    assert result.identity.auth_time == login_at
+    token = result.credentials.refresh_token
+    for _ in range(3):
+        manual_clock.advance(240.5)
+        refreshed = await node.auth.refresh(token or "")
+        token = refreshed.credentials.refresh_token
+        assert refreshed.identity.auth_time == login_at
+        seen = await node.strategy.authenticate(refreshed.credentials.access_token)
+        assert seen.auth_time == login_at
+        assert seen.claims["auth_time"] == login_at
+        assert seen.claims["iat"] == int(manual_clock())  # the token itself is new
 
 
 async def test_R01_grace_window_hands_out_the_same_successor(

@@ -100,6 +100,22 @@ async def test_issue_and_authenticate(manual_clock: ManualClock) -> None:
     assert claims["sub"] == "u1" and claims["sid"] == identity.session_id
 
 
+async def test_auth_time_is_the_login(manual_clock: ManualClock) -> None:
+    strategy, store = await make_strategy(manual_clock, bus=LocalBus())
+    manual_clock.advance(0.75)
+    login_at = manual_clock()
+    identity, issued = await strategy.issue(await new_user(store), LoginContext())
+    claims = jwt.verify(issued.access_token, strategy.keyset, POLICY, manual_clock())
+    assert claims["auth_time"] == login_at and claims["iat"] == int(login_at)
+    assert identity.auth_time == login_at
+    manual_clock.advance(60)
+    other, _ = await make_strategy(manual_clock, store)  # first sight of the token
+    assert (await other.authenticate(issued.access_token)).auth_time == login_at
+    # A token issued before auth_time was a claim: its login is its iat.
+    old = jwt.issue(strategy.keyset, POLICY, sub="u1", now=manual_clock(), ttl=60, sid="s" * 22)
+    assert (await other.authenticate(old)).auth_time == int(manual_clock())
+
+
 async def test_disabled_user_cannot_be_issued(manual_clock: ManualClock) -> None:
     strategy, store = await make_strategy(manual_clock)
     user = await new_user(store, disabled=True)

@@ -103,13 +103,14 @@ async def test_S09_login_cookie_attributes(server: Server) -> None:
     assert attrs["samesite"] == "Lax"
     assert attrs["path"] == "/"
     assert "domain" not in attrs
-    assert int(attrs["max-age"]) == server.auth.settings.absolute_timeout
+    # Not remembered: a browser-session cookie, forgotten when the browser closes.
+    assert "max-age" not in attrs and "expires" not in attrs
     assert response.headers["cache-control"] == "no-store"
 
 
 async def test_S03_logout_clears_cookie_with_identical_attributes(server: Server) -> None:
     login_response = await login(server.client)
-    set_tail = login_response.headers["set-cookie"].split(";", 2)[2]  # after name=value; Max-Age
+    set_tail = login_response.headers["set-cookie"].split(";", 1)[1]  # after name=value
     out = await server.client.post("/auth/logout")
     cleared = [c for c in out.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}=")]
     assert len(cleared) == 1
@@ -389,19 +390,28 @@ async def test_jwt_token_me_and_tampered(make_server: ServerFactory) -> None:
     assert all("d" not in key for key in jwks["keys"])
 
 
-async def test_jwt_logout_revokes_and_sessions_are_not_supported(
+async def test_jwt_logout_revokes_and_sessions_are_listed(
     make_server: ServerFactory,
 ) -> None:
+    """jwt keeps one refresh-token family per sign-in: the sign-ins are listed, and logout
+    ends the family and the access token (pushed over the revocation channel)."""
     server = await make_server(strategy="jwt")
-    token = (
+    issued = (
         await server.client.post(
             "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
         )
-    ).json()["access_token"]
-    headers = {"authorization": f"Bearer {token}"}
-    assert_error(await server.client.get("/auth/sessions", headers=headers), 400, "not_supported")
+    ).json()
+    assert issued["refresh_token"]
+    headers = {"authorization": f"Bearer {issued['access_token']}"}
+    listing = await server.client.get("/auth/sessions", headers=headers)
+    assert listing.status_code == 200
+    assert [s["current"] for s in listing.json()] == [True]
     assert (await server.client.post("/auth/logout", headers=headers)).status_code == 204
     assert_error(await server.client.get("/auth/me", headers=headers), 401)
+    refreshed = await server.client.post(
+        "/auth/refresh", json={"refresh_token": issued["refresh_token"]}
+    )
+    assert refreshed.status_code == 401
 
 
 # --- sessions ------------------------------------------------------------------------------

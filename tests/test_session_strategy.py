@@ -239,6 +239,19 @@ async def test_S04_idle_timeout_ends_session(world: World) -> None:
         await world.strategy.authenticate(token)
 
 
+async def test_auth_time_stays_the_login_through_activity(world: World) -> None:
+    user = await world.user()
+    login_at = world.clock.now
+    identity, token = await world.login(user)
+    assert identity.auth_time == login_at
+    for _ in range(5):  # each step is past touch_interval: the session is touched and re-cached
+        world.clock.advance(600.5)
+        seen = await world.strategy.authenticate(token)
+        assert seen.auth_time == login_at
+        assert seen.expires_at == world.clock.now + 1800  # the idle expiry moved, auth_time not
+    assert world.store.touches == 5
+
+
 async def test_S04_idle_expiry_instant_is_already_expired(world: World) -> None:
     user = await world.user()
     _, token = await world.login(user)
@@ -746,3 +759,11 @@ async def test_S12_password_changed_elsewhere_ends_older_sessions_on_next_read()
     await w.users.reset_password(user.id, "another long passphrase")  # no user_changed call
     with pytest.raises(InvalidCredential):
         await w.strategy.authenticate(token)
+
+
+def test_session_ids_never_start_with_a_dash() -> None:
+    """Handles are typed on command lines (``satchel sessions revoke ID``)."""
+    from satchel.strategies.session_tokens import is_session_id, new_session_id, new_token
+
+    ids = [new_session_id() for _ in range(5000)] + [new_token()[0] for _ in range(5000)]
+    assert all(is_session_id(sid) and not sid.startswith("-") for sid in ids)

@@ -44,9 +44,9 @@ def _epoch(moment: datetime) -> float:
 
 def to_record(user: User) -> UserRecord:
     """The application's row as satchel sees it."""
+    # satchel adds ``email`` (from ``UserRecord.email``) to every identity and token itself;
+    # ``claims`` carries what only the application knows.
     claims: dict[str, Any] = {"tenant_id": user.tenant_id}
-    if user.email is not None:
-        claims["email"] = user.email
     return UserRecord(
         id=str(user.id),
         username=user.username,

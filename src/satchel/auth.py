@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from satchel.accounts.throttle import LoginThrottle, LoginThrottled
@@ -22,6 +22,7 @@ from satchel.errors import (
 from satchel.identity import Identity
 from satchel.stores.base import SessionRecord
 from satchel.strategies.base import LoginContext, Strategy, SupportsRefresh, SupportsSessions
+from satchel.strategies.session_policy import is_remembered
 from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
 
 if TYPE_CHECKING:
@@ -336,8 +337,12 @@ class Auth:
         Every credential of the user issued so far ends, on every strategy (the
         user's ``valid_after`` moves to now); the caller gets a brand-new credential, so the
         session id changes too (S02, P05). A wrong current password raises
-        :class:`satchel.errors.InvalidLogin`.
+        :class:`satchel.errors.InvalidLogin`. The new credential keeps the caller's "remember
+        this device" choice, whichever route the change came through.
         """
+        ctx = ctx or LoginContext()
+        if not ctx.remember and await self._remembered(identity):
+            ctx = replace(ctx, remember=True)
         try:
             user = await self.users.change_password(identity.user_id, current, new)
         except SatchelError as exc:
@@ -352,7 +357,7 @@ class Auth:
             raise
         # Ends every credential issued up to the new valid_after, the caller's included.
         await self.strategy.user_changed(user)
-        issued_identity, issued = await self.strategy.issue(user, ctx or LoginContext())
+        issued_identity, issued = await self.strategy.issue(user, ctx)
         await self.audit.emit(
             AuditEvent(
                 "password.changed",
@@ -361,6 +366,13 @@ class Auth:
             )
         )
         return LoginResult(issued_identity, issued)
+
+    async def _remembered(self, identity: Identity) -> bool:
+        """Whether the caller's own session was a "remember this device" sign-in."""
+        if self.sessions is None or identity.session_id is None:
+            return False
+        records = await self.sessions.list_sessions(identity.user_id)
+        return any(r.id == identity.session_id and is_remembered(r) for r in records)
 
     async def set_roles(
         self, user_id: str, roles: Collection[str], *, actor: Identity | None = None

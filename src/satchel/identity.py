@@ -13,6 +13,13 @@ class Identity:
 
     ``session_id`` is the public handle of the server-side session (or the ``sid`` claim of a
     token); it is not a credential on its own, but it is still kept out of ``repr``.
+
+    ``auth_time`` is the instant of the original login, kept through every refresh.
+    ``claims`` carries the account's application claims (``UserRecord.claims``, plus
+    ``"email"`` when the account has one; rules in
+    :mod:`satchel.strategies.application_claims`) in every strategy; for the jwt and hybrid
+    strategies it is the whole verified token payload, registered claims included. Treat it
+    as read-only: one identity may be shared by the requests that present the same token.
     """
 
     user_id: str

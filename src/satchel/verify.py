@@ -45,7 +45,8 @@ from satchel.jose.claims import ClaimsPolicy
 from satchel.jose.jwk import SigningKey, key_from_jwk
 from satchel.jose.keyset import KeySet
 from satchel.revocation.base import RevocationBus, RevocationEvent
-from satchel.strategies.hybrid import RevocationState, identity_from_claims
+from satchel.strategies.identity_claims import identity_from_claims
+from satchel.strategies.revocation_state import RevocationState
 
 logger = logging.getLogger("satchel.verify")
 

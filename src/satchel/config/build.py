@@ -224,7 +224,8 @@ async def build_auth(
             keys = await _optional_keys(manager)
         elif settings.strategy == "jwt":
             await manager.load_or_create(settings.jwt_alg)
-            strategy = _jwt_strategy(settings, bounded, bus, clock, manager)
+            audit = audit or AuditLog()
+            strategy = _jwt_strategy(settings, bounded, bus, clock, manager, audit)
         else:
             await manager.load_or_create(settings.jwt_alg)
             audit = audit or AuditLog()
@@ -306,7 +307,7 @@ def build_strategy(
     that revoke and list sign nothing, so they must not create a key either.
     """
     if settings.strategy == "jwt":
-        return _jwt_strategy(settings, stores, bus, clock, keys)
+        return _jwt_strategy(settings, stores, bus, clock, keys, audit or AuditLog())
     if settings.strategy == "hybrid":
         return _hybrid_strategy(settings, stores, bus, clock, keys, audit or AuditLog())
     return _session_strategy(settings, stores, bus, clock)
@@ -329,18 +330,29 @@ def _session_strategy(
 
 
 def _jwt_strategy(
-    settings: Settings, stores: Stores, bus: RevocationBus, clock: Clock, keys: KeyManager
+    settings: Settings,
+    stores: Stores,
+    bus: RevocationBus,
+    clock: Clock,
+    keys: KeyManager,
+    audit: AuditLog,
 ) -> Strategy:
     from satchel.jose.claims import ClaimsPolicy
-    from satchel.strategies.jwt import JWTStrategy
+    from satchel.strategies.jwt_refresh import RefreshingJWTStrategy
 
     policy = ClaimsPolicy(
         issuer=settings.issuer, audience=settings.audience, leeway=settings.leeway
     )
-    return JWTStrategy(
+    # Access tokens stay stateless; the refresh token's family is a record in the session
+    # store, touched only at refresh (RFC 9700 section 4.14.2), never per request.
+    return RefreshingJWTStrategy(
         keys,
         policy,
         stores.users,
+        sessions=stores.sessions,
+        refresh_ttl=settings.refresh_ttl,
+        refresh_grace=settings.refresh_grace,
+        audit=audit,
         clock=clock,
         bus=bus,
         access_ttl=settings.access_ttl,

@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     jwt_alg: Literal["EdDSA", "ES256", "RS256", "HS256"] = "EdDSA"
     #: Lifetime of a signed access token, seconds (hybrid: 300 unless set).
     access_ttl: int = Field(default=900, ge=10, le=86_400)
-    #: Not used by hybrid, whose refresh tokens end with the session's absolute time-out.
+    #: jwt: lifetime of a refresh-token family from sign-in (hybrid's end with the session's
+    #: absolute time-out instead).
     refresh_ttl: int = Field(default=14 * 86_400, ge=60, le=400 * 86_400)
     #: Hybrid: refreshes racing with one token this many seconds apart get the same successor.
     refresh_grace: float = Field(default=10.0, ge=0, le=300)

@@ -1,7 +1,8 @@
 """Strategies: what a credential is (session id, signed JWT, or the hybrid of both).
 
-:class:`SessionStrategy` loads with the core; ``JWTStrategy`` (``satchel.strategies.jwt``)
-and ``HybridStrategy`` (``satchel.strategies.hybrid``) load on first use.
+:class:`SessionStrategy` loads with the core; ``JWTStrategy`` (``satchel.strategies.jwt``),
+``RefreshingJWTStrategy`` (``satchel.strategies.jwt_refresh``) and ``HybridStrategy``
+(``satchel.strategies.hybrid``) load on first use.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from satchel.strategies.session_policy import SessionPolicy
 if TYPE_CHECKING:
     from satchel.strategies.hybrid import HybridStrategy
     from satchel.strategies.jwt import JWTStrategy
+    from satchel.strategies.jwt_refresh import RefreshingJWTStrategy
 
-_LAZY = {"JWTStrategy": "satchel.strategies.jwt", "HybridStrategy": "satchel.strategies.hybrid"}
+_LAZY = {
+    "JWTStrategy": "satchel.strategies.jwt",
+    "RefreshingJWTStrategy": "satchel.strategies.jwt_refresh",
+    "HybridStrategy": "satchel.strategies.hybrid",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -31,6 +37,7 @@ __all__ = [
     "HybridStrategy",
     "JWTStrategy",
     "LoginContext",
+    "RefreshingJWTStrategy",
     "SessionPolicy",
     "SessionStrategy",
     "Strategy",

@@ -21,6 +21,14 @@ class LoginContext:
     remember: bool = False
 
 
+class UserLookup(Protocol):
+    """Reads an account by id (a :class:`~satchel.stores.base.UserStore` is one)."""
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        """The user, or None."""
+        ...
+
+
 class Strategy(ABC):
     """Issues and verifies credentials. Every method may raise a :class:`SatchelError`."""
 

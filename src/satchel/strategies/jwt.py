@@ -1,13 +1,16 @@
 """The stateless strategy: the credential is a signed JWT access token.
 
-Nothing is stored per login. What still has to be checked per request, and how:
+Nothing is stored per request (and, in this class, nothing per login; the refreshing
+variant, :mod:`satchel.strategies.jwt_refresh`, keeps one record per login that only a
+refresh reads). What still has to be checked per request, and how:
 
 * signature and claims — :func:`satchel.jose.claims.verify`; a bounded in-memory cache of already
   verified tokens makes a repeated token cost a dict lookup and an expiry check;
-* "valid after" of the user (password change, disable, revoke-all: tokens whose ``iat`` is
-  earlier are refused) — read from the user store on every request, unless the revocation
-  bus reaches every process and is healthy; then a per-user map fed by USER events is used,
-  each entry re-read from the store after ``cache_ttl`` at the latest;
+* "valid after" of the user (password change, disable, revoke-all: tokens whose
+  ``auth_time`` — the login they descend from — is earlier are refused) — read from the user
+  store on every request, unless the revocation bus reaches every process and is healthy;
+  then a per-user map fed by USER events is used, each entry re-read from the store after
+  ``cache_ttl`` at the latest;
 * ended sessions (logout) — ``sid`` values received as SESSION events, kept until the
   tokens they block have expired.
 
@@ -16,16 +19,19 @@ A process that was disconnected when the event was published does not learn of i
 is no store record to re-read), so the token stays usable there until it expires, at most
 ``access_ttl``. Use the hybrid strategy where that is not acceptable. Revocations never
 depend on the token string (J21): a re-encoded twin of a revoked token carries the same
-``sid`` and ``iat``.
+``sid`` and ``auth_time``.
+
+Tokens carry ``sub``, ``sid``, ``roles``, ``preferred_username``, ``auth_time``, the
+account's application claims (:mod:`satchel.strategies.application_claims`) and the
+registered ``iss``, ``aud``, ``iat``, ``exp``, ``jti``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import secrets
-from collections.abc import Awaitable
-from typing import Any, ClassVar, Protocol, TypeVar
+from collections.abc import Awaitable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from satchel.clock import Clock, system_clock
 from satchel.errors import (
@@ -44,24 +50,21 @@ from satchel.jose.keyset import KeySet
 from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
 from satchel.stores.base import UserRecord
-from satchel.strategies.base import LoginContext, Strategy
+from satchel.strategies.application_claims import (
+    AUTH_TIME_CLAIM,
+    USERNAME_CLAIM,
+    application_claims,
+)
+from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
+from satchel.strategies.refresh_tokens import is_refresh_token_shape
+from satchel.strategies.session_tokens import new_session_id
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.strategies.jwt")
 
 _T = TypeVar("_T")
 _REVOKED = "Credential has been revoked."
-#: Claim carrying the display username, so a request needs no user read for it.
-USERNAME_CLAIM = "preferred_username"
-
-
-class UserLookup(Protocol):
-    """Reads an account by id (a :class:`~satchel.stores.base.UserStore` is one)."""
-
-    async def get_user(self, user_id: str) -> UserRecord | None:
-        """The user, or None."""
-        ...
 
 
 class JWTStrategy(Strategy):
@@ -168,31 +171,42 @@ class JWTStrategy(Strategy):
         """A new access token with a fresh random ``sid``."""
         if user.disabled:
             raise InvalidLogin()
+        app = application_claims(user)
         now = self.clock()
-        # iat is whole seconds: right after a revoke-all in this same second, a new token
-        # would carry an iat before valid_after and be refused; start it at valid_after.
-        issued_at = now if math.floor(now) >= user.valid_after else math.ceil(user.valid_after)
-        sid = secrets.token_urlsafe(16)
+        identity, token = await self._mint(user, app, new_session_id(), now, now)
+        issued = IssuedCredentials(
+            access_token=token,
+            expires_in=max(1, int(identity.expires_at - now)),
+            session_id=identity.session_id,
+            remember=bool(ctx.remember),
+        )
+        return identity, issued
+
+    async def _mint(
+        self,
+        user: UserRecord,
+        app: Mapping[str, Any],
+        sid: str,
+        auth_time: float,
+        now: float,
+        ttl: float | None = None,
+    ) -> tuple[Identity, str]:
+        """A signed access token of session ``sid`` (and its identity, already cached)."""
         claims = claims_mod.build_claims(
             self.policy,
             sub=user.id,
-            now=issued_at,
-            ttl=self.access_ttl,
+            now=now,
+            ttl=self.access_ttl if ttl is None else ttl,
             roles=user.roles,
             sid=sid,
-            extra={USERNAME_CLAIM: user.username},
+            extra={**app, USERNAME_CLAIM: user.username, AUTH_TIME_CLAIM: auth_time},
         )
         await self._refresh_keys()
         keyset = self.keyset
         token = claims_mod.sign(keyset, self.policy, claims)
         identity = self._identity(claims)
         self._remember(token, identity, keyset.active.kid)
-        issued = IssuedCredentials(
-            access_token=token,
-            expires_in=max(1, int(claims["exp"] - now)),
-            session_id=sid,
-        )
-        return identity, issued
+        return identity, token
 
     # --- verifying ------------------------------------------------------------------------
 
@@ -222,6 +236,8 @@ class JWTStrategy(Strategy):
         return identity
 
     async def _verify(self, token: str, now: float) -> Identity:
+        if is_refresh_token_shape(token):
+            raise InvalidToken("A refresh token is not an access token.")
         await self._refresh_keys()
         keyset = self.keyset
         try:
@@ -242,12 +258,18 @@ class JWTStrategy(Strategy):
         username = claims.get(USERNAME_CLAIM, claims["sub"])
         if type(username) is not str or not username or len(username) > 256:
             raise InvalidToken("Token username claim is invalid.")
+        # Tokens issued before auth_time was a claim: their login is their iat.
+        auth_time = claims.get(AUTH_TIME_CLAIM, claims["iat"])
+        if type(auth_time) is not int and type(auth_time) is not float:
+            raise InvalidToken("Token auth_time claim is invalid.")
+        if not 0 <= auth_time <= claims_mod.MAX_TIMESTAMP:
+            raise InvalidToken("Token auth_time claim is invalid.")
         return Identity(
             user_id=claims["sub"],
             username=username,
             roles=frozenset(claims.get("roles", ())),
             strategy=self.name,
-            auth_time=float(claims["iat"]),
+            auth_time=float(auth_time),
             expires_at=float(claims["exp"]),
             session_id=claims.get("sid"),
             claims=claims,
@@ -258,7 +280,8 @@ class JWTStrategy(Strategy):
             return
         until = min(identity.expires_at + self.policy.leeway, self.keyset.not_after(kid))
         if self.policy.max_age is not None:
-            until = min(until, identity.auth_time + self.policy.max_age + self.policy.leeway)
+            issued_at = identity.claims["iat"]
+            until = min(until, issued_at + self.policy.max_age + self.policy.leeway)
         if len(self._cache) >= self.cache_size:
             # Oldest first (dicts keep insertion order); an evicted token is just re-verified.
             del self._cache[next(iter(self._cache))]
@@ -292,7 +315,10 @@ class JWTStrategy(Strategy):
         sid = identity.session_id
         if sid is None:
             return
-        until = identity.expires_at + self.policy.leeway
+        await self._revoke_sid(sid, identity.expires_at + self.policy.leeway)
+
+    async def _revoke_sid(self, sid: str, until: float) -> None:
+        """Refuse tokens of ``sid`` here at once, then in every process through the bus."""
         self._end_session(sid, until)
         if self.bus is not None:
             await self._io(self.bus.publish(RevocationEvent(RevocationKind.SESSION, sid, until)))
@@ -300,7 +326,10 @@ class JWTStrategy(Strategy):
     async def user_changed(self, user: UserRecord) -> None:
         """Publish the user's new "valid after" so every process refuses older tokens."""
         now = self.clock()
-        valid_after = max(user.valid_after, now) if user.disabled else user.valid_after
+        valid_after = user.valid_after
+        if user.disabled:
+            # Strictly after now: "valid after" admits a token of a login at that very instant.
+            valid_after = math.nextafter(max(valid_after, now), math.inf)
         self._epoch += 1
         self._set_valid_after(user.id, valid_after, now)
         if self.bus is not None:

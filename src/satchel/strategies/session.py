@@ -10,8 +10,8 @@ loses messages (reconnect) or stops being healthy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from typing import ClassVar, TypeVar
+from collections.abc import Awaitable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from satchel.clock import Clock, system_clock
 from satchel.errors import (
@@ -25,8 +25,10 @@ from satchel.errors import (
 from satchel.identity import Identity
 from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
 from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
+from satchel.strategies.application_claims import application_claims
 from satchel.strategies.base import LoginContext, Strategy
 from satchel.strategies.counters import Counters
+from satchel.strategies.session_cache import CacheEntry, SessionCache
 from satchel.strategies.session_policy import (
     REMEMBER_KEY,
     SessionPolicy,
@@ -53,45 +55,6 @@ MAX_USER_AGENT = 512
 MAX_IP = 64
 
 _UNKNOWN = "Unknown or ended session."
-
-
-class _Entry:
-    """A verified token in the local cache. ``fresh_until`` is the one number the hot path
-    checks: the earliest of both expiries, the next due touch and the cache TTL."""
-
-    __slots__ = (
-        "absolute_expires_at",
-        "cache_until",
-        "fresh_until",
-        "identity",
-        "idle_expires_at",
-        "last_seen_at",
-        "remember",
-        "sid",
-        "user_id",
-    )
-
-    def __init__(
-        self, identity: Identity, record: SessionRecord, cache_until: float, touch: float
-    ) -> None:
-        self.identity = identity
-        self.sid = record.id
-        self.user_id = record.user_id
-        self.idle_expires_at = record.idle_expires_at
-        self.absolute_expires_at = record.absolute_expires_at
-        self.last_seen_at = record.last_seen_at
-        self.remember = record.data.get(REMEMBER_KEY) is True
-        self.cache_until = cache_until
-        self.fresh_until = 0.0
-        self.refresh(touch)
-
-    def refresh(self, touch_interval: float) -> None:
-        self.fresh_until = min(
-            self.last_seen_at + touch_interval,
-            self.idle_expires_at,
-            self.absolute_expires_at,
-            self.cache_until,
-        )
 
 
 class SessionStrategy(Strategy):
@@ -127,9 +90,9 @@ class SessionStrategy(Strategy):
         self.counters = Counters()
         self.cache_size = cache_size
         self.cache_ttl = float(cache_ttl)
-        self._cache: dict[str, _Entry] = {}
-        self._token_of: dict[str, str] = {}  # session id -> cached token
-        self._sids_of: dict[str, set[str]] = {}  # user id -> cached session ids
+        self.cache = SessionCache(cache_size, self.cache_ttl)
+        # The map the hot path reads, without an attribute hop through the cache object.
+        self._cache = self.cache.entries
         # Bumped by every revocation and reset: a store read that started before an event
         # must not land in the cache after it (the event could not drop it yet).
         self._epoch = 0
@@ -152,14 +115,16 @@ class SessionStrategy(Strategy):
         self, user: UserRecord, ctx: LoginContext
     ) -> tuple[Identity, IssuedCredentials]:
         """A brand-new session for ``user`` (never reuses an id; S02)."""
+        claims = application_claims(user)  # refused before anything is stored
         now = self.clock()
         record, token = self._new_record(user, ctx, now)
         await self._create(record, now)
-        identity = _identity(record, user)
+        identity = _identity(record, user, claims)
         issued = IssuedCredentials(
             access_token=token,
             expires_in=int(record.absolute_expires_at - now),
             session_id=record.id,
+            remember=bool(ctx.remember),
         )
         return identity, issued
 
@@ -231,18 +196,18 @@ class SessionStrategy(Strategy):
                 self._flush()
         return await self._verify(token)
 
-    async def _revalidate(self, token: str, entry: _Entry) -> Identity:
+    async def _revalidate(self, token: str, entry: CacheEntry) -> Identity:
         """A cached token whose expiry, touch or TTL is due."""
         now = self.clock()
         if now >= entry.idle_expires_at or now >= entry.absolute_expires_at:
-            self._drop_token(token)
+            self.cache.drop_token(token)
             raise ExpiredCredential("The session has expired.")
         if now >= entry.cache_until:
-            self._drop_token(token)
+            self.cache.drop_token(token)
             return await self._verify(token)
         idle = min(now + self.policy.idle_for(entry.remember), entry.absolute_expires_at)
         if not await self._io(self.store.touch(entry.sid, last_seen_at=now, idle_expires_at=idle)):
-            self._drop_token(token)
+            self.cache.drop_token(token)
             raise InvalidCredential(_UNKNOWN)
         entry.last_seen_at = now
         entry.idle_expires_at = idle
@@ -275,7 +240,7 @@ class SessionStrategy(Strategy):
                 raise InvalidCredential(_UNKNOWN)  # ended while we were reading it (F10)
             record.last_seen_at = now
             record.idle_expires_at = idle
-        identity = _identity(record, user)
+        identity = _identity(record, user, application_claims(user))
         bus = self._bus
         if bus is not None and bus.healthy and epoch == self._epoch:
             self._remember(token, identity, record, now)
@@ -328,7 +293,7 @@ class SessionStrategy(Strategy):
             for record in records:
                 if record.created_at <= user.valid_after:
                     await self._io(self.store.delete(record.id))
-        self._drop_user(user.id)
+        self.cache.drop_user(user.id)
         await self._publish(
             RevocationEvent(
                 RevocationKind.USER,
@@ -355,51 +320,20 @@ class SessionStrategy(Strategy):
     # --- cache and bus ----------------------------------------------------------------------
 
     def _remember(self, token: str, identity: Identity, record: SessionRecord, now: float) -> None:
-        if token in self._cache:
-            self._drop_token(token)
-        elif len(self._cache) >= self.cache_size:
-            self._drop_token(next(iter(self._cache)))  # oldest insertion first
-        self._cache[token] = _Entry(
-            identity, record, now + self.cache_ttl, self.policy.touch_interval
-        )
-        self._token_of[record.id] = token
-        self._sids_of.setdefault(record.user_id, set()).add(record.id)
-
-    def _drop_token(self, token: str) -> None:
-        entry = self._cache.pop(token, None)
-        if entry is None:
-            return
-        self._token_of.pop(entry.sid, None)
-        sids = self._sids_of.get(entry.user_id)
-        if sids is not None:
-            sids.discard(entry.sid)
-            if not sids:
-                del self._sids_of[entry.user_id]
-
-    def _drop_session(self, sid: str) -> None:
-        token = self._token_of.get(sid)
-        if token is not None:
-            self._drop_token(token)
-
-    def _drop_user(self, user_id: str) -> None:
-        for sid in list(self._sids_of.get(user_id, ())):
-            self._drop_session(sid)
+        self.cache.remember(token, identity, record, now, self.policy.touch_interval)
 
     def _flush(self) -> None:
         self._epoch += 1
-        if self._cache:
-            self._cache.clear()
-            self._token_of.clear()
-            self._sids_of.clear()
+        if self.cache.clear():
             self.counters.cache_flushes += 1
 
     def _on_event(self, event: RevocationEvent) -> None:
         self._epoch += 1
         self.counters.revocations_received += 1
         if event.kind is RevocationKind.SESSION:
-            self._drop_session(event.subject)
+            self.cache.drop_session(event.subject)
         else:
-            self._drop_user(event.subject)
+            self.cache.drop_user(event.subject)
 
     def _on_reset(self) -> None:
         self._flush()
@@ -407,7 +341,7 @@ class SessionStrategy(Strategy):
     async def _ended(self, sids: list[str], until: float) -> None:
         """Drop ended sessions locally, then tell every process."""
         for sid in sids:
-            self._drop_session(sid)
+            self.cache.drop_session(sid)
         for sid in sids:
             await self._publish(RevocationEvent(RevocationKind.SESSION, sid, until=until))
 
@@ -428,7 +362,7 @@ class SessionStrategy(Strategy):
             raise StoreUnavailable() from exc
 
 
-def _identity(record: SessionRecord, user: UserRecord) -> Identity:
+def _identity(record: SessionRecord, user: UserRecord, claims: Mapping[str, Any]) -> Identity:
     return Identity(
         user_id=record.user_id,
         username=user.username,
@@ -437,6 +371,7 @@ def _identity(record: SessionRecord, user: UserRecord) -> Identity:
         auth_time=record.created_at,
         expires_at=record.expires_at(),
         session_id=record.id,
+        claims=claims,
     )
 
 

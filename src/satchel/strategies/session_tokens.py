@@ -30,9 +30,22 @@ _TOKEN_RE = re.compile(rf"([A-Za-z0-9_-]{{{ID_LENGTH}}})\.([A-Za-z0-9_-]{{{SECRE
 _MALFORMED = "Malformed session token."
 
 
+def new_session_id() -> str:
+    """A fresh public session handle (128 random bits, unpadded base64url).
+
+    Never one that starts with ``-``: handles are typed as command-line arguments
+    (``satchel sessions revoke ID``), where a leading dash reads as an option. Redrawing
+    1 in 64 ids costs nothing a handle needs (it is not the secret).
+    """
+    while True:
+        sid = secrets.token_urlsafe(ID_BYTES)
+        if sid[0] != "-":
+            return sid
+
+
 def new_token() -> tuple[str, str, str]:
     """A fresh ``(session_id, secret, token)``; the token is what the client holds."""
-    sid = secrets.token_urlsafe(ID_BYTES)
+    sid = new_session_id()
     secret = secrets.token_urlsafe(SECRET_BYTES)
     return sid, secret, f"{sid}.{secret}"
 

@@ -5,8 +5,9 @@ anywhere, so every action is a plain form post. One module per page (:mod:`~.sig
 :mod:`~.dashboard`, :mod:`~.devices`, :mod:`~.password`, :mod:`~.admin`), plus the pieces
 they share: :mod:`~.render` (templates, headers, redirects, the error page), :mod:`~.access`
 (who the pages trust, where an anonymous browser goes), :mod:`~.forms` (bounded forms and
-the CSRF check), :mod:`~.notices`, :mod:`~.formatting`, :mod:`~.static` and :mod:`~.errors`
-(HTML error pages for browsers).
+the CSRF check), :mod:`~.credentials` (the dashboard's account of the cookies),
+:mod:`~.notices`, :mod:`~.formatting`, :mod:`~.static` and :mod:`~.errors` (HTML error
+pages for browsers).
 
 :func:`install` adds the routes to an app and makes its error handlers answer browsers
 with an HTML page (the JSON API keeps its JSON errors).
@@ -18,7 +19,7 @@ from fastapi import APIRouter, FastAPI
 
 from satchel.integrations.refresh import safe_next
 from satchel.server.pages import admin, dashboard, devices, password, signin, static
-from satchel.server.pages.dashboard import decode_jwt_parts
+from satchel.server.pages.credentials import decode_jwt_parts
 from satchel.server.pages.errors import html_error_handlers
 from satchel.server.pages.formatting import format_span, relative
 from satchel.server.pages.notices import NOTICES
