@@ -43,7 +43,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Satc
     tmp = tmp_path_factory.mktemp("oauth")
     started: dict[str, SatchelServer] = {}
     try:
-        for strategy in ("hybrid", "session"):
+        for strategy in ("hybrid", "jwt", "session"):
             started[strategy] = start(tmp, strategy)
         yield started
     finally:
@@ -56,13 +56,17 @@ async def me(server: SatchelServer, client: AsyncOAuth2Client) -> httpx.Response
     return await client.get(f"{server.url}/auth/me")
 
 
-async def test_password_and_refresh_grants_with_authlib(servers: dict[str, SatchelServer]) -> None:
-    server = servers["hybrid"]
+@pytest.mark.parametrize("strategy", ["hybrid", "jwt"])
+async def test_password_and_refresh_grants_with_authlib(
+    servers: dict[str, SatchelServer], strategy: str
+) -> None:
+    server = servers[strategy]
     url = f"{server.url}/auth/token"
     async with AsyncOAuth2Client(client_id="satchel-tests") as client:
         first = await client.fetch_token(url, username="alice", password=PASSWORD)
         assert first["token_type"] == "Bearer"
-        assert 299 <= first["expires_in"] <= 300  # a 5-minute access token
+        lifetime = 300 if strategy == "hybrid" else 900  # the default access token lifetimes
+        assert lifetime - 1 <= first["expires_in"] <= lifetime
         assert first["refresh_token"]
         answer = await me(server, client)
         assert answer.status_code == 200 and answer.json()["username"] == "alice"
@@ -71,10 +75,10 @@ async def test_password_and_refresh_grants_with_authlib(servers: dict[str, Satch
         assert second["access_token"] != first["access_token"]
         assert second["refresh_token"] != first["refresh_token"]
         answer = await me(server, client)
-        assert answer.status_code == 200 and answer.json()["strategy"] == "hybrid"
+        assert answer.status_code == 200 and answer.json()["strategy"] == strategy
 
         # The retired refresh token again: authlib reports invalid_grant, and the reuse has
-        # ended the session (RFC 9700 §4.14.2), so the newest one is refused too.
+        # ended the session / token family (RFC 9700 §4.14.2), so the newest one is refused.
         with pytest.raises(OAuthError) as reused:
             await client.refresh_token(url, refresh_token=first["refresh_token"])
         assert reused.value.error == "invalid_grant"
