@@ -95,6 +95,30 @@ class Settings(BaseSettings):
     #: Origins allowed to send state-changing cookie requests (besides our own).
     trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- browser apps on other origins (CORS) ----------------------------------------------
+    #: Exact origins (``https://host[:port]``) whose pages may call this server with the
+    #: browser's credentials: CORS answers them (preflights, ``Vary: Origin``, never ``*``),
+    #: and they count as trusted origins for the CSRF checks. None by default.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _cors_list(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if isinstance(value, list):
+            value = [v.strip().lower().rstrip("/") if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin in ("*", "null"):
+                raise ValueError(f"{origin!r} is not allowed: list each origin exactly")
+            if not _ORIGIN.match(origin):
+                raise ValueError("each origin must look like https://host[:port], no path")
+        return value
+
     # --- tokens ---------------------------------------------------------------------------
     issuer: str = Field(default="satchel", min_length=1, max_length=200)
     audience: str = Field(default="satchel", min_length=1, max_length=200)
