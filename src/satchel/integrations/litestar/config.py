@@ -20,6 +20,7 @@ needs an identity), the guards, the dependencies, the OpenAPI security schemes, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from copy import copy
@@ -81,6 +82,9 @@ class SatchelAuth(AbstractSecurityConfig[Identity, Auth]):
     """Run :func:`csrf_guard` on every route of the app."""
     exclude: str | list[str] | None = None
     """Path patterns (regular expressions) the middleware skips."""
+    exclude_openapi: bool = True
+    """Skip the OpenAPI document and its UIs too (the API's shape is no secret; the
+    security schemes it declares are how a client learns to log in)."""
     exclude_opt_key: str = "exclude_from_auth"
     """A route whose ``opt`` has this key set to a true value is skipped by the middleware."""
     exclude_http_methods: Sequence[Method] | None = field(
@@ -109,6 +113,7 @@ class SatchelAuth(AbstractSecurityConfig[Identity, Auth]):
         self.proxies: tuple[IPNetwork, ...] = parse_networks(self.settings.trusted_proxies)
         self.max_body_bytes: int = self.settings.max_body_bytes
         self._running: Auth | None = self.auth
+        self._openapi_path: str | None = None
 
     @property
     def running_auth(self) -> Auth:
@@ -123,10 +128,13 @@ class SatchelAuth(AbstractSecurityConfig[Identity, Auth]):
     @property
     def middleware(self) -> DefineMiddleware:
         """:class:`SatchelMiddleware` with this config's exclusions."""
+        exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude or [])
+        if self._openapi_path is not None:
+            exclude.append(f"^{re.escape(self._openapi_path)}(/|$)")
         return DefineMiddleware(
             self.authentication_middleware_class,
             config=self,
-            exclude=self.exclude,
+            exclude=exclude or None,
             exclude_from_auth_key=self.exclude_opt_key,
             exclude_http_methods=self.exclude_http_methods,
             scopes=self.scopes,
@@ -178,6 +186,10 @@ class SatchelAuth(AbstractSecurityConfig[Identity, Auth]):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Add satchel to the app being built (pass as ``on_app_init=[config.on_app_init]``)."""
+        if app_config.openapi_config and self.exclude_openapi:
+            openapi = app_config.openapi_config
+            router = openapi.openapi_router
+            self._openapi_path = (router.path if router else openapi.path) or "/schema"
         app_config.middleware.insert(0, self.middleware)
         if app_config.openapi_config:
             openapi = app_config.openapi_config = copy(app_config.openapi_config)

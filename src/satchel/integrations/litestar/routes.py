@@ -166,8 +166,9 @@ def build_routes(config: SatchelAuth) -> list[HTTPRouteHandler]:
         return JSONResponse(body, headers=NO_STORE[:1])
 
     @delete("/auth/sessions/{session_id:str}", guards=[csrf_guard], tags=tags, status_code=204)
-    async def revoke_session(request: AnyRequest, session_id: str) -> Response[None]:
+    async def revoke_session(request: AnyRequest) -> Response[None]:
         """End one of the caller's sessions (404 unless it is theirs)."""
+        session_id = str(request.path_params["session_id"])
         if not 0 < len(session_id) <= 256:
             raise InvalidFields("session_id: length must be 1 to 256 characters")
         identity = await current_identity(request)
