@@ -17,7 +17,8 @@
 - :mod:`.middleware` — :class:`SatchelMiddleware`, over satchel's pure ASGI authentication;
 - :mod:`.guards` — :func:`roles_required`, :func:`login_required`, :func:`csrf_guard`, and
   :func:`current_identity` / :func:`optional_identity` for handlers and guards of your own;
-- :mod:`.routes` — the JSON API; :mod:`.responses` — responses and error handlers.
+- :mod:`.routes` — the JSON API (the shared :mod:`satchel.integrations.http_api` handlers);
+  :mod:`.responses` — responses and error handlers.
 
 Handlers read the identity as ``request.user`` (Litestar's idiom) or take it as the
 ``identity`` / ``optional_identity`` dependency.
@@ -36,11 +37,7 @@ from satchel.integrations.litestar.guards import (
     roles_required,
 )
 from satchel.integrations.litestar.middleware import SatchelMiddleware
-from satchel.integrations.litestar.responses import (
-    JSONResponse,
-    error_response,
-    exception_handlers,
-)
+from satchel.integrations.litestar.responses import JSONResponse, exception_handlers
 
 __all__ = [
     "BEARER_SCHEME",
@@ -52,7 +49,6 @@ __all__ = [
     "auth_of",
     "csrf_guard",
     "current_identity",
-    "error_response",
     "exception_handlers",
     "login_required",
     "optional_identity",

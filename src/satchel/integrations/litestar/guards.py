@@ -22,14 +22,13 @@ from satchel.auth import Auth
 from satchel.errors import ConfigurationError, PermissionDenied
 from satchel.identity import Identity
 from satchel.integrations.asgi import as_auth_failure, resolve_scope
+from satchel.integrations.http_api import cookie_names
+from satchel.integrations.http_api.messages import FORM_TYPES
 from satchel.integrations.scope import SCOPE_AUTH, SCOPE_ERROR, SCOPE_IDENTITY, STATE_KEY
-from satchel.transports.cookie import CookieTransport
 from satchel.transports.csrf import FORM_FIELD, binding_for, content_type, needs_check, scope_origin
 
 #: Route ``opt`` key: ``{CSRF_OPT: False}`` exempts a route from :func:`csrf_guard`.
 CSRF_OPT: Final = "satchel_csrf"
-#: Content types whose body may carry the ``csrf_token`` field.
-FORM_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _CSRF_DONE: Final = "satchel.csrf_checked"
 
 Connection = ASGIConnection[Any, Any, Any, Any]
@@ -99,14 +98,6 @@ def roles_required(*roles: str) -> Guard:
 
     guard.__name__ = f"roles_required({', '.join(sorted(needed))})"
     return guard
-
-
-def cookie_names(auth: Auth) -> list[bytes]:
-    """The names of the cookies that make a request a cookie-session request."""
-    cookie = auth.transport_by_name.get("cookie")
-    if not isinstance(cookie, CookieTransport):
-        return []
-    return [cookie.cookie_name.encode("ascii"), cookie.refresh_name.encode("ascii")]
 
 
 async def form_token(connection: Connection) -> str | None:

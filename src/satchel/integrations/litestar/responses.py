@@ -1,5 +1,6 @@
 """JSON responses that keep every header they are given, and every error as
-``{"error": code, "detail": text}``.
+``{"error": code, "detail": text}`` (the shared mapping of
+:mod:`satchel.integrations.http_api`).
 
 Litestar's :class:`~litestar.Response` holds its headers in a dict, which cannot carry the two
 ``Set-Cookie`` headers of a login (access and refresh cookie); :class:`JSONResponse` renders
@@ -10,17 +11,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.response.base import ASGIResponse
 
 from satchel.auth import Auth
-from satchel.errors import AuthenticationError, SatchelError, StoreUnavailable, Throttled
-from satchel.integrations.asgi import challenge_headers
+from satchel.errors import SatchelError, StoreUnavailable
+from satchel.integrations.http_api import (
+    ApiResponse,
+    http_error_response,
+    internal_error_response,
+    satchel_error_response,
+)
 from satchel.integrations.scope import SCOPE_AUTH, SCOPE_TRANSPORT, STATE_KEY
 
 if TYPE_CHECKING:
@@ -30,25 +35,6 @@ if TYPE_CHECKING:
     from litestar.types import ExceptionHandlersMap
 
 logger = logging.getLogger("satchel.integrations")
-
-#: Headers of every response that carries a credential.
-NO_STORE: Final = (("cache-control", "no-store"), ("pragma", "no-cache"))
-
-_CODES_BY_STATUS: Final[Mapping[int, str]] = {
-    400: "invalid_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    429: "too_many_requests",
-    500: "internal_error",
-    503: "service_unavailable",
-}
 
 
 class JSONResponse(Response[Any]):
@@ -105,17 +91,6 @@ class JSONResponse(Response[Any]):
         )
 
 
-def error_response(
-    status: int, code: str, detail: str, headers: Iterable[tuple[str, str]] = ()
-) -> JSONResponse:
-    """The ``{"error": code, "detail": text}`` response every error uses."""
-    return JSONResponse(
-        {"error": code, "detail": detail},
-        status_code=status,
-        headers=[("cache-control", "no-store"), *headers],
-    )
-
-
 def _auth_in(request: Request[Any, Any, Any]) -> Auth | None:
     scope: Any = request.scope
     auth = scope.get(SCOPE_AUTH)
@@ -124,24 +99,17 @@ def _auth_in(request: Request[Any, Any, Any]) -> Auth | None:
     return auth if isinstance(auth, Auth) else None
 
 
-def error_headers(request: Request[Any, Any, Any], error: SatchelError) -> list[tuple[str, str]]:
-    """Extra headers an error needs: challenges for 401, Retry-After for 429/503."""
-    if isinstance(error, Throttled | StoreUnavailable):
-        return [("retry-after", str(error.retry_after))]
-    if isinstance(error, AuthenticationError):
-        auth = _auth_in(request)
-        if auth is not None:
-            scope: Any = request.scope
-            return challenge_headers(auth, scope.get(SCOPE_TRANSPORT), error)
-    return []
+def _written(response: ApiResponse) -> JSONResponse:
+    return JSONResponse(response.body, status_code=response.status, headers=response.headers)
 
 
 def satchel_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A :class:`SatchelError` with its status and code."""
+    """A :class:`SatchelError` with its status and code (challenges for 401, Retry-After)."""
     assert isinstance(exc, SatchelError)
     if exc.status >= 500 and not isinstance(exc, StoreUnavailable):
         logger.error("%s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return error_response(exc.status, exc.code, exc.detail, error_headers(request, exc))
+    scope: Any = request.scope
+    return _written(satchel_error_response(_auth_in(request), exc, scope.get(SCOPE_TRANSPORT)))
 
 
 def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -152,21 +120,18 @@ def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     """
     assert isinstance(exc, HTTPException)
     status = exc.status_code
-    code = _CODES_BY_STATUS.get(status, "http_error")
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else HTTPStatus(status).phrase
     if status >= 500:
-        logger.error("HTTP %d on %s %s", status, request.method, request.url.path, exc_info=exc)
-        detail = HTTPStatus(status).phrase
-    headers = [(k, v) for k, v in (exc.headers or {}).items()]
-    return error_response(status, code, detail, headers)
+        return internal_error(request, exc)
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else None
+    response = http_error_response(status, detail)
+    response.headers.extend((exc.headers or {}).items())
+    return _written(response)
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Anything unexpected: 500, the trace in the server log only."""
-    logger.error(
-        "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
-    )
-    return error_response(500, "internal_error", "Internal server error.")
+    where = f"{request.method} {request.url.path}"
+    return _written(internal_error_response(exc, where))
 
 
 def exception_handlers() -> ExceptionHandlersMap:
