@@ -37,6 +37,8 @@ NOT_BASE = (
 GLUE = (
     "satchel.integrations.fastapi",
     "satchel.integrations.litestar",
+    "satchel.integrations.flask",
+    "satchel.integrations.django",
     "satchel.server",
     "satchel.cli",
     "satchel.stores.redis",
@@ -145,6 +147,8 @@ def test_no_import_cycles() -> None:
 FRAMEWORK_GLUE = (
     "satchel.integrations.fastapi",
     "satchel.integrations.litestar",
+    "satchel.integrations.flask",
+    "satchel.integrations.django",
     "satchel.server",
     "satchel.cli",
 )
