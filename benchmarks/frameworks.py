@@ -29,6 +29,9 @@ HOST: Final = e2e.HOST
 #: gunicorn for every WSGI contender: same class and count (one process per app).
 WSGI_WORKER_CLASS: Final = "sync"
 WSGI_WORKERS: Final = 1
+#: Passes per app in a full run: gunicorn's sync workers open a connection per request,
+#: which makes single passes noisy on a shared machine.
+FULL_PASSES: Final = 3
 FLASK: Final = "benchmarks.apps.flask_apps"
 LITESTAR: Final = "benchmarks.apps.litestar_apps"
 DJANGO: Final = "benchmarks.apps.django_app:application"
@@ -343,12 +346,13 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
             chosen.append(spec)
     rows = {s.name: E2ERow(app=s.name, kind=s.kind, framework=s.framework) for s in chosen}
     results.frameworks.extend(rows.values())
-    for number in range(1, settings.wrk_passes + 1):
+    passes = settings.wrk_passes if settings.quick else max(settings.wrk_passes, FULL_PASSES)
+    for number in range(1, passes + 1):
         for spec in chosen:
             row = rows[spec.name]
             if row.error:
                 continue
-            progress(f"pass {number}/{settings.wrk_passes}: {spec.name}")
+            progress(f"pass {number}/{passes}: {spec.name}")
             try:
                 measured: dict[str, Any] = measure(spec, settings)
             except Exception as exc:

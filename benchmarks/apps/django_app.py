@@ -1,10 +1,11 @@
 """A one-module Django project for the frameworks table, served by gunicorn (sync workers).
 
+``BENCH_DJANGO=none``: no authentication (the same view, nobody checked).
 ``BENCH_DJANGO=db``: Django's own authentication over its ``db`` session backend
 (``SessionMiddleware`` + ``AuthenticationMiddleware``: each request reads the session row,
 then the user row). ``BENCH_DJANGO=satchel``: satchel's ``SatchelMiddleware`` with its
-strategy and store from ``SATCHEL_*``. The protected view is the same in both. SQLite file
-``BENCH_DB``; ``application`` is the WSGI app.
+strategy and store from ``SATCHEL_*``. The protected view is the same in all three. SQLite
+file ``BENCH_DB``; ``application`` is the WSGI app.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if not settings.configured:
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
         ]
-    else:
+    elif MODE == "satchel":
         apps.append("satchel.integrations.django")
         middleware = ["satchel.integrations.django.SatchelMiddleware"]
     settings.configure(
@@ -59,6 +60,8 @@ from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
 def who(request: HttpRequest) -> str | None:
     """The logged-in username, however the mode authenticates."""
+    if MODE == "none":
+        return ""
     if MODE == "db":
         user: Any = request.user
         return str(user.username) if user.is_authenticated else None
@@ -71,7 +74,7 @@ def me(request: HttpRequest) -> HttpResponse:
     name = who(request)
     if name is None:
         return JsonResponse({"error": "not_authenticated"}, status=401)
-    return JsonResponse({"user": name})
+    return JsonResponse({"user": name or None})
 
 
 @csrf_exempt

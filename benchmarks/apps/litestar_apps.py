@@ -12,6 +12,8 @@ from litestar import Litestar, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import JWTAuth, Token
 
+from satchel.identity import Identity
+
 SECRET = os.environ.get("BENCH_SECRET", "")
 USER = {"id": "00000000-0000-4000-8000-000000000001", "username": "bench"}
 USERS = {USER["id"]: USER}
@@ -52,7 +54,6 @@ jwt_peer = Litestar([jwt_login, jwt_me], on_app_init=[jwt_auth.on_app_init])
 
 def satchel() -> Litestar:
     """Litestar + satchel (strategy and store from ``SATCHEL_*``); every route needs a login."""
-    from satchel.identity import Identity
     from satchel.integrations.litestar import SatchelAuth
 
     @get("/me")
