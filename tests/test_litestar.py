@@ -439,3 +439,17 @@ async def test_readme_example_runs_as_written(
         bearer = {"authorization": f"Bearer {token.json()['access_token']}"}
         assert (await client.get("/hello", headers=bearer)).json() == {"hello": "alice"}
     assert (tmp_path / "app.db").exists()
+
+
+async def test_head_routes_are_not_skipped(make_app: Apps) -> None:
+    from litestar import head
+
+    @head("/probe")
+    async def probe() -> None:
+        return None
+
+    settings = make_app.settings("memory")
+    config = SatchelAuth(settings=settings)
+    assert config.exclude_http_methods == ["OPTIONS"]
+    async with running(Litestar([probe], on_app_init=[config.on_app_init])) as client:
+        assert (await client.head("/probe")).status_code == 401

@@ -88,9 +88,10 @@ class SatchelAuth(AbstractSecurityConfig[Identity, Auth]):
     exclude_opt_key: str = "exclude_from_auth"
     """A route whose ``opt`` has this key set to a true value is skipped by the middleware."""
     exclude_http_methods: Sequence[Method] | None = field(
-        default_factory=lambda: cast("Sequence[Method]", ["OPTIONS", "HEAD"])
+        default_factory=lambda: cast("Sequence[Method]", ["OPTIONS"])
     )
-    """Methods the middleware skips (CORS preflights, HEAD)."""
+    """Methods the middleware skips: CORS preflights only. (Litestar's own configs also skip
+    ``HEAD``; a ``HEAD`` route would then answer anyone, so satchel does not.)"""
     guards: Iterable[Guard] | None = None
     """Extra guards for every route."""
     scopes: Scopes | None = None
