@@ -137,7 +137,9 @@ class ApiRequest:
     ``headers`` are raw ``(name, value)`` byte pairs with lower-case names; ``form`` holds
     the first value of each field of a form body, parsed by the framework (a value that is
     not a ``str`` is an uploaded file); ``identity``, ``transport`` and ``error`` are what
-    authenticating the request found; ``params`` are the path parameters.
+    authenticating the request found; ``params`` are the path parameters; ``own_origin``
+    is the origin the request was addressed to when the framework knows it better than the
+    ``Host`` header (Django's ``get_host()`` checks ``ALLOWED_HOSTS``).
     """
 
     method: str
@@ -151,6 +153,7 @@ class ApiRequest:
     transport: str | None = None
     error: SatchelError | None = None
     params: Mapping[str, str] = field(default_factory=dict)
+    own_origin: str | None = None
 
     def __repr__(self) -> str:
         return f"ApiRequest({self.method} {self.path})"
@@ -163,6 +166,8 @@ class ApiRequest:
     @property
     def origin(self) -> str | None:
         """The origin the request was addressed to (``scheme://host[:port]``), if known."""
+        if self.own_origin is not None:
+            return self.own_origin
         return scope_origin({"scheme": self.scheme, "headers": self.headers})
 
     def header(self, name: bytes) -> str | None:

@@ -72,7 +72,7 @@ class LoopThread:
         self.stale_after = float(stale_after)
         #: Callers trust caches fed by this loop while ``time.monotonic()`` is below this.
         self.trusted_until = 0.0
-        #: How many loops this object started (more than one: a crash was survived).
+        #: Loops started in this process (more than one: a crash was survived).
         self.starts = 0
         self._on_death = on_death
         self._on_fork = on_fork
@@ -141,23 +141,26 @@ class LoopThread:
 
     def _finish(self, loop: asyncio.AbstractEventLoop) -> None:
         """In the loop thread, after ``run_forever`` returned: fail callers, clean up."""
-        died = self._loop is loop  # stop() forgets the loop first; anything else is a crash
+        died = self._loop is loop
         if died:
             self.trusted_until = 0.0
             self._loop = None
             logger.error("satchel event loop ended unexpectedly; the next call starts a new one")
-        for future in list(self._inflight):
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                future.set_exception(StoreUnavailable("The authentication loop stopped."))
-        self._inflight.clear()
+            if self._on_death is not None:
+                self._on_death()
+        # Cancelled tasks fail their callers (CancelledError, which run() answers as 503)...
         with contextlib.suppress(Exception):
             tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for task in tasks:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
-        if died and self._on_death is not None:
-            self._on_death()
+        # ...and so do calls this loop will never run.
+        for future in list(self._inflight):
+            if not future.done():
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    future.set_exception(StoreUnavailable("The authentication loop stopped."))
+        self._inflight.clear()
 
     def stop(self, cleanup: Coroutine[Any, Any, Any] | None = None) -> None:
         """Run ``cleanup`` on the loop (bounded), then stop the loop and join its thread."""
@@ -193,6 +196,7 @@ class LoopThread:
         self._lock = threading.Lock()  # it may have been held by a thread that is gone
         self._loop, self._thread = None, None
         self.trusted_until = 0.0
+        self.starts = 0
         self._inflight = set()
         if self._on_fork is not None:
             self._on_fork()
