@@ -346,6 +346,8 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
             chosen.append(spec)
     rows = {s.name: E2ERow(app=s.name, kind=s.kind, framework=s.framework) for s in chosen}
     results.frameworks.extend(rows.values())
+    load: dict[str, float] = {"start": os.getloadavg()[0]}
+    results.environment["frameworks_load"] = load
     passes = settings.wrk_passes if settings.quick else max(settings.wrk_passes, FULL_PASSES)
     for number in range(1, passes + 1):
         for spec in chosen:
@@ -361,3 +363,4 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
                 continue
             row.credential_bytes = int(measured.pop("credential_bytes"))
             row.passes.append(measured)
+    load["end"] = os.getloadavg()[0]

@@ -137,6 +137,12 @@ def section(results: Results) -> str:
     lines = "\n".join("| " + " | ".join(r) + " |" for r in rows)
     head = "| " + " | ".join(header) + " |\n|" + "---|" * len(header)
     quick = " (quick run: two Flask rows only)" if results.quick else ""
+    load = results.environment.get("frameworks_load") or {}
+    if load.get("end") is not None:
+        quick += (
+            f" — 1-minute load average {load['start']:.1f} at the start, {load['end']:.1f} at "
+            "the end, on a machine shared with other work"
+        )
     return (
         f"`GET /me` under `wrk`{quick}: Flask and Django under gunicorn "
         f"({WSGI_WORKERS} {WSGI_WORKER_CLASS} worker per app, so every WSGI contender has the "
