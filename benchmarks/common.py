@@ -352,6 +352,7 @@ class Results:
     scale: dict[str, Any] = field(default_factory=dict)
     revocation: dict[str, Any] = field(default_factory=dict)
     imports: dict[str, Any] = field(default_factory=dict)
+    frameworks: list[E2ERow] = field(default_factory=list)  # the frameworks table's apps
     skipped: list[str] = field(default_factory=list)
     durations: dict[str, float] = field(default_factory=dict)
 
@@ -374,6 +375,8 @@ class Results:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for row, raw in zip(self.e2e, data["e2e"], strict=True):
+            raw["best"] = row.best
+        for row, raw in zip(self.frameworks, data["frameworks"], strict=True):
             raw["best"] = row.best
         return data
 

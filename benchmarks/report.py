@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import import_users, ops_micro
+from benchmarks import frameworks_report, import_users, ops_micro
 from benchmarks.common import E2ERow, MicroRow, Results
 from benchmarks.satchel_side import (
     CONFIGS,
@@ -34,6 +34,7 @@ HEADINGS = (
     "## The seed's comparison table, measured",
     "## Micro benchmarks",
     "## End to end",
+    "## Frameworks",
     "## Scale",
     "## Import",
     "## Hot-path work",
@@ -306,6 +307,22 @@ def evaluate_targets(results: Results) -> list[Target]:
     )
     out.append(_login_target(results))
     out.append(_metrics_target(results))
+    out.extend(_framework_targets(results))
+    return out
+
+
+def _framework_targets(results: Results) -> list[Target]:
+    """The frameworks table's targets (req/s ratios, higher is better)."""
+    out = []
+    for goal in frameworks_report.goals(results):
+        if goal.limit is not None:
+            target = _ratio_target(
+                goal.name, goal.subject, goal.value, goal.ref, goal.limit, at_most=False
+            )
+        else:  # no target in the issue: the ratio is shown, not judged
+            measured = "—" if not goal.value or not goal.ref else f"{goal.value / goal.ref:.2f}×"
+            target = Target(goal.name, goal.subject, measured, "shown only", None)
+        out.append(target)
     return out
 
 
@@ -622,12 +639,13 @@ def render_markdown(
         f"{HEADINGS[2]}\n\n" + _seed_table(results),
         f"{HEADINGS[3]}\n\n" + _micro_section(results),
         f"{HEADINGS[4]}\n\n" + _e2e_section(results),
-        f"{HEADINGS[5]}\n\n" + _scale_section(results),
+        f"{HEADINGS[5]}\n\n" + frameworks_report.section(results),
+        f"{HEADINGS[6]}\n\n" + _scale_section(results),
         f"![benchmark chart]({png_name})",
-        f"{HEADINGS[6]}\n\n" + import_users.section(results),
-        f"{HEADINGS[7]}\n\n" + _notes_section(out_dir),
-        f"{HEADINGS[8]}\n\n" + _skipped_section(results),
-        f"{HEADINGS[9]}\n\n"
+        f"{HEADINGS[7]}\n\n" + import_users.section(results),
+        f"{HEADINGS[8]}\n\n" + _notes_section(out_dir),
+        f"{HEADINGS[9]}\n\n" + _skipped_section(results),
+        f"{HEADINGS[10]}\n\n"
         "```\nbash scripts/bootstrap bench   # benchmark-only extra\n"
         "python -m benchmarks            # full run (or: satchel bench)\n"
         "python -m benchmarks --quick    # under a minute, smaller figures\n```\n\n"
@@ -756,4 +774,6 @@ def load(json_path: Path) -> Results:
     results.micro = [MicroRow(**row) for row in data.get("micro") or []]
     for raw in data.get("e2e") or []:
         results.e2e.append(E2ERow(**{k: v for k, v in raw.items() if k != "best"}))
+    for raw in data.get("frameworks") or []:
+        results.frameworks.append(E2ERow(**{k: v for k, v in raw.items() if k != "best"}))
     return results

@@ -13,15 +13,16 @@ from pathlib import Path
 from benchmarks.common import BenchError, Results, Settings, stopwatch
 
 Phase = Callable[[Settings, Results, Callable[[str], None]], None]
-PHASES = ("micro", "e2e", "revocation", "scale", "import")
+PHASES = ("micro", "e2e", "frameworks", "revocation", "scale", "import")
 
 
 def _phases() -> dict[str, Phase]:
-    from benchmarks import e2e, import_users, micro, revocation, scale
+    from benchmarks import e2e, frameworks, import_users, micro, revocation, scale
 
     return {
         "micro": micro.run,
         "e2e": e2e.run,
+        "frameworks": frameworks.run,
         "revocation": revocation.run,
         "scale": scale.run,
         "import": import_users.run,

@@ -37,6 +37,9 @@ NOT_BASE = (
 # Modules that are glue or optional drivers by design.
 GLUE = (
     "satchel.integrations.fastapi",
+    "satchel.integrations.litestar",
+    "satchel.integrations.flask",
+    "satchel.integrations.django",
     "satchel.server",
     "satchel.cli",
     "satchel.stores.redis",
@@ -143,7 +146,14 @@ def test_no_import_cycles() -> None:
     assert cycles(graph) == []
 
 
-FRAMEWORK_GLUE = ("satchel.integrations.fastapi", "satchel.server", "satchel.cli")
+FRAMEWORK_GLUE = (
+    "satchel.integrations.fastapi",
+    "satchel.integrations.litestar",
+    "satchel.integrations.flask",
+    "satchel.integrations.django",
+    "satchel.server",
+    "satchel.cli",
+)
 
 
 def test_the_core_never_imports_framework_glue() -> None:

@@ -177,8 +177,8 @@ def _transports(app: FastAPI) -> Sequence[Transport] | None:
     auth = _configured_auth(app)
     if auth is not None:
         return auth.transports
-    from satchel.config.transports import build_transports
     from satchel.config.settings import Settings
+    from satchel.config.transports import build_transports
 
     settings = getattr(app.state, "settings", None)  # install() and create_app() set it
     return build_transports(settings) if isinstance(settings, Settings) else None
