@@ -55,9 +55,10 @@ class Settings:
     scale_sessions: int
     scale_lookups: int
     import_users: int  # lines of the `satchel users import` benchmark
+    soak_seconds: float = 0.0  # the memory soak (0: not measured)
 
     @classmethod
-    def make(cls, *, quick: bool, workdir: Path) -> Settings:
+    def make(cls, *, quick: bool, workdir: Path, soak_seconds: float | None = None) -> Settings:
         redis_url = os.environ.get(
             "SATCHEL_BENCH_REDIS_URL", os.environ.get("SATCHEL_TEST_REDIS_URL", DEFAULT_REDIS_URL)
         )
@@ -78,9 +79,10 @@ class Settings:
             wrk_connections=32,
             wrk_threads=1,
             wrk_passes=1 if quick else 2,
-            scale_sessions=10_000 if quick else 1_000_000,
-            scale_lookups=1_000 if quick else 20_000,
-            import_users=2_000 if quick else 100_000,
+            scale_sessions=2_000 if quick else 1_000_000,
+            scale_lookups=500 if quick else 20_000,
+            import_users=500 if quick else 100_000,
+            soak_seconds=(0.0 if quick else 120.0) if soak_seconds is None else soak_seconds,
         )
 
     @property
@@ -352,6 +354,7 @@ class Results:
     scale: dict[str, Any] = field(default_factory=dict)
     revocation: dict[str, Any] = field(default_factory=dict)
     imports: dict[str, Any] = field(default_factory=dict)
+    soak: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     durations: dict[str, float] = field(default_factory=dict)
 

@@ -489,6 +489,55 @@ def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
                     in_quick=framework == "fastapi",
                 )
             )
+    specs += serve_specs(settings, prepare_for)
+    return specs
+
+
+SERVE_CONFIG = "jwt-eddsa"  # `satchel serve --strategy jwt` signs with EdDSA by default
+
+
+Prepare = Callable[[str, AppSpec, Settings], Credential]
+
+
+def serve_specs(settings: Settings, prepare_for: Callable[[Config], Prepare]) -> list[AppSpec]:
+    """`satchel serve` as users run it: every route and page, default transports, uvicorn's
+    defaults; once without and once with the access log, to show what the log costs."""
+    import sys
+
+    config = next(c for c in CONFIGS if c.key == SERVE_CONFIG)
+    env = config.env(settings)
+    env.pop("SATCHEL_TRANSPORTS", None)  # the default transports, as `satchel serve` starts
+    store = env.pop("SATCHEL_STORE")
+    specs = []
+    for log in (False, True):
+        specs.append(
+            AppSpec(
+                name=f"satchel serve --strategy jwt ({'access log' if log else 'no access log'})",
+                kind="satchel",
+                framework="fastapi",
+                target="satchel serve",
+                prepare=prepare_for(config),
+                env=env,
+                prepare_before_start=True,
+                in_quick=not log,
+                path="/auth/me",
+                command=(
+                    sys.executable,
+                    "-m",
+                    "satchel.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "{port}",
+                    "--strategy",
+                    "jwt",
+                    "--store",
+                    store,
+                    "--access-log" if log else "--no-access-log",
+                ),
+            )
+        )
     return specs
 
 

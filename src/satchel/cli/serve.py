@@ -109,6 +109,15 @@ def serve(
     ] = DEFAULT_PORT,
     strategy: StrategyOption = DEFAULT_STRATEGY,
     store: ServeStoreOption = DEFAULT_STORE,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            envvar="SATCHEL_ACCESS_LOG",
+            help="Log one line per request (uvicorn's access log). Off by default: it costs "
+            "about a third of the server's requests per second (docs/benchmarks.md).",
+        ),
+    ] = False,
 ) -> None:
     """Run the reference authentication server.
 
@@ -126,7 +135,7 @@ def serve(
         # status 0 instead tells supervisors the stop was clean.
         previous = signal.signal(signal.SIGTERM, _exit_cleanly)
         try:
-            serve_forever(settings)
+            serve_forever(settings, access_log=access_log)
         finally:
             signal.signal(signal.SIGTERM, previous)
     except (ConfigurationError, InvalidInput) as exc:

@@ -76,8 +76,11 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
     return app
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, *, access_log: bool = False) -> None:
     """Serve :func:`create_app` with uvicorn in this process (one worker).
+
+    ``access_log`` turns on uvicorn's one line per request; it is off by default because it
+    costs more per request than authenticating (measured in docs/benchmarks.md).
 
     Proxy headers are honoured only from ``settings.trusted_proxies``; the ``Server``
     header is off. Configuration and store errors are raised (as :class:`SatchelError`)
@@ -96,6 +99,7 @@ def run(settings: Settings) -> None:
         server_header=False,
         log_level=settings.log_level,
         lifespan="on",
+        access_log=access_log,
     )
     uvicorn.Server(config).run()
 
