@@ -438,6 +438,8 @@ LOGIN_SATCHEL = "satchel Auth.login()"
 
 #: Configurations also served on Starlette and on a bare ASGI app (the others on FastAPI).
 FRAMEWORK_CONFIG = "jwt-hs256"
+#: Configurations quick mode loads end to end (one per kind of state; the rest in full runs).
+QUICK_CONFIGS = ("session-redis-cache", "jwt-eddsa", "hybrid")
 
 
 async def _prepare_credential(config: Config, settings: Settings) -> str:
@@ -486,7 +488,7 @@ def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
                     env=config.env(settings),
                     factory=True,
                     prepare_before_start=True,
-                    in_quick=framework == "fastapi",
+                    in_quick=framework == "fastapi" and config.key in QUICK_CONFIGS,
                 )
             )
     specs += serve_specs(settings, prepare_for)
