@@ -89,7 +89,7 @@ def run_soak(settings: Settings, seconds: float, progress: Progress) -> dict[str
         "SATCHEL_STORE": f"sqlite:///{settings.workdir / 'soak.db'}",
         "SATCHEL_SESSIONS_STORE": settings.redis_url,
         "SATCHEL_REDIS_URL": settings.redis_url,
-        "SATCHEL_KEY_PREFIX": f"{settings.redis_prefix}:soak",
+        "SATCHEL_KEY_PREFIX": f"{settings.redis_prefix}_soak",
         "SATCHEL_TRANSPORTS": "bearer",
         "SATCHEL_LOG_LEVEL": "warning",
         "SATCHEL_STORE_TIMEOUT": "10",
