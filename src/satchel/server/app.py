@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         version=_version(),
         lifespan=lifespan,
     )
+    builtin = list(app.router.routes)  # FastAPI's documentation routes
     app.state.settings = settings
     if auth is not None:
         # Also reachable before the lifespan ran (tests that drive the app directly).
@@ -70,6 +71,10 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
 
         app.include_router(debug_router)
     pages.install(app)
+    # Requests try routes in order (a few microseconds each): the API first, then the pages,
+    # then FastAPI's own /docs, /redoc and /openapi.json, which nothing calls on a hot path.
+    docs = [r for r in app.router.routes if r in builtin]
+    app.router.routes[:] = [r for r in app.router.routes if r not in docs] + docs
     # Added last = outermost: oversized bodies are refused before anything authenticates.
     app.add_middleware(AuthMiddleware, auth=auth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
