@@ -183,7 +183,7 @@ if __name__ == "__main__":  # python -m benchmarks.import_users [COUNT]
     import sys
     import tempfile
 
-    from benchmarks.micro import _run
+    from benchmarks.common import run_async as _run
 
     with tempfile.TemporaryDirectory(prefix="satchel-import-") as tmp:
         bench = Settings.make(quick=False, workdir=Path(tmp))

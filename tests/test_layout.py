@@ -32,6 +32,7 @@ NOT_BASE = (
     "django",
     "litestar",
     "jwt",
+    "prometheus_client",
 )
 # Modules that are glue or optional drivers by design.
 GLUE = (
@@ -42,6 +43,7 @@ GLUE = (
     "satchel.stores.postgres",
     "satchel.revocation.redis",
     "satchel.revocation.postgres",
+    "satchel.ops.exposition",
 )
 
 

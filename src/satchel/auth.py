@@ -50,18 +50,11 @@ class Auth:
     if none finds a credential the request is anonymous; if several find credentials that
     differ, the request is rejected with ``ambiguous_credentials`` rather than picking one.
 
-    Built from parts or by :func:`satchel.build_auth`, an ``Auth`` has the same protections:
-
-    - ``throttle`` — failed-login limits; when not given, an in-process
-      :class:`~satchel.accounts.throttle.LoginThrottle` with the default policy (a login path
-      without a throttle does not exist);
-    - ``csrf`` — required with the cookie transport (a browser attaches the cookie to
-      cross-site requests by itself); without it construction fails with
-      :class:`ConfigurationError`, never a silent skip. None without the cookie transport;
-    - ``keys`` — the signing keys published at ``/.well-known/jwks.json`` (None: none);
-    - ``bus`` — the revocation channel, started and closed with this object (None: the
-      strategy was given its own, or has none);
-    - ``audit`` — the audit log (a fresh :class:`AuditLog` when not given).
+    Built from parts or by :func:`satchel.build_auth`, an ``Auth`` has the same protections
+    (``docs/library.md``): ``throttle`` defaults to the in-process
+    :class:`~satchel.accounts.throttle.LoginThrottle`; ``csrf`` is required with the cookie
+    transport (``ConfigurationError`` otherwise, never a silent skip); ``keys`` are what the
+    JWKS publishes, ``bus`` the revocation channel it starts and closes, ``audit`` the log.
 
     ``Auth`` owns its parts: :meth:`close` closes the strategy, the user store, the bus and
     the throttle.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from satchel.errors import ConfigurationError
@@ -20,6 +20,7 @@ from satchel.stores import redact_url
 TransportName = Literal["cookie", "bearer"]
 KNOWN_TRANSPORTS: tuple[str, ...] = ("cookie", "bearer")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+_PUBLIC_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$")
 
 
 def _split_list(value: Any) -> Any:
@@ -90,7 +91,7 @@ class Settings(BaseSettings):
         default_factory=_default_transports, min_length=1
     )
     cookie_secure: bool = True
-    cookie_samesite: Literal["lax", "strict"] = "lax"
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
     #: Origins allowed to send state-changing cookie requests (besides our own).
     trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -125,6 +126,75 @@ class Settings(BaseSettings):
     login_ip_limit: int = Field(default=20, ge=0, le=1_000_000)
     login_ip_window: int = Field(default=60, ge=1, le=7 * 86_400)
 
+    # --- operations: metrics, logs, checks at start, shutdown (docs/operations.md) ---------
+    #: Serve ``/metrics`` (Prometheus) on this separate port; off when unset.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Address of the metrics port: loopback unless an operator opens it on purpose.
+    metrics_host: str = "127.0.0.1"
+    #: Serve ``/metrics`` on the main port too, to ``Authorization: Bearer <token>`` only.
+    metrics_token: SecretStr | None = None
+    #: ``json``: one JSON object per log line (time, level, event, request id, fields).
+    log_format: Literal["text", "json"] = "text"
+    #: An HS256 signing secret of the operator's (>= 32 bytes), for services that verify
+    #: tokens with a shared secret instead of fetching the JWKS; needs ``jwt_alg=HS256``.
+    jwt_secret: SecretStr | None = None
+    #: The session cookie's name (default ``__Host-satchel``; ``__Secure-satchel`` with a
+    #: domain) and its ``Domain`` attribute (none by default: the cookie stays on this host).
+    cookie_name: str | None = None
+    cookie_domain: str | None = None
+    #: Seconds between publishing a rotated-in key and signing with it (>= 2 x reload).
+    key_publish_delay: float = Field(default=120.0, gt=0, le=30 * 86_400)
+    #: Longest time, seconds, a process keeps its view of the stored keys.
+    key_reload_interval: float = Field(default=60.0, gt=0, le=86_400)
+    #: ``/readyz`` gives each store and the revocation channel this many seconds to answer.
+    ready_timeout: float = Field(default=1.0, gt=0, le=30)
+    #: On SIGTERM, in-flight requests get this many seconds to finish before they are cut.
+    shutdown_timeout: float = Field(default=10.0, gt=0, le=600)
+    # --- accounts and mail (docs/accounts.md) ----------------------------------------------
+    #: Where mail goes: smtp://, smtp+starttls://, smtps://, console://, file:///dir or
+    #: none://. Unset: console:// for a memory:// or SQLite store (a local setup), else none://.
+    mail_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    mail_from: str = Field(default="satchel <no-reply@localhost.localdomain>", max_length=320)
+    #: A folder whose mail templates replace the bundled ones of the same name.
+    mail_templates: str | None = None
+    #: Attempts per mail (the first and the retries), and the first retry's delay, seconds.
+    mail_attempts: int = Field(default=4, ge=1, le=20)
+    mail_retry_delay: float = Field(default=2.0, ge=0, le=600)
+    mail_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
+    #: The address users reach this server at; every link in a mail starts with it (never
+    #: with the request's Host header). Unset: http://HOST:PORT.
+    public_url: str | None = None
+    #: Who may create an account: nobody (``closed``), holders of an invitation, or anyone.
+    signup: Literal["closed", "invite", "open"] = "closed"
+    setup_ttl: int = Field(default=3600, ge=60, le=7 * 86_400)
+    invite_ttl: int = Field(default=7 * 86_400, ge=60, le=90 * 86_400)
+    verify_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    reset_ttl: int = Field(default=1800, ge=60, le=86_400)
+    signin_link_ttl: int = Field(default=600, ge=60, le=86_400)
+    email_change_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    #: A password reset ends every session; a confirmed address change ends the others.
+    reset_ends_sessions: bool = True
+    email_change_ends_sessions: bool = True
+    #: Mail requests (reset, sign-in link, sign-up) per e-mail address and per client.
+    mail_address_limit: int = Field(default=5, ge=1, le=1_000_000)
+    mail_address_window: int = Field(default=3600, ge=1, le=7 * 86_400)
+    mail_ip_limit: int = Field(default=30, ge=1, le=1_000_000)
+    mail_ip_window: int = Field(default=3600, ge=1, le=7 * 86_400)
+    #: Failed links or codes per client, and wrong sign-in codes per address.
+    token_failure_limit: int = Field(default=50, ge=1, le=1_000_000)
+    token_failure_window: int = Field(default=3600, ge=1, le=7 * 86_400)
+    code_attempt_limit: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip().rstrip("/")
+        if not _PUBLIC_URL.match(text):
+            raise ValueError("must look like https://host[:port][/path], no query")
+        return text
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
@@ -138,6 +208,12 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             value = [v.strip().lower() if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("metrics_token", "jwt_secret", "cookie_name", "cookie_domain", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # ``SATCHEL_COOKIE_DOMAIN=`` in an env file means "not set", not "the empty name".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("transports")
     @classmethod
@@ -171,7 +247,9 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            if name in ("store", "sessions_store", "redis_url") and isinstance(value, str):
+            if name in ("store", "sessions_store", "redis_url", "mail_url") and isinstance(
+                value, str
+            ):
                 yield name, redact_url(value)
             else:
                 yield name, value
