@@ -125,8 +125,8 @@ def serve(
         typer.Option(
             "--access-log/--no-access-log",
             envvar="SATCHEL_ACCESS_LOG",
-            help="Log one line per request (uvicorn's access log). Off by default: it costs "
-            "about a third of the server's requests per second (docs/benchmarks.md).",
+            help="Log one line per request (uvicorn's access log). Off by default: writing "
+            "it costs more per request than authenticating (docs/benchmarks.md).",
         ),
     ] = False,
     metrics_port: Annotated[
