@@ -85,6 +85,7 @@ from satchel.strategies.session_policy import (
     next_idle_expiry,
     session_valid,
 )
+from satchel.strategies.token_cache import drop_expired_front
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.hybrid")
@@ -352,6 +353,7 @@ class HybridStrategy(SessionStrategy):
         if self.hybrid_cache_size == 0:
             return
         until = min(identity.expires_at + self.claims.leeway, self.keyset.not_after(kid))
+        drop_expired_front(self._verified, self.clock())
         if token not in self._verified and len(self._verified) >= self.hybrid_cache_size:
             # Oldest first (dicts keep insertion order); an evicted token is just re-verified.
             del self._verified[next(iter(self._verified))]
