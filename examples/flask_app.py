@@ -8,8 +8,8 @@ store and one revocation channel. Run it under gunicorn (sync or threaded worker
     SATCHEL_STORE=sqlite:///satchel.db gunicorn -w 2 -k gthread --threads 8 \\
         --chdir examples flask_app:app
 
-then ``curl -X POST localhost:8000/auth/token -d 'username=alice&password=...'`` and
-``curl localhost:8000/hello -H 'Authorization: Bearer <access_token>'``.
+then ``curl -X POST localhost:8000/auth/token -d grant_type=password -d username=alice
+-d password=...`` and ``curl localhost:8000/hello -H 'Authorization: Bearer <access_token>'``.
 """
 
 from __future__ import annotations

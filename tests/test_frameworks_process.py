@@ -180,7 +180,9 @@ def test_credentials_and_revocations_cross_every_framework(deployment: dict[str,
     for issuer_name in names:
         issuer = servers[issuer_name]
         reply = httpx.post(
-            f"{issuer.url}/auth/token", data={"username": "alice", "password": PASSWORD}, timeout=30
+            f"{issuer.url}/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+            timeout=30,
         )
         assert reply.status_code == 200, (issuer_name, reply.text)
         access = reply.json()["access_token"]

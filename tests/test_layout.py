@@ -37,6 +37,7 @@ NOT_BASE = (
 # Modules that are glue or optional drivers by design.
 GLUE = (
     "satchel.integrations.fastapi",
+    "satchel.integrations.litestar",
     "satchel.integrations.flask",
     "satchel.integrations.django",
     "satchel.server",
@@ -147,6 +148,7 @@ def test_no_import_cycles() -> None:
 
 FRAMEWORK_GLUE = (
     "satchel.integrations.fastapi",
+    "satchel.integrations.litestar",
     "satchel.integrations.flask",
     "satchel.integrations.django",
     "satchel.server",

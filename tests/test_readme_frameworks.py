@@ -40,7 +40,10 @@ def test_flask_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monke
         client = app.test_client()
         anonymous = client.get("/hello")
         assert anonymous.status_code == 401 and anonymous.json["error"] == "not_authenticated"
-        token = client.post("/auth/token", data={"username": "alice", "password": PASSWORD})
+        token = client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        )
         assert token.status_code == 200, token.get_data()
         bearer = {"Authorization": f"Bearer {token.json['access_token']}"}
         assert client.get("/hello", headers=bearer).json == {"hello": "alice"}
@@ -76,7 +79,8 @@ from satchel.integrations.django import get_sync
 get_sync().call(lambda auth: auth.users.create_user("alice", {password!r}))
 client = Client()
 out = {{"anonymous": client.get("/hello").status_code}}
-token = client.post("/auth/token", {{"username": "alice", "password": {password!r}}})
+form = {{"grant_type": "password", "username": "alice", "password": {password!r}}}
+token = client.post("/auth/token", form)
 out["token"] = token.status_code
 bearer = {{"Authorization": "Bearer " + token.json()["access_token"]}}
 out["hello"] = client.get("/hello", headers=bearer).json()

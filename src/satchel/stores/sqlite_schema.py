@@ -65,6 +65,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE users ADD COLUMN claims TEXT NOT NULL DEFAULT '{}'",
         "CREATE UNIQUE INDEX users_email_key ON users (email_key)",
     ),
+    (
+        # One-time tokens of the account flows, by keyed hash (satchel.stores.onetime).
+        """CREATE TABLE one_time_tokens (
+            kind TEXT NOT NULL,
+            token_hash BLOB NOT NULL,
+            user_id TEXT,
+            email TEXT,
+            data TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (kind, token_hash)
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX one_time_tokens_user ON one_time_tokens (user_id, kind)",
+        "CREATE INDEX one_time_tokens_expiry ON one_time_tokens (expires_at)",
+    ),
 ]
 
 # The statements below are built once from constants at import time; values are bound.

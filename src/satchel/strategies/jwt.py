@@ -59,6 +59,7 @@ from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
 from satchel.strategies.refresh_tokens import is_refresh_token_shape
 from satchel.strategies.session_tokens import new_session_id
+from satchel.strategies.token_cache import drop_expired_front
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.strategies.jwt")
@@ -303,6 +304,7 @@ class JWTStrategy(Strategy):
         if self.policy.max_age is not None:
             issued_at = identity.claims["iat"]
             until = min(until, issued_at + self.policy.max_age + self.policy.leeway)
+        drop_expired_front(self._cache, self.clock())
         if len(self._cache) >= self.cache_size:
             # Oldest first (dicts keep insertion order); an evicted token is just re-verified.
             del self._cache[next(iter(self._cache))]

@@ -133,12 +133,17 @@ class Satchel:
     ) -> ApiRequest:
         """The current request as the shared API handlers read it."""
         form: dict[str, object] | None = None
+        repeated: frozenset[str] = frozenset()
         if with_form and request.mimetype in (
             "application/x-www-form-urlencoded",
             "multipart/form-data",
         ):
             form = {key: request.form[key] for key in request.form}
             form.update({key: request.files[key] for key in request.files})
+            counts = [
+                (k, len(request.form.getlist(k)) + len(request.files.getlist(k))) for k in form
+            ]
+            repeated = frozenset(k for k, n in counts if n > 1)
         return ApiRequest(
             method=request.method,
             path=request.path,
@@ -150,6 +155,7 @@ class Satchel:
             transport=found.transport,
             error=found.error,
             params=params or {},
+            repeated=repeated,
         )
 
     def _add_headers(self, response: Response) -> Response:

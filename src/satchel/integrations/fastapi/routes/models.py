@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-# The request bodies every framework reads the same way (satchel.integrations.http_api).
-from satchel.integrations.http_api.messages import LoginBody, PasswordChangeBody
-from satchel.transports.base import IssuedCredentials
+# The request bodies every framework reads the same way (satchel.integrations.http_api),
+# re-exported here, where the routes and the OpenAPI document have always found them.
+from satchel.integrations.http_api.bodies import (
+    LoginBody,
+    NewPassword,
+    Password,
+    PasswordChangeBody,
+    RefreshBody,
+    Username,
+)
+
+if TYPE_CHECKING:
+    from satchel.auth import LoginResult
 
 
 class IdentityOut(BaseModel):
@@ -28,20 +38,37 @@ class TokenOut(BaseModel):
     """An OAuth 2.0 token response (RFC 6749 §5.1)."""
 
     access_token: str
-    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme name, not a secret
-    expires_in: int
-    refresh_token: str | None = None
-    refresh_expires_in: int | None = None
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the RFC 6750 scheme name
+    expires_in: int = Field(
+        ge=1,
+        description=(
+            "Seconds the access token stays valid without use: its own expiry, or a session's "
+            "idle time-out when that comes first (use extends a session, up to its absolute "
+            "time-out)."
+        ),
+    )
+    refresh_token: str | None = Field(
+        default=None, description="Present when the strategy rotates refresh tokens."
+    )
+    refresh_expires_in: int | None = Field(
+        default=None, description="Seconds until the refresh token ends at the latest."
+    )
 
     @classmethod
-    def of(cls, issued: IssuedCredentials) -> TokenOut:
-        """The token response handing ``issued`` to an API client."""
-        return cls(
-            access_token=issued.access_token,
-            expires_in=issued.expires_in,
-            refresh_token=issued.refresh_token,
-            refresh_expires_in=issued.refresh_expires_in if issued.refresh_token else None,
-        )
+    def of(cls, result: LoginResult, now: float) -> TokenOut:
+        """The token response handing ``result``'s credentials to an API client.
+
+        ``expires_in`` is how long the access token lives *without use*: the nearer of its
+        own expiry and the identity's (a session token dies at its idle time-out, long
+        before its absolute one, unless it is used).
+        """
+        from satchel.integrations.http_api.token import token_body
+
+        return cls(**token_body(result, now))
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body (absent refresh fields left out)."""
+        return self.model_dump(exclude_none=True)
 
 
 class SessionOut(BaseModel):
@@ -79,14 +106,33 @@ LOGIN_BODY_DOC: Final[dict[str, Any]] = {
     }
 }
 
+#: ``openapi_extra`` of ``POST /auth/refresh``: a body token (JSON or form) or the refresh
+#: cookie, so the body is optional and so is any access credential.
+REFRESH_DOC: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": False,
+        "description": "Without a body the refresh cookie is used (browsers).",
+        "content": {
+            "application/json": {"schema": RefreshBody.model_json_schema()},
+            "application/x-www-form-urlencoded": {"schema": RefreshBody.model_json_schema()},
+        },
+    },
+    "security": [{"RefreshCookie": []}, {}],
+}
+
 
 __all__ = [
     "LOGIN_BODY_DOC",
+    "REFRESH_DOC",
     "CSRFOut",
     "IdentityOut",
     "LoginBody",
+    "NewPassword",
+    "Password",
     "PasswordChangeBody",
+    "RefreshBody",
     "RevokedOut",
     "SessionOut",
     "TokenOut",
+    "Username",
 ]

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
 from satchel.integrations.fastapi.openapi import error_responses
 from satchel.integrations.fastapi.routes.csrf import CSRFChecked
-from satchel.integrations.fastapi.routes.models import PasswordChangeBody, TokenOut
+from satchel.integrations.fastapi.routes.models import IdentityOut, PasswordChangeBody, TokenOut
 from satchel.integrations.fastapi.routes.requests import NO_STORE, apply_headers, login_context
 
 router = APIRouter()
@@ -17,6 +17,7 @@ router = APIRouter()
 @router.post(
     "/auth/password",
     dependencies=[CSRFChecked],
+    response_model=IdentityOut | TokenOut,
     responses=error_responses(400, 401, 403, 413, 422, 503),
     summary="Change the caller's password; ends every other session",
 )
@@ -35,6 +36,6 @@ async def change_password(
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
         apply_headers(response, auth.login_headers(result, "cookie"))
     else:
-        response = JSONResponse(TokenOut.of(result.credentials).model_dump(exclude_none=True))
+        response = JSONResponse(TokenOut.of(result, auth.clock()).body())
     response.headers.update(NO_STORE)
     return response
