@@ -428,7 +428,8 @@ def errors(rig: Rig) -> None:
         assert PASSWORD not in error["detail"] and "wrong" not in error["detail"]
         if status == 405:
             assert "POST" in (reply.header("allow") or ""), reply.headers
-        if status == 401 and path.startswith(("/auth/me", "/auth/s", "/hello")) and "Cookie" not in headers:
+        challenged = path.startswith(("/auth/me", "/auth/s", "/hello"))
+        if status == 401 and challenged and "Cookie" not in headers:
             assert (reply.header("www-authenticate") or "").startswith("Bearer"), (path, headers)
     # Not errors: these answer without any credential.
     assert client.request("GET", "/healthz").json() == {"status": "ok"}
