@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
 #: Requests spread over new connections until both workers of a server have answered.
-MAX_TRIES = 60
+MAX_TRIES = 200
 
 
 class Gunicorn:
@@ -147,7 +147,7 @@ def deployment(
 
 def _get(url: str, **headers: str) -> httpx.Response:
     # A new connection each time, so the kernel may hand it to either worker.
-    return httpx.get(url, headers={"Connection": "close", **headers}, timeout=5)
+    return httpx.get(url, headers={"Connection": "close", **headers}, timeout=15)
 
 
 def _every_worker(
@@ -195,7 +195,8 @@ def test_credentials_and_revocations_cross_every_framework(deployment: dict[str,
             timeout=10,
         )
         assert revoked.status_code == 204, (revoker_name, revoked.text)
-        deadline = time.monotonic() + 2.0
+        # Milliseconds on a quiet machine; the bound is for a loaded one (the full suite).
+        deadline = time.monotonic() + 5.0
         while True:
             try:
                 _accepted_everywhere(servers, access, None)
@@ -228,7 +229,7 @@ def test_a_cookie_from_flask_is_a_session_in_django_and_fastapi(deployment: dict
         f"{django.url}/auth/logout", headers={"Cookie": cookie, "Origin": django.url}, timeout=10
     )
     assert out.status_code == 204, out.text
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 5.0
     for server in (fastapi, flask):
         while _get(f"{server.url}/auth/me", Cookie=cookie).status_code != 401:
             assert time.monotonic() < deadline, server.url
