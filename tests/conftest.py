@@ -10,8 +10,15 @@
 - ``blackhole_port``: a local TCP port that accepts and never answers (hung service).
 - ``make_stores``: ``await make_stores(kind, **open_stores_options) -> Stores`` with kind one
   of ``memory``, ``sqlite``, ``redis``, ``postgres`` or ``postgres+redis`` (users and keys in
-  PostgreSQL, sessions in Redis). Each call gets a fresh SQLite file / Redis key prefix /
-  PostgreSQL schema; everything is closed and deleted after the test.
+  PostgreSQL, sessions in Redis), ``redis-cluster`` (the ``redis_cluster`` below) or
+  ``postgres-pgbouncer`` (PostgreSQL through the ``pgbouncer`` below). Each call gets a fresh
+  SQLite file / Redis key prefix / PostgreSQL schema; everything is closed and deleted after
+  the test.
+- ``redis_cluster`` (session): a real 6-node Redis Cluster (3 masters, 3 replicas) started
+  on free loopback ports once per run and worker (``tests/redis_cluster.py``).
+- ``pgbouncer`` (session): a real PgBouncer in transaction pooling mode in front of
+  ``database_url`` (``tests/pgbouncer.py``).
+  Both skip loudly when the binaries are missing, and fail when ``CI=true``.
 """
 
 from __future__ import annotations
@@ -21,15 +28,19 @@ import concurrent.futures
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from helpers import MakeStores
 from satchel.clock import ManualClock
 from satchel.stores import Stores, open_stores, redact_url
+
+if TYPE_CHECKING:
+    from pgbouncer import LocalPgBouncer
+    from redis_cluster import LocalCluster
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -89,6 +100,41 @@ def database_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A 6-node Redis Cluster of this run and worker; stopped at the end of the session."""
+    import redis_cluster as rc
+
+    missing = rc.available()
+    if missing is not None:
+        service_unreachable("REDIS CLUSTER", "redis+cluster://", FileNotFoundError(missing))
+    try:
+        cluster = rc.LocalCluster().start()
+    except Exception as exc:
+        service_unreachable("REDIS CLUSTER", "redis+cluster://", exc)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(database_url: str) -> Iterator[LocalPgBouncer]:
+    """PgBouncer (transaction pooling) in front of ``database_url``, for this session."""
+    import pgbouncer as pgb
+
+    if not pgb.available():
+        service_unreachable("PGBOUNCER", "pgbouncer", FileNotFoundError("pgbouncer binary"))
+    try:
+        bouncer = pgb.LocalPgBouncer(database_url).start()
+    except Exception as exc:
+        service_unreachable("PGBOUNCER", "pgbouncer", exc)
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
 @pytest.fixture
 def manual_clock() -> ManualClock:
     """A clock that only moves with ``advance``; start 1_800_000_000."""
@@ -115,6 +161,12 @@ async def _drop_redis_prefix(url: str, prefix: str) -> None:
             await client.delete(*batch)
     finally:
         await client.aclose()
+
+
+async def _drop_cluster_prefix(url: str, prefix: str) -> None:
+    from redis_cluster import drop_prefix
+
+    await drop_prefix(url, prefix)
 
 
 async def _drop_schema(url: str, schema: str) -> None:
@@ -159,6 +211,17 @@ async def make_stores(
                 schema=schema,
                 **options,
             )
+        elif kind == "redis-cluster":
+            prefix = options.pop("prefix", f"satchel-test-{run_id}-{n}")
+            url = request.getfixturevalue("redis_cluster").url
+            cleanups.append(lambda: _drop_cluster_prefix(url, prefix))
+            stores = await open_stores(url, prefix=prefix, **options)
+        elif kind == "postgres-pgbouncer":
+            schema = options.pop("schema", f"satchel_test_{run_id}_{n}")
+            pg = request.getfixturevalue("database_url")
+            bounced = request.getfixturevalue("pgbouncer").url
+            cleanups.append(lambda: _drop_schema(pg, schema))
+            stores = await open_stores(bounced, schema=schema, **options)
         else:
             raise ValueError(f"unknown store kind {kind!r}")
         opened.append(stores)
