@@ -15,8 +15,10 @@ only.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -26,6 +28,12 @@ from urllib.parse import urlsplit
 
 #: Where Debian puts the binary (``apt-get install pgbouncer``); also looked up on PATH.
 CANDIDATES = ("pgbouncer", "/usr/sbin/pgbouncer")
+
+
+def _die_with_parent() -> None:
+    # SIGKILL pgbouncer when the process that started it dies (Linux PR_SET_PDEATHSIG).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def binary() -> str | None:
@@ -109,6 +117,7 @@ class LocalPgBouncer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ only the standard library and redis-py.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import shutil
 import signal
 import socket
@@ -43,6 +44,14 @@ def _free_cluster_port(taken: set[int]) -> int:
                 continue
         return port
     raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies (Linux),
+    so an interrupted test run leaves no servers behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def available() -> str | None:
@@ -149,6 +158,7 @@ class LocalCluster:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def cli(self, node: Node, *args: str, timeout: float = 5.0) -> str:
@@ -277,3 +287,22 @@ async def drop_prefix(url: str, prefix: str) -> None:
                 await client.unlink(*keys[start : start + 500])
     finally:
         await client.aclose()
+
+
+def node_id(cluster: LocalCluster, node: Node) -> str:
+    return cluster.cli(node, "cluster", "myid").strip()
+
+
+def move_slot(cluster: LocalCluster, slot: int, target: Node) -> None:
+    """Move one slot (holding no keys) to the master ``target``, as a resharding would."""
+    source = cluster.master_for_slot(slot)
+    if source.port == target.port:
+        return
+    source_id, target_id = node_id(cluster, source), node_id(cluster, target)
+    cluster.cli(target, "cluster", "setslot", str(slot), "importing", source_id)
+    cluster.cli(source, "cluster", "setslot", str(slot), "migrating", target_id)
+    for node in (target, source):
+        cluster.cli(node, "cluster", "setslot", str(slot), "node", target_id)
+    for node in cluster.masters():
+        if node.port not in (source.port, target.port):
+            cluster.cli(node, "cluster", "setslot", str(slot), "node", target_id)
