@@ -9,12 +9,14 @@ skipped with the reason (:class:`~benchmarks.common.BenchError`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import BenchError
+from benchmarks.common import BenchError, Settings
 
 _TESTS = Path(__file__).resolve().parent.parent / "tests"
 _running: dict[str, Any] = {}
@@ -56,6 +58,47 @@ def pgbouncer(database_url: str) -> Any:
         # pooler's protocol cost, not about queueing for a server connection.
         _running["pgbouncer"] = helpers.LocalPgBouncer(database_url, pool_size=10).start()
     return _running["pgbouncer"]
+
+
+def scaled_out_settings(kind: str, settings: Settings) -> dict[str, Any]:
+    """satchel settings of the scaled-out columns (``benchmarks.satchel_side.CONFIGS``).
+
+    ``redis-cluster``: sessions (and the sharded-pub/sub bus) on the run's Redis Cluster,
+    users and keys in the SQLite file as in the Redis columns. ``pgbouncer``: everything in
+    PostgreSQL through PgBouncer in transaction mode, the LISTEN/NOTIFY bus direct.
+    """
+    if kind == "redis-cluster":
+        return {"sessions_store": redis_cluster().url}
+    return {
+        "store": pgbouncer(settings.database_url).url,
+        "bus_url": settings.database_url,
+        "pg_schema": pgbouncer_schema(settings),
+    }
+
+
+def pgbouncer_schema(settings: Settings) -> str:
+    """The PostgreSQL schema of the PgBouncer column (dropped by :func:`cleanup`)."""
+    return f"satchel_bench_{settings.run_id}_pgb"
+
+
+async def _drop_schema(url: str, schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def cleanup(settings: Settings) -> None:
+    """Drop the PgBouncer column's schema and stop the services (the cluster's data goes
+    with its processes)."""
+    if "pgbouncer" in _running:
+        drop = _drop_schema(settings.database_url, pgbouncer_schema(settings))
+        with contextlib.suppress(Exception):
+            asyncio.run(asyncio.wait_for(drop, 30))
+    stop_all()
 
 
 def stop_all() -> None:
