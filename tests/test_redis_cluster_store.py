@@ -7,6 +7,7 @@ real 6-node cluster (``redis_cluster`` fixture: 3 masters, 3 replicas).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -190,3 +191,33 @@ async def test_three_seeds_are_enough_to_find_every_node(redis_cluster: LocalClu
         assert len(store.client.get_primaries()) == 3
     finally:
         await store.close()
+
+
+async def test_scripts_run_on_a_promoted_replica_whose_script_cache_is_empty(
+    store: RedisClusterStore, redis_cluster: LocalCluster, manual_clock: ManualClock
+) -> None:
+    now = manual_clock.now
+    first = make_session(now, user="failover-user")
+    await store.create(first, now=now)
+    victim = redis_cluster.master_for_slot(slot(store.index_key("failover-user")))
+    redis_cluster.kill(victim)
+    try:
+        # Keep the client busy through the gap, as a server under load is: it learns the
+        # new slot map from its failures, not from a clean start.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if await store.touch(first.id, last_seen_at=now + 1, idle_expires_at=now + 600):
+                    break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "scripts never ran again after the failover"
+            await asyncio.sleep(0.05)
+        # Every script of the session path, on a master that had never seen any of them.
+        second = make_session(now + 1, user="failover-user")
+        await store.create(second, now=now + 1, max_per_user=5)
+        assert [r.id for r in await store.list_user("failover-user")] == [first.id, second.id]
+        assert await store.delete(second.id) is not None
+        assert await store.delete_user("failover-user") == [first.id]
+    finally:
+        redis_cluster.restart(victim)
+        redis_cluster.wait_ok(30)

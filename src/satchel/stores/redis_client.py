@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
 from satchel.errors import ConfigurationError, StoreUnavailable
+from satchel.stores.redis_cluster_client import ClusterScript
 
 logger = logging.getLogger("satchel.stores")
 
@@ -68,9 +69,11 @@ async def unavailable() -> AsyncIterator[None]:
         raise StoreUnavailable() from exc
 
 
-def register_script(client: AnyRedis, script: str) -> AsyncScript:
-    """``client.register_script(script)`` for either client (redis-py's hints name only
-    ``Redis``; ``RedisCluster`` runs scripts on the node of their first key)."""
+def register_script(client: AnyRedis, script: str) -> AsyncScript | ClusterScript:
+    """A callable ``script(keys=[...], args=[...])`` on either client: redis-py's script on
+    one node, :class:`ClusterScript` on a cluster (it survives a failover's empty cache)."""
+    if isinstance(client, RedisCluster):
+        return ClusterScript(client, script)
     return AsyncScript(cast(Any, client), script)
 
 

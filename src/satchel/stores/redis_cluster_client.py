@@ -8,13 +8,16 @@ query or fragment is accepted (a cluster has no database number).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from satchel.errors import ConfigurationError
@@ -106,3 +109,26 @@ def connect(
         decode_responses=False,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+class ClusterScript:
+    """A Lua script run with EVALSHA on the node of its first key, EVAL when that node lacks it.
+
+    Each node has its own script cache, which neither replication nor a failover carries
+    over: a replica promoted to master knows none of the scripts. redis-py's own fallback
+    loads the script on the masters of its current slot map (which may not list the new
+    master yet) and retries EVALSHA once, so after a failover every call would fail with
+    NOSCRIPT. Sending the source with EVAL instead reaches the node the key's slot points
+    to, runs the script there and leaves it in that node's cache for the next EVALSHA.
+    """
+
+    def __init__(self, client: RedisCluster, script: str) -> None:
+        self.client = client
+        self.script = script
+        self.sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        try:
+            return await self.client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+        except NoScriptError:
+            return await self.client.eval(self.script, len(keys), *keys, *args)  # type: ignore[misc]
