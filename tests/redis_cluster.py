@@ -200,9 +200,17 @@ class LocalCluster:
         raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
 
     def _replicas_synced(self, live: list[Node]) -> bool:
+        """Every replica's link is up and every master has a replica: a node restarted
+        after a kill first comes back as a master without slots and only then turns into
+        the replica of its successor, which has no replica (nothing to fail over to) until
+        it has."""
+        serving = {n.port for n in self.masters(via=live[0])}
         for node in live:
             info = self.cli(node, "info", "replication")
-            if "role:slave" in info and "master_link_status:up" not in info:
+            if "role:slave" in info:
+                if "master_link_status:up" not in info:
+                    return False
+            elif node.port not in serving or "connected_slaves:0" in info:
                 return False
         return True
 

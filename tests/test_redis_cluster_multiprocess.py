@@ -137,7 +137,9 @@ def test_revoke_one_session_from_another_process(deployment: ClusterDeployment) 
 
 @dataclass
 class Watch:
-    """Every answer of the poller: (monotonic time, server, token name, status)."""
+    """Every answer of the poller: (monotonic time the request was sent, server, token name,
+    status). A request sent before a logout returned may still be answered 200 after it (it
+    was in flight); one sent after may not."""
 
     answers: list[tuple[float, str, str, int]] = field(default_factory=list)
     revoked_at: dict[str, float] = field(default_factory=dict)
@@ -149,12 +151,11 @@ async def poll(deployment: ClusterDeployment, tokens: dict[str, str], watch: Wat
         while watch.running:
             for name, token in tokens.items():
                 for server in deployment.servers:
+                    sent = time.monotonic()
                     response = await client.get(
                         f"{server.url}/auth/me", headers={"Authorization": f"Bearer {token}"}
                     )
-                    watch.answers.append(
-                        (time.monotonic(), server.name, name, response.status_code)
-                    )
+                    watch.answers.append((sent, server.name, name, response.status_code))
             await asyncio.sleep(0.01)
 
 

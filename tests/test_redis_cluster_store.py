@@ -185,6 +185,7 @@ async def test_dead_seeds_are_store_unavailable_quickly() -> None:
 
 
 async def test_three_seeds_are_enough_to_find_every_node(redis_cluster: LocalCluster) -> None:
+    redis_cluster.wait_ok(30)  # a node restarted by a fault test has rejoined as a replica
     store: Any = await open_store(redis_cluster.seed_url, prefix=f"seed{uuid.uuid4().hex[:8]}")
     try:
         assert len(store.client.get_nodes()) == 6
