@@ -14,11 +14,10 @@ only.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -28,12 +27,6 @@ from urllib.parse import urlsplit
 
 #: Where Debian puts the binary (``apt-get install pgbouncer``); also looked up on PATH.
 CANDIDATES = ("pgbouncer", "/usr/sbin/pgbouncer")
-
-
-def _die_with_parent() -> None:
-    # SIGKILL pgbouncer when the process that started it dies (Linux PR_SET_PDEATHSIG).
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def binary() -> str | None:
@@ -84,6 +77,7 @@ class LocalPgBouncer:
         if exe is None:
             raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
         self.workdir = Path(tempfile.mkdtemp(prefix="satchel-pgbouncer-"))
+        atexit.register(self.stop)  # also when the run ends without the fixture's teardown
         auth = self.workdir / "userlist.txt"
         auth.write_text(f'"{self.user}" ""\n')
         ini = self.workdir / "pgbouncer.ini"
@@ -117,7 +111,6 @@ class LocalPgBouncer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -13,8 +13,8 @@ only the standard library and redis-py.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import ctypes
 import shutil
 import signal
 import socket
@@ -44,14 +44,6 @@ def _free_cluster_port(taken: set[int]) -> int:
                 continue
         return port
     raise RuntimeError("no free port pair for a Redis Cluster node")
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the process that started it dies (Linux),
-    so an interrupted test run leaves no servers behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def available() -> str | None:
@@ -91,6 +83,10 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> LocalCluster:
         """Start the nodes, create the cluster and wait until it is ``ok`` everywhere."""
         self.workdir = Path(tempfile.mkdtemp(prefix="satchel-cluster-"))
+        # A run that ends without the fixture's teardown (an error, an interrupt) still
+        # stops the nodes. (Not PR_SET_PDEATHSIG: it fires when the *thread* that started
+        # a node exits, and tests restart nodes from worker threads.)
+        atexit.register(self.stop)
         taken: set[int] = set()
         try:
             for _ in range(NODES):
@@ -158,7 +154,6 @@ class LocalCluster:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
 
     def cli(self, node: Node, *args: str, timeout: float = 5.0) -> str:
@@ -197,7 +192,19 @@ class LocalCluster:
             if ok and (not replicas_synced or self._replicas_synced(live)):
                 return
             time.sleep(0.1)
-        raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+        raise RuntimeError(f"the Redis Cluster did not reach cluster_state:ok:\n{self.describe()}")
+
+    def describe(self) -> str:
+        """Each live node's view of itself: role, replicas or link, and the slot map."""
+        live = self.alive()
+        lines = []
+        for node in live:
+            info = self.cli(node, "info", "replication").splitlines()
+            keep = ("role", "connected_slaves", "master_link_status", "master_port")
+            lines.append(f"{node.port}: " + " ".join(i for i in info if i.startswith(keep)))
+        if live:
+            lines.append(self.cli(live[0], "cluster", "nodes"))
+        return "\n".join(lines)
 
     def _replicas_synced(self, live: list[Node]) -> bool:
         """Every replica's link is up and every master has a replica: a node restarted
