@@ -136,6 +136,15 @@ def _app_name(config: Config, framework: str = "fastapi") -> str:
     return name
 
 
+#: Columns whose caches rely on pushed revocations: zero store reads, revocation ≤ 10 ms.
+PUSHED = (
+    "hybrid",
+    "session-redis-cache",
+    "session-redis-cluster-cache",
+    "session-pgbouncer-cache",
+)
+
+
 def evaluate_targets(results: Results) -> list[Target]:
     """Every target of the benchmarks issue, from this run's figures."""
     out: list[Target] = []
@@ -251,7 +260,7 @@ def evaluate_targets(results: Results) -> list[Target]:
         )
     )
 
-    for key in ("hybrid", "session-redis-cache"):
+    for key in PUSHED:
         config = next(c for c in CONFIGS if c.key == key)
         reads = column.get(config.label, {}).get("store_reads_per_request")
         out.append(
@@ -266,7 +275,7 @@ def evaluate_targets(results: Results) -> list[Target]:
         )
 
     for config in CONFIGS:
-        if config.key not in ("hybrid", "session-redis-cache"):
+        if config.key not in PUSHED:
             continue
         rev = results.revocation.get(config.label)
         p99 = rev.get("p99_ms") if rev else None

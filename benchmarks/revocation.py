@@ -271,9 +271,10 @@ def _table_label(key: str) -> str:
 
 
 #: Report label -> (stores: "redis" = PostgreSQL + Redis, "postgres" = PostgreSQL only,
-#: "sqlite" = one SQLite file; strategy; JWT algorithm; tag suffix). Labels of the rows that
-#: are also columns of the comparison table come from benchmarks.satchel_side, so the
-#: cells fill.
+#: "sqlite" = one SQLite file, "redis-cluster" = PostgreSQL + a 6-node Redis Cluster,
+#: "pgbouncer" = PostgreSQL through PgBouncer with the bus direct; strategy; JWT algorithm;
+#: tag suffix). Labels of the rows that are also columns of the comparison table come from
+#: benchmarks.satchel_side, so the cells fill.
 DEPLOYMENTS = (
     (_table_label("session-redis-cache"), "redis", "session", "EdDSA", "r"),
     ("session + PostgreSQL only (LISTEN/NOTIFY)", "postgres", "session", "EdDSA", "p"),
@@ -281,7 +282,32 @@ DEPLOYMENTS = (
     (_table_label("session-sqlite"), "sqlite", "session", "EdDSA", "s"),
     (_table_label("jwt-hs256"), "sqlite", "jwt", "HS256", "j"),
     (_table_label("jwt-eddsa"), "sqlite", "jwt", "EdDSA", "e"),
+    (_table_label("session-redis-cluster-cache"), "redis-cluster", "session", "EdDSA", "c"),
+    ("hybrid (EdDSA) + Redis Cluster", "redis-cluster", "hybrid", "EdDSA", "k"),
+    (_table_label("session-pgbouncer-cache"), "pgbouncer", "session", "EdDSA", "b"),
 )
+#: Left out of --quick (three more server processes to start; the table's columns stay in).
+FULL_ONLY = ("hybrid (EdDSA) + Redis Cluster",)
+
+
+def _scaled_out_env(
+    stores: str, settings: Settings, strategy: str, alg: str, tag: str
+) -> dict[str, str] | None:
+    """The settings of a deployment on the run's own cluster or PgBouncer (else None)."""
+    if stores not in ("redis-cluster", "pgbouncer"):
+        return None
+    from benchmarks import services
+
+    env = {"SATCHEL_STRATEGY": strategy, "SATCHEL_PG_SCHEMA": tag.lower()}
+    if strategy in ("jwt", "hybrid"):
+        env["SATCHEL_JWT_ALG"] = alg
+    if stores == "redis-cluster":
+        env["SATCHEL_STORE"] = settings.database_url
+        env["SATCHEL_SESSIONS_STORE"] = services.redis_cluster().url
+    else:
+        env["SATCHEL_STORE"] = services.pgbouncer(settings.database_url).url
+        env["SATCHEL_BUS_URL"] = settings.database_url
+    return env
 
 
 #: The deployments quick mode measures (three servers each; the rest in full runs).
@@ -289,7 +315,13 @@ QUICK_DEPLOYMENTS = ("h",)
 
 
 def run(settings: Settings, results: Results, progress: Progress) -> None:
-    """Measure each deployment in turn; one that cannot run is skipped with its reason."""
+    """Measure each deployment in turn; one that cannot run is skipped with its reason.
+
+    Then the Redis Cluster bus alone, sharded against classic pub/sub
+    (:mod:`benchmarks.cluster_pubsub`; full runs only).
+    """
+    from benchmarks import cluster_pubsub
+
     n = 10 if settings.quick else 200
     for label, stores, strategy, alg, suffix in DEPLOYMENTS:
         if settings.quick and suffix not in QUICK_DEPLOYMENTS:
@@ -298,11 +330,13 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
         progress(label)
         tag = f"rev{settings.run_id}{suffix}"
         try:
+            env = _scaled_out_env(stores, settings, strategy, alg, tag)
             results.revocation[label] = asyncio.run(
                 measure_revocation(
                     n,
                     redis_url=settings.redis_url if stores == "redis" else None,
                     database_url=settings.database_url,
+                    env=env,
                     strategy=strategy,
                     sqlite_file=settings.workdir / f"{tag}.db" if stores == "sqlite" else None,
                     jwt_alg=alg,
@@ -312,3 +346,7 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
             )
         except Exception as exc:
             results.skip(f"revocation / {label}", f"{type(exc).__name__}: {exc}")
+    if settings.quick:
+        results.skip("revocation / Redis Cluster pub/sub", "not measured in quick mode")
+    else:
+        cluster_pubsub.run(settings, results, progress)

@@ -55,7 +55,7 @@ class Config:
     label: str
     state: str  # where the state lives, for the table
     strategy: str
-    sessions: str  # "sqlite" | "redis"
+    sessions: str  # "sqlite" | "redis" | "redis-cluster" | "pgbouncer"
     cache: bool  # the per-process cache of verified sessions (needs a cross-process bus)
     alg: str = "EdDSA"
 
@@ -78,6 +78,10 @@ class Config:
         if self.sessions == "redis":
             values["sessions_store"] = settings.redis_url
             values["redis_url"] = settings.redis_url
+        if self.sessions in ("redis-cluster", "pgbouncer"):
+            from benchmarks.services import scaled_out_settings
+
+            values.update(scaled_out_settings(self.sessions, settings))
         values["cache"] = self.cache
         return values
 
@@ -119,7 +123,25 @@ CONFIGS = (
         True,
         alg="EdDSA",
     ),
+    Config(
+        "session-redis-cluster-cache",
+        "session + Redis Cluster + local cache",
+        "Redis Cluster (3 masters), cached in each process",
+        "session",
+        "redis-cluster",
+        True,
+    ),
+    Config(
+        "session-pgbouncer-cache",
+        "session + PostgreSQL via PgBouncer + local cache",
+        "PostgreSQL through PgBouncer (transaction mode), cached in each process",
+        "session",
+        "pgbouncer",
+        True,
+    ),
 )
+#: Columns on services the run starts itself: their end-to-end runs are left out of --quick.
+SCALED_OUT = ("redis-cluster", "pgbouncer")
 
 
 @asynccontextmanager
@@ -488,7 +510,9 @@ def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
                     env=config.env(settings),
                     factory=True,
                     prepare_before_start=True,
-                    in_quick=framework == "fastapi" and config.key in QUICK_CONFIGS,
+                    in_quick=framework == "fastapi"
+                    and config.key in QUICK_CONFIGS
+                    and config.sessions not in SCALED_OUT,
                 )
             )
     specs += serve_specs(settings, prepare_for)
@@ -574,6 +598,9 @@ async def _cleanup_redis(settings: Settings) -> int:
 
 
 def cleanup(settings: Settings) -> None:
+    from benchmarks import services
+
     # Best effort: a later run uses a new prefix anyway.
     with contextlib.suppress(Exception):
         run_async(asyncio.wait_for(_cleanup_redis(settings), 90))
+    services.cleanup(settings)

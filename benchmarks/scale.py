@@ -1,10 +1,14 @@
 """Scale: many live sessions in each real store, written and read through satchel's stores.
 
-For each backend (Redis, SQLite, PostgreSQL): write N sessions with ``SessionStore.create``
+For each backend (Redis, SQLite, PostgreSQL, and the scaled-out ones this run starts itself:
+a 6-node Redis Cluster and PostgreSQL through PgBouncer in transaction mode, see
+``benchmarks/services.py``): write N sessions with ``SessionStore.create``
 (spread over N/10 users, 10 % of them expiring earlier than the rest), then measure
 
 * Redis memory per session: ``INFO memory`` ``used_memory`` after minus before, over N
-  (session hashes and per-user indexes included);
+  (session hashes and per-user indexes included; on the cluster summed over the three
+  masters, so replicas' copies are not counted, less the replication backlog and the
+  replicas' buffers, and with the per-session pointers included);
 * point lookups: ``SessionStore.get`` of random existing ids, one at a time, p50/p99;
 * purge: ``purge_expired`` at an instant that expires the 10 %.
 
@@ -110,9 +114,46 @@ async def _redis_used_memory(url: str) -> int:
         await client.aclose()
 
 
+async def _cluster_used_memory() -> int:
+    """``used_memory`` summed over the cluster's current masters, less what replication
+    itself holds (the backlog, up to 1 MiB per master, and the replicas' output buffers):
+    a fixed cost a single node does not have, which would otherwise be spread over the
+    sessions of a small run."""
+    import redis.asyncio as aioredis
+
+    from benchmarks import services
+
+    total = 0
+    for node in services.redis_cluster().masters():
+        client = aioredis.Redis(port=node.port)
+        try:
+            info = await client.info("memory")
+        finally:
+            await client.aclose()
+        total += int(info["used_memory"])
+        total -= int(info.get("mem_replication_backlog", 0)) + int(
+            info.get("mem_clients_slaves", 0)
+        )
+    return total
+
+
+async def _used_memory(backend: str, settings: Settings) -> int:
+    if backend == "Redis":
+        return await _redis_used_memory(settings.redis_url)
+    if backend == "Redis Cluster":
+        return await _cluster_used_memory()
+    return 0
+
+
+#: In report order; the scaled-out ones run on services this run starts (benchmarks.services).
+BACKENDS = ("Redis", "Redis Cluster", "SQLite", "PostgreSQL", "PostgreSQL via PgBouncer")
+POSTGRES = ("PostgreSQL", "PostgreSQL via PgBouncer")
+
+
 async def _one_backend(
     backend: str, settings: Settings, results: Results, progress: Progress
 ) -> None:
+    from benchmarks import services
     from satchel.stores import open_store
 
     n = settings.scale_sessions
@@ -121,8 +162,13 @@ async def _one_backend(
     sqlite_file = settings.workdir / f"scale-{settings.run_id}.db"
     if backend == "Redis":
         url, concurrency = settings.redis_url, 64
+    elif backend == "Redis Cluster":
+        url, concurrency = services.redis_cluster().url, 64
     elif backend == "SQLite":
         url, concurrency = f"sqlite:///{sqlite_file}", 1
+    elif backend == "PostgreSQL via PgBouncer":
+        url, concurrency = services.pgbouncer(settings.database_url).url, 8
+        schema += "_pgb"
     else:
         url, concurrency = settings.database_url, 8
     now = time.time()
@@ -131,7 +177,7 @@ async def _one_backend(
     # Filled in place, so the figures measured before a failure still reach the report.
     out: dict[str, Any] = results.scale.setdefault(backend, {})
     out["sessions_target"] = n
-    before = await _redis_used_memory(settings.redis_url) if backend == "Redis" else 0
+    before = await _used_memory(backend, settings)
     # Generous per-command time-outs: this measures capacity on a busy shared machine, not
     # the fail-fast behaviour the stores' defaults are tuned for.
     store = await open_store(
@@ -142,20 +188,20 @@ async def _one_backend(
         # BULK_AFTER go through the store (that is the write rate reported), the rest are
         # loaded with COPY into the same table so a full run stays within its time budget.
         bulk_after = BULK_AFTER // 10 if settings.quick else BULK_AFTER
-        direct = records if backend != "PostgreSQL" else records[:bulk_after]
+        direct = records if backend not in POSTGRES else records[:bulk_after]
         written, seconds = await _fill(store, direct, now, concurrency, budget, progress)
         out["sessions"] = written
         out["write_seconds"] = round(seconds, 2)
         out["writes_per_second"] = round(written / seconds) if seconds else 0
-        if backend == "PostgreSQL" and written == len(direct) and len(records) > written:
+        if backend in POSTGRES and written == len(direct) and len(records) > written:
             progress(f"{backend}: COPY of {len(records) - written:,} more sessions")
             t0 = time.perf_counter()
             written += await _copy_sessions(settings.database_url, schema, records[written:])
             out["sessions"] = written
             out["bulk_loaded"] = len(records) - len(direct)
             out["bulk_seconds"] = round(time.perf_counter() - t0, 2)
-        if backend == "Redis":
-            after = await _redis_used_memory(settings.redis_url)
+        if backend in ("Redis", "Redis Cluster"):
+            after = await _used_memory(backend, settings)
             out["bytes_per_session"] = round((after - before) / max(1, written), 1)
         if backend == "SQLite":
             out["file_bytes_per_session"] = round(sqlite_file.stat().st_size / max(1, written), 1)
@@ -169,7 +215,7 @@ async def _one_backend(
         out["purged"] = purged
     finally:
         await store.close()
-        if backend == "PostgreSQL":
+        if backend in POSTGRES:
             await _drop_schema(settings.database_url, schema)
         if backend == "SQLite":
             for suffix in ("", "-wal", "-shm"):
@@ -237,7 +283,7 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
         if found is None:
             results.skip("scale", why)
             return
-    for backend in ("Redis", "SQLite", "PostgreSQL"):
+    for backend in BACKENDS:
         progress(backend)
         try:
             run_async(_one_backend(backend, settings, results, progress))

@@ -12,7 +12,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-KINDS = ("memory", "sqlite", "redis", "postgres", "postgres+redis")
+KINDS = (
+    "memory",
+    "sqlite",
+    "redis",
+    "postgres",
+    "postgres+redis",
+    "redis-cluster",
+    "postgres-pgbouncer",
+)
 _counter = itertools.count()
 
 
@@ -69,6 +77,15 @@ class Backends:
         # Settings accept only [A-Za-z0-9_] prefixes and lower-case schemas.
         prefix = prefix if prefix is not None else f"satchel_test_{self.run_id}_{n}"
         schema = schema if schema is not None else f"satchel_test_{self.run_id}_{n}"
+        if kind == "redis-cluster":
+            url = self._request.getfixturevalue("redis_cluster").url
+            self._cleanups.append(lambda: _drop_cluster_prefix(url, prefix))
+            return Backend(url, prefix=prefix)
+        if kind == "postgres-pgbouncer":
+            direct = self._request.getfixturevalue("database_url")
+            bounced = self._request.getfixturevalue("pgbouncer").url
+            self._cleanups.append(lambda: drop_schema(direct, schema))
+            return Backend(bounced, prefix=prefix, schema=schema)
         redis = self._request.getfixturevalue("redis_url") if "redis" in kind else None
         pg = self._request.getfixturevalue("database_url") if "postgres" in kind else None
         if redis is not None:
@@ -118,6 +135,12 @@ async def drop_redis_prefix(url: str, prefix: str) -> None:
             await client.delete(*batch)
     finally:
         await client.aclose()
+
+
+async def _drop_cluster_prefix(url: str, prefix: str) -> None:
+    from redis_cluster import drop_prefix
+
+    await drop_prefix(url, prefix)
 
 
 async def drop_schema(url: str, schema: str) -> None:

@@ -10,8 +10,15 @@
 - ``blackhole_port``: a local TCP port that accepts and never answers (hung service).
 - ``make_stores``: ``await make_stores(kind, **open_stores_options) -> Stores`` with kind one
   of ``memory``, ``sqlite``, ``redis``, ``postgres`` or ``postgres+redis`` (users and keys in
-  PostgreSQL, sessions in Redis). Each call gets a fresh SQLite file / Redis key prefix /
-  PostgreSQL schema; everything is closed and deleted after the test.
+  PostgreSQL, sessions in Redis), ``redis-cluster`` (the ``redis_cluster`` below) or
+  ``postgres-pgbouncer`` (PostgreSQL through the ``pgbouncer`` below). Each call gets a fresh
+  SQLite file / Redis key prefix / PostgreSQL schema; everything is closed and deleted after
+  the test.
+- ``redis_cluster`` (session): a real 6-node Redis Cluster (3 masters, 3 replicas) started
+  on free loopback ports once per run and worker (``tests/redis_cluster.py``).
+- ``pgbouncer`` (session): a real PgBouncer in transaction pooling mode in front of
+  ``database_url`` (``tests/pgbouncer.py``).
+  Both skip loudly when the binaries are missing, and fail when ``CI=true``.
 - ``make_app``: ``await make_app(kind, strategy=..., **settings) -> RunningApp``, the server
   app over such a fresh store with its lifespan running (tests/apps.py tells the rest).
 """
@@ -22,9 +29,9 @@ import asyncio
 import concurrent.futures
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -33,6 +40,10 @@ from backends import Backends
 from helpers import MakeStores
 from satchel.clock import ManualClock
 from satchel.stores import Stores, open_stores, redact_url
+
+if TYPE_CHECKING:
+    from pgbouncer import LocalPgBouncer
+    from redis_cluster import LocalCluster
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -92,6 +103,41 @@ def database_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A 6-node Redis Cluster of this run and worker; stopped at the end of the session."""
+    import redis_cluster as rc
+
+    missing = rc.available()
+    if missing is not None:
+        service_unreachable("REDIS CLUSTER", "redis+cluster://", FileNotFoundError(missing))
+    try:
+        cluster = rc.LocalCluster().start()
+    except Exception as exc:
+        service_unreachable("REDIS CLUSTER", "redis+cluster://", exc)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(database_url: str) -> Iterator[LocalPgBouncer]:
+    """PgBouncer (transaction pooling) in front of ``database_url``, for this session."""
+    import pgbouncer as pgb
+
+    if not pgb.available():
+        service_unreachable("PGBOUNCER", "pgbouncer", FileNotFoundError("pgbouncer binary"))
+    try:
+        bouncer = pgb.LocalPgBouncer(database_url).start()
+    except Exception as exc:
+        service_unreachable("PGBOUNCER", "pgbouncer", exc)
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
 @pytest.fixture
 def manual_clock() -> ManualClock:
     """A clock that only moves with ``advance``; start 1_800_000_000."""
@@ -108,7 +154,9 @@ async def make_stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         prefix, schema = options.pop("prefix", None), options.pop("schema", None)
         backend = backends.fresh(kind, prefix=prefix, schema=schema)
         if backend.prefix is not None:
-            options.update(prefix=backend.prefix, schema=backend.schema)
+            options["prefix"] = backend.prefix
+        if backend.schema is not None:
+            options["schema"] = backend.schema
         stores = await open_stores(backend.store, sessions_url=backend.sessions_store, **options)
         opened.append(stores)
         return stores

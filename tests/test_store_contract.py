@@ -33,14 +33,19 @@ from satchel.stores import (
     UserRecord,
 )
 
-STORE_KINDS = ("memory", "sqlite", "redis", "postgres")
+STORE_KINDS = ("memory", "sqlite", "redis", "postgres", "redis-cluster", "postgres-pgbouncer")
+#: The service each backend needs (its pytest mark).
+SERVICE = {
+    "redis": "redis",
+    "postgres": "postgres",
+    "redis-cluster": "redis",
+    "postgres-pgbouncer": "postgres",
+}
 
 
 @pytest.fixture(
     params=[
-        pytest.param(
-            kind, marks=[getattr(pytest.mark, kind)] if kind in ("redis", "postgres") else []
-        )
+        pytest.param(kind, marks=[getattr(pytest.mark, SERVICE[kind])] if kind in SERVICE else [])
         for kind in STORE_KINDS
     ]
 )
@@ -597,6 +602,9 @@ async def corrupt_session(store: Any, session_id: str) -> None:
         store._conn.execute("UPDATE sessions SET data = '{not json' WHERE id = ?", (session_id,))
     elif type(store).__name__ == "RedisStore":
         await store.client.hset(f"{store.prefix}:s:{session_id}", "c", "yesterday")
+    elif type(store).__name__ == "RedisClusterStore":
+        key = store.session_key(await store.owner(session_id), session_id)
+        await store.client.hset(key, "c", "yesterday")
     else:
         await store.pool.execute(
             f"UPDATE \"{store.schema}\".sessions SET data = '[1, 2]'::jsonb WHERE id = $1",
@@ -610,8 +618,8 @@ async def corrupt_user(store: Any, user_id: str) -> None:
         store._users[user_id] = '{"id": 1}'
     elif isinstance(store, SQLiteStore):
         store._conn.execute("UPDATE users SET record = '[' WHERE id = ?", (user_id,))
-    elif type(store).__name__ == "RedisStore":
-        await store.client.set(f"{store.prefix}:user:{user_id}", b"\x80\x81 not json")
+    elif type(store).__name__ in ("RedisStore", "RedisClusterStore"):
+        await store.client.set(f"{store._user}{user_id}", b"\x80\x81 not json")
     else:
         await store.pool.execute(
             f'UPDATE "{store.schema}".users SET record = \'{{"id": 5}}\'::jsonb WHERE id = $1',
@@ -658,9 +666,13 @@ async def dump_sessions(store: Any) -> bytes:
         store._conn.execute("PRAGMA wal_checkpoint(FULL)")
         path = Path(store.path)
         return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
-    if type(store).__name__ == "RedisStore":
+    if type(store).__name__ in ("RedisStore", "RedisClusterStore"):
         chunks: list[bytes] = []
-        async for key in store.client.scan_iter(match=f"{store.prefix}:*", count=10_000):
+        # The cluster layout also has keys starting with "{prefix:" (its hash tags).
+        keys = [k async for k in store.client.scan_iter(match=f"{store.prefix}:*", count=10_000)]
+        if type(store).__name__ == "RedisClusterStore":
+            keys += [k async for k in store.client.scan_iter(match=f"{{{store.prefix}:*")]
+        for key in keys:
             chunks.append(key)
             kind = await store.client.type(key)
             if kind == b"hash":

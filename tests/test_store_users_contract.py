@@ -19,15 +19,20 @@ from satchel.errors import NotFound, UserExists
 from satchel.stores import BulkUserStore, EmailUserStore, MemoryStore, SQLiteStore, UserRecord
 from satchel.stores.deadline import with_deadline
 
-STORE_KINDS = ("memory", "sqlite", "redis", "postgres")
+STORE_KINDS = ("memory", "sqlite", "redis", "postgres", "redis-cluster", "postgres-pgbouncer")
+#: The service each backend needs (its pytest mark).
+SERVICE = {
+    "redis": "redis",
+    "postgres": "postgres",
+    "redis-cluster": "redis",
+    "postgres-pgbouncer": "postgres",
+}
 CLAIMS = {"tenant_id": 7, "plan": "pro ☃", "scopes": ["a", "b"], "limits": {"n": [1, 2.5, None]}}
 
 
 @pytest.fixture(
     params=[
-        pytest.param(
-            kind, marks=[getattr(pytest.mark, kind)] if kind in ("redis", "postgres") else []
-        )
+        pytest.param(kind, marks=[getattr(pytest.mark, SERVICE[kind])] if kind in SERVICE else [])
         for kind in STORE_KINDS
     ]
 )
@@ -176,8 +181,8 @@ async def corrupt_claims(store: Any, user: UserRecord) -> None:
         store._users[user.id] = store._users[user.id].replace('"claims":{"a":1}', '"claims":[1]')
     elif isinstance(store, SQLiteStore):
         store._conn.execute("UPDATE users SET claims = '[1]' WHERE id = ?", (user.id,))
-    elif type(store).__name__ == "RedisStore":
-        key = f"{store.prefix}:user:{user.id}"
+    elif type(store).__name__ in ("RedisStore", "RedisClusterStore"):
+        key = f"{store._user}{user.id}"
         raw = (await store.client.get(key)).decode()
         await store.client.set(key, raw.replace('"claims":{"a":1}', '"claims":[1]'))
     else:

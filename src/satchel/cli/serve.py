@@ -148,6 +148,17 @@ def serve(
             help="Log lines as text or as one JSON object per line [default: text].",
         ),
     ] = None,
+    bus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--bus-url",
+            envvar="SATCHEL_BUS_URL",
+            metavar="URL",
+            help="The revocation channel's own connection: a direct postgresql:// URL when the "
+            "store goes through PgBouncer (LISTEN needs a session) [default: the store's].",
+            show_default=False,
+        ),
+    ] = None,
     mail: Annotated[
         str | None,
         typer.Option(
@@ -175,6 +186,7 @@ def serve(
         metrics_port=metrics_port,
         log_format=log_format,
         mail_url=mail,
+        bus_url=bus_url,
     )
     check_or_exit(settings)  # every configuration problem, one line each; errors stop here
     label = flag_label(ctx, "store")

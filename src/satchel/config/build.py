@@ -161,6 +161,7 @@ def choose_bus(
         sessions_backend=stores.sessions if stores is not None else None,
         poll_interval=settings.bus_poll_interval,
         clock=clock,
+        bus_url=settings.bus_url,
     )
 
 

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     #: Serve GET /debug/counters (store reads, cache hits, bus state); tests and benchmarks only.
     expose_counters: bool = False
 
+    # --- scaling out: the revocation bus's own connection ---------------------------------
+    #: The revocation bus connects here instead of through the store: a postgresql:// URL
+    #: straight to the server when the store goes through PgBouncer (``?pgbouncer=true``),
+    #: since LISTEN needs a session a transaction pooler cannot keep; or a redis:// /
+    #: redis+cluster:// URL. Its scheme also picks the bus under ``bus=auto``.
+    bus_url: str | None = None
+
     # --- transports -----------------------------------------------------------------------
     transports: Annotated[list[TransportName], NoDecode] = Field(
         default_factory=_default_transports, min_length=1
@@ -271,9 +278,13 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            if name in ("store", "sessions_store", "redis_url", "mail_url") and isinstance(
-                value, str
-            ):
+            if name in (
+                "store",
+                "sessions_store",
+                "redis_url",
+                "mail_url",
+                "bus_url",
+            ) and isinstance(value, str):
                 yield name, redact_url(value)
             else:
                 yield name, value

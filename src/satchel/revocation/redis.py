@@ -109,7 +109,9 @@ class RedisBus(BusBase):
             self._connected()
             next_ping = loop.time() + self.ping_interval
             pong_due: float | None = None
-            while True:
+            # The flag as well as the cancellation: Python 3.11's asyncio.timeout can turn a
+            # cancellation racing with its expiry into a TimeoutError (redis-py: "no message").
+            while not self._closing:
                 now = loop.time()
                 if pong_due is not None and now >= pong_due:
                     raise _Lost()

@@ -5,7 +5,11 @@ Supported URLs:
 - ``memory://`` — in-process dictionaries (tests, single-process development).
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` — one local file.
 - ``redis://[:password@]host[:port][/db]`` (or ``rediss://``) — needs ``satchel[redis]``.
-- ``postgresql://user@host[:port]/db`` (or ``postgres://``) — needs ``satchel[postgres]``.
+- ``redis+cluster://[:password@]host:port[,host:port...]`` (or ``rediss+cluster://``) — a
+  Redis Cluster, from any of its nodes (:mod:`satchel.stores.redis_cluster`).
+- ``postgresql://user@host[:port]/db`` (or ``postgres://``) — needs ``satchel[postgres]``;
+  add ``?pgbouncer=true`` when the URL points at PgBouncer in transaction pooling mode
+  (:mod:`satchel.stores.postgres_pool`).
 
 A typical scaled-out deployment keeps users and keys in PostgreSQL and sessions in Redis:
 ``open_stores("postgresql://...", sessions_url="redis://...")``.
@@ -113,12 +117,17 @@ async def open_store(
         return MemoryStore()
     if scheme == "sqlite":
         return SQLiteStore.open(sqlite_path(url))
-    if scheme in ("redis", "rediss"):
-        redis_mod = _optional("satchel.stores.redis", "redis")
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         kwargs: dict[str, Any] = {"prefix": prefix}
         if command_timeout is not None:
             kwargs.update(socket_timeout=command_timeout, socket_connect_timeout=command_timeout)
-        store: RedisStore = redis_mod.RedisStore.from_url(url, **kwargs)
+        store: RedisStore
+        if scheme.endswith("+cluster"):
+            cluster_mod = _optional("satchel.stores.redis_cluster", "redis")
+            store = cluster_mod.RedisClusterStore.from_url(url, **kwargs)
+        else:
+            redis_mod = _optional("satchel.stores.redis", "redis")
+            store = redis_mod.RedisStore.from_url(url, **kwargs)
         try:
             await store.check()
         except BaseException:
@@ -136,7 +145,7 @@ async def open_store(
     shown = f"scheme {scheme!r}" if scheme.isascii() and scheme.isalnum() else "URL"
     raise ConfigurationError(
         f"Unsupported store {shown}: expected memory://, sqlite:///path, "
-        "redis://host or postgresql://host."
+        "redis://host, redis+cluster://host:port,... or postgresql://host."
     )
 
 

@@ -10,6 +10,9 @@ a concurrent loser re-reads the committed row and is classified GRACE or REUSED.
 
 Connection failures, timeouts (``command_timeout``) and server errors surface as
 :class:`~satchel.errors.StoreUnavailable`.
+
+Behind PgBouncer in transaction pooling mode, add ``?pgbouncer=true`` to the URL
+(:mod:`satchel.stores.postgres_pool`): no statement outlives its transaction then.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from satchel.errors import (
     StoreUnavailable,
     UserExists,
 )
-from satchel.stores import codec, postgres_schema, rules
+from satchel.stores import codec, postgres_pool, postgres_schema, rules
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
@@ -59,14 +62,17 @@ class PostgresStore:
     Use :meth:`connect` (or :func:`satchel.stores.open_stores` with ``postgresql://``).
     """
 
-    def __init__(self, pool: Any, *, schema: str = "satchel") -> None:
+    def __init__(self, pool: Any, *, schema: str = "satchel", pooled: bool = False) -> None:
         self.pool = pool
         self.schema = schema
+        #: True behind a transaction pooler (``?pgbouncer=true``): no LISTEN on this pool.
+        self.pooled = pooled
         self._lock_ns = postgres_schema.lock_key(f"satchel-sessions:{schema}")
         self._sql = postgres_schema.statements(schema)
 
     def __repr__(self) -> str:
-        return f"PostgresStore(schema={self.schema!r})"
+        pooled = ", pooled=True" if self.pooled else ""
+        return f"PostgresStore(schema={self.schema!r}{pooled})"
 
     @classmethod
     async def connect(
@@ -84,11 +90,14 @@ class PostgresStore:
 
         ``schema`` must be a lower-case SQL identifier. Unreachable servers raise
         :class:`~satchel.errors.StoreUnavailable` after ``connect_timeout`` seconds.
+        ``?pgbouncer=true`` on ``dsn`` turns off asyncpg's prepared-statement cache
+        (:mod:`satchel.stores.postgres_pool`).
         """
         if not _SCHEMA_RE.match(schema):
             raise ConfigurationError(
                 "The PostgreSQL schema must be a lower-case identifier (letters, digits, _)."
             )
+        dsn, pooled = postgres_pool.split_pooler_option(dsn)
         try:
             pool = await asyncpg.create_pool(
                 dsn,
@@ -96,6 +105,7 @@ class PostgresStore:
                 max_size=max_size,
                 command_timeout=command_timeout,
                 timeout=connect_timeout,
+                **postgres_pool.pool_options(pooled),
             )
         except (asyncpg.ClientConfigurationError, ValueError) as exc:
             raise ConfigurationError("Invalid PostgreSQL URL.") from exc
@@ -104,7 +114,7 @@ class PostgresStore:
         except _DB_ERRORS as exc:
             logger.warning("PostgreSQL store error: %s", type(exc).__name__)
             raise StoreUnavailable() from exc
-        store = cls(pool, schema=schema)
+        store = cls(pool, schema=schema, pooled=pooled)
         if migrate:
             try:
                 await store.migrate()

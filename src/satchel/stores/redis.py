@@ -18,9 +18,9 @@ Every multi-key change (create with the per-user limit, delete, revoke-all, refr
 purge) is one Lua script (:mod:`satchel.stores.redis_lua`), so the session keys and the
 per-user index never disagree and the limit cannot be raced past. The scripts derive session
 keys from the index, which is fine on a single node, with replicas or with Sentinel. **Redis
-Cluster:** choose a prefix containing a hash tag, e.g. ``{satchel}``; every key then hashes
-to one slot, so the scripts stay valid (auth state is small enough for one shard). Without a
-hash tag the scripts fail on Cluster.
+Cluster:** use a ``redis+cluster://`` URL (:mod:`satchel.stores.redis_cluster`): its key
+layout hash-tags every key by user, so each script stays within one slot while sessions
+spread over the masters.
 A session lookup needs only the session id. Requires Redis 7.0 or newer (PEXPIRETIME).
 
 Sessions expire by themselves; ``purge_expired`` additionally removes sessions expired by the
@@ -35,8 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, ClassVar
-
-import redis.asyncio as aioredis
 
 from satchel.errors import (
     ConfigurationError,
@@ -53,7 +51,7 @@ from satchel.stores.base import (
     StoredKey,
     UserRecord,
 )
-from satchel.stores.redis_client import DEFAULT_TIMEOUT, aw, glob_escape, unavailable
+from satchel.stores.redis_client import DEFAULT_TIMEOUT, AnyRedis, aw, glob_escape, unavailable
 from satchel.stores.redis_fields import ms, session_fields, session_from_fields
 
 _BACKEND = "redis"
@@ -72,7 +70,7 @@ class RedisStore:
     #: per-user index is pruned on each new session and by ``satchel sessions purge``.
     expires_by_itself: ClassVar[bool] = True
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "satchel") -> None:
+    def __init__(self, client: AnyRedis, *, prefix: str = "satchel") -> None:
         if not prefix or any(ch.isspace() for ch in prefix):
             raise ConfigurationError("The Redis key prefix must be non-empty without spaces.")
         self.client = client
@@ -84,15 +82,15 @@ class RedisStore:
         self._emails = f"{prefix}:emails"
         self._keys = f"{prefix}:keys"
         self._secrets = f"{prefix}:secrets"
-        self._create = client.register_script(redis_lua.CREATE)
-        self._touch = client.register_script(redis_lua.TOUCH)
-        self._delete = client.register_script(redis_lua.DELETE)
-        self._delete_user = client.register_script(redis_lua.DELETE_USER)
-        self._purge_user = client.register_script(redis_lua.PURGE_USER)
-        self._rotate = client.register_script(redis_lua.ROTATE)
-        self._create_user = client.register_script(redis_lua.CREATE_USER)
-        self._update_user = client.register_script(redis_lua.UPDATE_USER)
-        self._create_users = client.register_script(redis_lua.CREATE_USERS)
+        self._create = redis_client.register_script(client, redis_lua.CREATE)
+        self._touch = redis_client.register_script(client, redis_lua.TOUCH)
+        self._delete = redis_client.register_script(client, redis_lua.DELETE)
+        self._delete_user = redis_client.register_script(client, redis_lua.DELETE_USER)
+        self._purge_user = redis_client.register_script(client, redis_lua.PURGE_USER)
+        self._rotate = redis_client.register_script(client, redis_lua.ROTATE)
+        self._create_user = redis_client.register_script(client, redis_lua.CREATE_USER)
+        self._update_user = redis_client.register_script(client, redis_lua.UPDATE_USER)
+        self._create_users = redis_client.register_script(client, redis_lua.CREATE_USERS)
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r})"

@@ -10,21 +10,27 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from satchel.errors import ConfigurationError, StoreUnavailable
+from satchel.stores.redis_cluster_client import ClusterScript
 
 logger = logging.getLogger("satchel.stores")
 
 T = TypeVar("T")
+#: A single-node client or a cluster client: both speak the commands the store uses.
+AnyRedis: TypeAlias = aioredis.Redis | RedisCluster
 DEFAULT_TIMEOUT = 0.5
-_FAILURES = (RedisError, OSError, TimeoutError)
+# RedisClusterException (no slot map, every seed unreachable) is not a RedisError.
+_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 def connect(
@@ -63,6 +69,14 @@ async def unavailable() -> AsyncIterator[None]:
         raise StoreUnavailable() from exc
 
 
+def register_script(client: AnyRedis, script: str) -> AsyncScript | ClusterScript:
+    """A callable ``script(keys=[...], args=[...])`` on either client: redis-py's script on
+    one node, :class:`ClusterScript` on a cluster (it survives a failover's empty cache)."""
+    if isinstance(client, RedisCluster):
+        return ClusterScript(client, script)
+    return AsyncScript(cast(Any, client), script)
+
+
 async def aw(value: Awaitable[T] | T) -> T:
     """Await a redis.asyncio command result (its type hints also allow a plain value)."""
     if inspect.isawaitable(value):
@@ -70,16 +84,23 @@ async def aw(value: Awaitable[T] | T) -> T:
     return value
 
 
-async def check(client: aioredis.Redis) -> None:
+async def check(client: AnyRedis) -> None:
     """Ping the server and warn if its eviction policy could drop satchel keys (F13)."""
     async with unavailable():
         await aw(client.ping())
     try:
         config = await aw(client.config_get("maxmemory-policy"))
-        # Key type varies with the client version and protocol (bytes or str).
-        policy = config.get(b"maxmemory-policy", config.get("maxmemory-policy"))
     except _FAILURES:
         return  # CONFIG is often disabled on managed Redis; the warning is best effort
+    warn_eviction_policy(config)
+
+
+def warn_eviction_policy(config: Any) -> None:
+    """Warn when a ``CONFIG GET maxmemory-policy`` answer lets Redis evict satchel keys."""
+    if not isinstance(config, dict):
+        return
+    # Key type varies with the client version and protocol (bytes or str).
+    policy = config.get(b"maxmemory-policy", config.get("maxmemory-policy"))
     name = policy.decode() if isinstance(policy, bytes) else str(policy or "")
     if name and name != "noeviction" and not name.startswith("volatile-"):
         logger.warning(
@@ -94,7 +115,7 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-async def close(client: aioredis.Redis) -> None:
+async def close(client: AnyRedis) -> None:
     """Close the connection pool, ignoring a server that is already gone."""
     try:
         await client.aclose()

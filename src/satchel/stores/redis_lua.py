@@ -2,7 +2,9 @@
 
 A script runs atomically on the server, so a session key and its user's index never
 disagree and the per-user limit cannot be raced past. The scripts derive session keys from
-the prefix passed in ``ARGV`` (see :mod:`satchel.stores.redis` on Redis Cluster hash tags).
+the prefix passed in ``ARGV``. On Redis Cluster every key a script touches, declared or
+derived, carries the hash tag of its ``KEYS`` (the user's, or the fixed account and key
+tags), so each script runs within one slot (see :mod:`satchel.stores.redis_cluster`).
 Times are integer milliseconds; hash fields are those of :mod:`satchel.stores.redis_fields`.
 The limit and rotation rules are those of :mod:`satchel.stores.rules`, written in Lua.
 """
@@ -58,7 +60,8 @@ return evict
 """
 )
 
-# KEYS: session key. ARGV: last_seen, idle expiry, index key prefix.
+# KEYS: session key and (Redis Cluster) the index key. ARGV: last_seen, idle expiry, index
+# key prefix: without KEYS[2] the index is that prefix .. the stored user id.
 TOUCH = (
     LUA_EXTEND
     + """
@@ -68,18 +71,19 @@ if not e[1] or not a then return 0 end
 redis.call('HSET', KEYS[1], 'l', ARGV[1], 'i', ARGV[2])
 local at = math.min(tonumber(ARGV[2]), a)
 redis.call('PEXPIREAT', KEYS[1], at)
-extend(ARGV[3] .. e[1], at)
+extend(KEYS[2] or (ARGV[3] .. e[1]), at)
 return 1
 """
 )
 
-# KEYS: session key. ARGV: index key prefix, session id.
+# KEYS: session key and (Redis Cluster) the index key. ARGV: index key prefix (as in TOUCH),
+# session id.
 DELETE = """
 local rec = redis.call('HGETALL', KEYS[1])
 if #rec == 0 then return rec end
 local uid = redis.call('HGET', KEYS[1], 'u')
 redis.call('DEL', KEYS[1])
-if uid then redis.call('ZREM', ARGV[1] .. uid, ARGV[2]) end
+if uid then redis.call('ZREM', KEYS[2] or (ARGV[1] .. uid), ARGV[2]) end
 return rec
 """
 
@@ -195,4 +199,11 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 if mail then redis.call('HSET', KEYS[3], mail, ARGV[1]) end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
+"""
+
+# KEYS: secrets hash. ARGV: name, value. First writer wins; returns the stored value (Redis
+# Cluster has no MULTI across the pipeline, and one script is one round trip anyway).
+HSETNX_THEN_HGET = """
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[1], ARGV[1])
 """
