@@ -236,3 +236,19 @@ async def test_create_users_failing_midway_leaves_nothing(make_stores: MakeStore
         await store.create_users(users)
     assert await store.list_users() == []
     assert await store.get_user("id0") is None
+
+
+async def test_a_missing_database_is_named_with_the_fix(database_url: str) -> None:
+    """Not an outage (503) but an operator's mistake: which database, on which host, and how
+    to create it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from satchel.errors import ConfigurationError
+    from satchel.stores.postgres import PostgresStore
+
+    missing = urlunsplit(urlsplit(database_url)._replace(path="/satchel_no_such_db_42"))
+    with pytest.raises(ConfigurationError) as caught:
+        await PostgresStore.connect(missing)
+    detail = caught.value.detail
+    assert "satchel_no_such_db_42" in detail and "does not exist" in detail
+    assert "createdb" in detail

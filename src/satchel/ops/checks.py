@@ -320,12 +320,21 @@ async def _probe_redis(setting: str, url: str, limit: float) -> list[Problem]:
 async def _probe_postgres(setting: str, url: str, limit: float) -> list[Problem]:
     import asyncpg
 
-    async with asyncio.timeout(limit * 2):
-        conn = await asyncpg.connect(url, timeout=limit)
-        try:
-            await conn.fetchval("SELECT 1")
-        finally:
-            await conn.close()
+    from satchel.stores.postgres_pool import missing_database, split_pooler_option
+
+    dsn, pooled = split_pooler_option(url)
+    try:
+        async with asyncio.timeout(limit * 2):
+            # Behind a transaction pooler no statement may be prepared across transactions.
+            conn = await asyncpg.connect(
+                dsn, timeout=limit, **({"statement_cache_size": 0} if pooled else {})
+            )
+            try:
+                await conn.fetchval("SELECT 1")
+            finally:
+                await conn.close()
+    except asyncpg.InvalidCatalogNameError:
+        return [Problem(setting, missing_database(url))]
     return []
 
 

@@ -111,6 +111,9 @@ class PostgresStore:
             raise ConfigurationError("Invalid PostgreSQL URL.") from exc
         except asyncpg.InvalidAuthorizationSpecificationError as exc:
             raise ConfigurationError("PostgreSQL rejected the credentials.") from exc
+        except asyncpg.InvalidCatalogNameError as exc:
+            # An operator's mistake, not an outage: say which database and how to fix it.
+            raise ConfigurationError(postgres_pool.missing_database(dsn)) from exc
         except _DB_ERRORS as exc:
             logger.warning("PostgreSQL store error: %s", type(exc).__name__)
             raise StoreUnavailable() from exc

@@ -66,3 +66,16 @@ def is_pooled(dsn: str) -> bool:
 def pool_options(pooled: bool) -> dict[str, Any]:
     """Extra ``asyncpg.create_pool`` arguments for a direct or a pooled connection."""
     return {"statement_cache_size": 0} if pooled else {}
+
+
+def missing_database(url: str) -> str:
+    """The one line for a PostgreSQL URL whose database does not exist, with the fix."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "(the user's default)"
+    where = parts.hostname or "localhost"
+    if parts.port:
+        where += f":{parts.port}"
+    return (
+        f"the PostgreSQL database {name!r} does not exist on {where}: create it "
+        f"(createdb -h {parts.hostname or 'localhost'} {name}) or fix the URL."
+    )
