@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from satchel.accounts.throttle import LoginThrottle, LoginThrottled
@@ -20,7 +20,8 @@ from satchel.errors import (
     SatchelError,
 )
 from satchel.identity import Identity
-from satchel.stores.base import SessionRecord
+from satchel.stores.base import SessionRecord, UserRecord
+from satchel.strategies.auth_methods import PWD, combine
 from satchel.strategies.base import LoginContext, Strategy, SupportsRefresh, SupportsSessions
 from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
 
@@ -228,6 +229,11 @@ class Auth:
                 AuditEvent("login.failure", username=username, ip=ctx.ip, reason=exc.code)
             )
             raise
+        ctx = replace(ctx, amr=frozenset({PWD}))
+        return await self.issue_login(user, ctx)
+
+    async def issue_login(self, user: UserRecord, ctx: LoginContext) -> LoginResult:
+        """A new credential for ``user``, whose authentication (``ctx.amr``) is complete."""
         identity, issued = await self.strategy.issue(user, ctx)
         await self.audit.emit(
             AuditEvent(
@@ -236,6 +242,7 @@ class Auth:
                 username=user.username,
                 session=identity.session_id,
                 ip=ctx.ip,
+                extra={"amr": " ".join(sorted(ctx.amr))},
             )
         )
         return LoginResult(identity, issued)
@@ -282,12 +289,7 @@ class Auth:
         if not await self._session_keeper().revoke_session(session_id, user_id=user_id):
             raise NotFound("No such session.")
         await self.audit.emit(
-            AuditEvent(
-                "revoke",
-                user_id=user_id,
-                session=session_id,
-                actor=actor.user_id if actor else None,
-            )
+            AuditEvent("revoke", user_id=user_id, session=session_id, actor=_actor(actor))
         )
 
     async def revoke_other_sessions(self, identity: Identity) -> list[str]:
@@ -314,12 +316,7 @@ class Auth:
         user = await self.users.invalidate_credentials(user_id)
         await self.strategy.user_changed(user)
         await self.audit.emit(
-            AuditEvent(
-                "revoke",
-                user_id=user_id,
-                actor=actor.user_id if actor else None,
-                reason="all",
-            )
+            AuditEvent("revoke", user_id=user_id, actor=_actor(actor), reason="all")
         )
 
     # --- account changes ------------------------------------------------------------------
@@ -352,13 +349,10 @@ class Auth:
             raise
         # Ends every credential issued up to the new valid_after, the caller's included.
         await self.strategy.user_changed(user)
-        issued_identity, issued = await self.strategy.issue(user, ctx or LoginContext())
+        ctx = replace(ctx or LoginContext(), amr=combine(identity.amr, {PWD}))
+        issued_identity, issued = await self.strategy.issue(user, ctx)
         await self.audit.emit(
-            AuditEvent(
-                "password.changed",
-                user_id=user.id,
-                session=issued_identity.session_id,
-            )
+            AuditEvent("password.changed", user_id=user.id, session=issued_identity.session_id)
         )
         return LoginResult(issued_identity, issued)
 
@@ -374,7 +368,7 @@ class Auth:
             AuditEvent(
                 "roles.changed",
                 user_id=user_id,
-                actor=actor.user_id if actor else None,
+                actor=_actor(actor),
                 extra={"roles": ",".join(sorted(user.roles))},
             )
         )
@@ -385,10 +379,9 @@ class Auth:
         """Disable (ending every credential at once) or re-enable an account."""
         user = await self.users.set_disabled(user_id, disabled)
         await self.strategy.user_changed(user)
-        await self.audit.emit(
-            AuditEvent(
-                "user.disabled" if disabled else "user.enabled",
-                user_id=user_id,
-                actor=actor.user_id if actor else None,
-            )
-        )
+        name = "user.disabled" if disabled else "user.enabled"
+        await self.audit.emit(AuditEvent(name, user_id=user_id, actor=_actor(actor)))
+
+
+def _actor(actor: Identity | None) -> str | None:
+    return actor.user_id if actor else None

@@ -69,6 +69,7 @@ SQL_TEMPLATES: dict[str, str] = {
     "delete_many": "DELETE FROM {s}.sessions WHERE id = ANY($1::text[])",
     "touch": "UPDATE {s}.sessions SET last_seen_at = $1, idle_expires_at = $2,"
     " expires_at = least($2, absolute_expires_at) WHERE id = $3 RETURNING 1",
+    "set_data": "UPDATE {s}.sessions SET data = $1::jsonb WHERE id = $2 RETURNING 1",
     "delete": "DELETE FROM {s}.sessions WHERE id = $1 RETURNING {cols}",
     "delete_user": "DELETE FROM {s}.sessions"
     " WHERE user_id = $1 AND id IS DISTINCT FROM $2 RETURNING id, created_at",

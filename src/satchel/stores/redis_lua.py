@@ -196,3 +196,10 @@ if mail then redis.call('HSET', KEYS[3], mail, ARGV[1]) end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
 """
+
+# KEYS: session key. ARGV: data (JSON). Never recreates a deleted or expired session.
+SET_DATA = """
+if redis.call('HEXISTS', KEYS[1], 'u') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+return 1
+"""

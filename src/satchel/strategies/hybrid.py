@@ -4,8 +4,8 @@ Login creates a session record exactly as the session strategy does and hands ou
 credentials of different kinds, never accepted in each other's place:
 
 * an **access token**: a JWT (header ``typ: at+jwt``; claims ``sub``, ``sid``, ``jti``,
-  ``roles``, ``preferred_username``, ``auth_time``, ``iat``, ``exp``, ``iss``, ``aud`` and the
-  account's application claims, :mod:`satchel.strategies.application_claims`), valid for
+  ``roles``, ``preferred_username``, ``auth_time``, ``amr``, ``iat``, ``exp``, ``iss``, ``aud``
+  and the account's application claims, :mod:`satchel.strategies.application_claims`), valid for
   ``access_ttl`` seconds (5 minutes by default), never past the session's absolute expiry;
 * a **refresh token** ``<sid>.<generation>.<secret>``: opaque, bound to the session and
   stored only as a SHA-256 hash (:mod:`satchel.strategies.refresh_tokens`).
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
@@ -67,11 +67,8 @@ from satchel.jose.keyset import KeySet
 from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
-from satchel.strategies.application_claims import (
-    AUTH_TIME_CLAIM,
-    USERNAME_CLAIM,
-    application_claims,
-)
+from satchel.strategies.application_claims import application_claims
+from satchel.strategies.auth_methods import record_auth, token_claims
 from satchel.strategies.base import LoginContext
 from satchel.strategies.identity_claims import identity_from_claims
 from satchel.strategies.refresh_family import RefreshFamilies
@@ -79,6 +76,7 @@ from satchel.strategies.refresh_tokens import PEPPER_NAME as PEPPER_NAME  # its 
 from satchel.strategies.refresh_tokens import RefreshTokens, is_refresh_token_shape
 from satchel.strategies.revocation_state import RevocationState
 from satchel.strategies.session import SessionStrategy
+from satchel.strategies.session_auth import renew_session
 from satchel.strategies.session_policy import SessionPolicy, next_idle_expiry, session_valid
 from satchel.transports.base import IssuedCredentials
 
@@ -231,21 +229,18 @@ class HybridStrategy(SessionStrategy):
         record: SessionRecord,
         user: UserRecord,
         app: Mapping[str, Any],
-        refresh: str,
+        refresh: str | None,
         now: float,
     ) -> tuple[Identity, IssuedCredentials]:
+        """An access token of ``record`` (and ``refresh``, when there is a new one)."""
         remaining = record.absolute_expires_at - now
         ttl = min(self.access_ttl, remaining)
         if ttl < 1:
             raise ExpiredCredential("The session has expired.")
+        # The sign-in's auth_time and amr, kept through every refresh until a step-up.
+        extra = token_claims(app, user.username, *record_auth(record.data, record.created_at))
         claims = claims_mod.build_claims(
-            self.claims,
-            sub=user.id,
-            now=now,
-            ttl=ttl,
-            roles=user.roles,
-            sid=record.id,
-            extra={**app, USERNAME_CLAIM: user.username, AUTH_TIME_CLAIM: record.created_at},
+            self.claims, sub=user.id, now=now, ttl=ttl, roles=user.roles, sid=record.id, extra=extra
         )
         keyset = self.keyset
         access = claims_mod.sign(keyset, self.claims, claims)
@@ -256,10 +251,20 @@ class HybridStrategy(SessionStrategy):
             access_token=access,
             expires_in=max(1, int(claims["exp"] - now)),
             refresh_token=refresh,
-            refresh_expires_in=int(remaining),
+            refresh_expires_in=int(remaining) if refresh is not None else None,
             session_id=record.id,
         )
         return identity, issued
+
+    async def reauthenticated(
+        self, identity: Identity, amr: Collection[str]
+    ) -> tuple[Identity, IssuedCredentials | None]:
+        """Renew the session's authentication and sign a new access token carrying it; the
+        refresh token stays as it is."""
+        now = self.clock()
+        record, user = await renew_session(self.store, self.users, self._io, identity, amr, now)
+        await self._refresh_keys()
+        return self._pair(record, user, application_claims(user), None, now)
 
     async def _family_reused(self, sid: str, record: SessionRecord | None) -> None:
         until = record.absolute_expires_at if record else self.clock() + self.policy.longest

@@ -21,7 +21,7 @@ is no store record to re-read), so the token stays usable there until it expires
 depend on the token string (J21): a re-encoded twin of a revoked token carries the same
 ``sid`` and ``auth_time``.
 
-Tokens carry ``sub``, ``sid``, ``roles``, ``preferred_username``, ``auth_time``, the
+Tokens carry ``sub``, ``sid``, ``roles``, ``preferred_username``, ``auth_time``, ``amr``, the
 account's application claims (:mod:`satchel.strategies.application_claims`) and the
 registered ``iss``, ``aud``, ``iat``, ``exp``, ``jti``.
 """
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from satchel.clock import Clock, system_clock
@@ -55,6 +55,7 @@ from satchel.strategies.application_claims import (
     USERNAME_CLAIM,
     application_claims,
 )
+from satchel.strategies.auth_methods import AMR_CLAIM, combine, methods_from, token_claims
 from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
 from satchel.strategies.refresh_tokens import is_refresh_token_shape
@@ -173,7 +174,7 @@ class JWTStrategy(Strategy):
             raise InvalidLogin()
         app = application_claims(user)
         now = self.clock()
-        identity, token = await self._mint(user, app, new_session_id(), now, now)
+        identity, token = await self._mint(user, app, new_session_id(), now, now, ctx.amr)
         issued = IssuedCredentials(
             access_token=token,
             expires_in=max(1, int(identity.expires_at - now)),
@@ -188,6 +189,7 @@ class JWTStrategy(Strategy):
         sid: str,
         auth_time: float,
         now: float,
+        amr: Collection[str],
         ttl: float | None = None,
     ) -> tuple[Identity, str]:
         """A signed access token of session ``sid`` (and its identity, already cached)."""
@@ -198,7 +200,7 @@ class JWTStrategy(Strategy):
             ttl=self.access_ttl if ttl is None else ttl,
             roles=user.roles,
             sid=sid,
-            extra={**app, USERNAME_CLAIM: user.username, AUTH_TIME_CLAIM: auth_time},
+            extra=token_claims(app, user.username, auth_time, amr),
         )
         await self._refresh_keys()
         keyset = self.keyset
@@ -272,6 +274,7 @@ class JWTStrategy(Strategy):
             expires_at=float(claims["exp"]),
             session_id=claims.get("sid"),
             claims=claims,
+            amr=methods_from(claims.get(AMR_CLAIM)),
         )
 
     def _remember(self, token: str, identity: Identity, kid: str) -> None:
@@ -306,6 +309,31 @@ class JWTStrategy(Strategy):
         if user_id not in self._valid_after and len(self._valid_after) >= self.cache_size:
             del self._valid_after[next(iter(self._valid_after))]
         self._valid_after[user_id] = (valid_after, now + self.cache_ttl)
+
+    # --- step-up --------------------------------------------------------------------------
+
+    async def reauthenticated(
+        self, identity: Identity, amr: Collection[str]
+    ) -> tuple[Identity, IssuedCredentials | None]:
+        """A new access token of the same ``sid`` carrying the renewed authentication.
+
+        There is no record to renew: the account is read once more so a token of a revoked
+        login is not renewed (``now`` is taken first, so a revocation this read misses still
+        refuses the new token by its later ``valid_after``).
+        """
+        now = self.clock()
+        sid = identity.session_id
+        user = await self._io(self.users.get_user(identity.user_id))
+        if user is None or user.disabled or identity.auth_time < user.valid_after:
+            raise InvalidCredential(_REVOKED)
+        if sid is None or sid in self._ended:
+            raise InvalidCredential(_REVOKED)
+        app = application_claims(user)
+        renewed, token = await self._mint(user, app, sid, now, now, combine(identity.amr, amr))
+        issued = IssuedCredentials(
+            access_token=token, expires_in=max(1, int(renewed.expires_at - now)), session_id=sid
+        )
+        return renewed, issued
 
     # --- revocation -----------------------------------------------------------------------
 
