@@ -32,6 +32,10 @@ NOT_BASE = (
     "django",
     "litestar",
     "jwt",
+    # satchel[mfa]: imported only when a second factor is set up or checked
+    "pyotp",
+    "segno",
+    "webauthn",
 )
 # Modules that are glue or optional drivers by design.
 GLUE = (

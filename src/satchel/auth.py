@@ -26,6 +26,7 @@ from satchel.strategies.base import LoginContext, Strategy, SupportsRefresh, Sup
 from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
 
 if TYPE_CHECKING:
+    from satchel.accounts.mfa.service import MfaService
     from satchel.keys.manager import KeyManager
     from satchel.revocation.base import RevocationBus
     from satchel.transports.csrf import CSRFProtect
@@ -61,7 +62,9 @@ class Auth:
     - ``keys`` — the signing keys published at ``/.well-known/jwks.json`` (None: none);
     - ``bus`` — the revocation channel, started and closed with this object (None: the
       strategy was given its own, or has none);
-    - ``audit`` — the audit log (a fresh :class:`AuditLog` when not given).
+    - ``audit`` — the audit log (a fresh :class:`AuditLog` when not given);
+    - ``mfa`` — second factors, passkeys and step-up (:mod:`satchel.accounts.mfa`); None:
+      logins need a password only and nothing can be renewed.
 
     ``Auth`` owns its parts: :meth:`close` closes the strategy, the user store, the bus and
     the throttle.
@@ -78,6 +81,7 @@ class Auth:
         keys: KeyManager | None = None,
         bus: RevocationBus | None = None,
         audit: AuditLog | None = None,
+        mfa: MfaService | None = None,
         clock: Clock = system_clock,
     ) -> None:
         if not transports:
@@ -102,6 +106,9 @@ class Auth:
         self.bus: RevocationBus | None = bus
         self.audit: AuditLog = audit or AuditLog()
         self.clock = clock
+        self.mfa: MfaService | None = mfa
+        if mfa is not None:
+            mfa.bind(self)
         # Capabilities, decided once from the strategy's type (see strategies/base.py).
         self.refresher: SupportsRefresh | None = (
             strategy if isinstance(strategy, SupportsRefresh) else None
@@ -208,7 +215,9 @@ class Auth:
         """Check the password and issue a brand-new credential.
 
         Unknown user, wrong password and disabled account raise the same
-        :class:`satchel.errors.InvalidLogin`.
+        :class:`satchel.errors.InvalidLogin`. When a second factor is due (``mfa``) the
+        right password raises :class:`~satchel.accounts.mfa.errors.MfaRequired` instead,
+        carrying the ``mfa_token`` that continues the login.
         """
         ctx = ctx or LoginContext()
         # Before the password is looked at: during a lockout the right password gets the
@@ -230,6 +239,8 @@ class Auth:
             )
             raise
         ctx = replace(ctx, amr=frozenset({PWD}))
+        if self.mfa is not None:
+            await self.mfa.after_password(user, ctx)  # raises MfaRequired when one is due
         return await self.issue_login(user, ctx)
 
     async def issue_login(self, user: UserRecord, ctx: LoginContext) -> LoginResult:

@@ -16,6 +16,7 @@ from satchel.accounts.users import UserService
 from satchel.audit import AuditLog
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
+from satchel.config.mfa import mfa_service
 from satchel.config.settings import Settings
 from satchel.errors import ConfigurationError
 from satchel.keys.manager import KeyManager
@@ -113,6 +114,8 @@ class ConfiguredAuth(Auth):
         finally:
             await self.stores.close()
             await self.throttle.close()
+            if self.mfa is not None:
+                await self.mfa.close()
             if self._owns_hasher:
                 self.users.hasher.close()
 
@@ -249,6 +252,7 @@ async def build_auth(
             keys=keys,
             bus=bus,
             audit=audit,
+            mfa=mfa_service(settings, stores, clock),
             clock=clock,
         )
     except BaseException:

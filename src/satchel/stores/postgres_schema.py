@@ -56,6 +56,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " ADD COLUMN claims jsonb NOT NULL DEFAULT '{{}}'",
         "CREATE UNIQUE INDEX users_email_key_idx ON {s}.users (email_key)",
     ),
+    (
+        # Second factors, one document per account, and single-use records (mfa_token,
+        # WebAuthn challenges): satchel.stores.factors.
+        """CREATE TABLE {s}.mfa_factors (
+            user_id text PRIMARY KEY,
+            document text NOT NULL,
+            version bigint NOT NULL
+        )""",
+        """CREATE TABLE {s}.mfa_once (
+            key text PRIMARY KEY,
+            value text NOT NULL,
+            expires_at double precision NOT NULL
+        )""",
+        "CREATE INDEX mfa_once_expiry_idx ON {s}.mfa_once (expires_at)",
+    ),
 ]
 
 # Statement templates: {s} is the validated, quoted schema, {cols} the session columns and

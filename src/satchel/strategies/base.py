@@ -20,12 +20,15 @@ class LoginContext:
 
     ``amr`` are the authentication methods of the login (RFC 8176, see
     :mod:`satchel.strategies.auth_methods`); they reach the identity and every token.
+    ``transport`` is the transport the login was asked for on, when the route knows it (a
+    login finished in a second step answers on the same one).
     """
 
     ip: str | None = None
     user_agent: str | None = None
     remember: bool = False
     amr: frozenset[str] = frozenset()
+    transport: str | None = None
 
 
 class UserLookup(Protocol):

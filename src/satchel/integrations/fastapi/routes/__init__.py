@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from satchel.integrations.fastapi.routes import csrf, keys, login, password, refresh, sessions
+from satchel.integrations.fastapi.routes import (
+    csrf,
+    keys,
+    login,
+    mfa,
+    password,
+    reauth,
+    refresh,
+    sessions,
+)
 from satchel.integrations.fastapi.routes.csrf import CSRFChecked, check_csrf
 from satchel.integrations.fastapi.routes.models import (
     CSRFOut,
@@ -32,6 +41,8 @@ from satchel.integrations.fastapi.routes.requests import (
 router = APIRouter()
 for _module in (login, refresh, sessions, password, csrf, keys):
     router.include_router(_module.router)
+router.include_router(mfa.router)  # second factors (docs/mfa.md)
+router.include_router(reauth.router)  # step-up
 
 __all__ = [
     "CSRFChecked",

@@ -34,7 +34,9 @@ class UnsupportedMediaType(SatchelError):
     status = 415
 
 
-def login_context(request: Request, remember: bool = False) -> LoginContext:
+def login_context(
+    request: Request, remember: bool = False, transport: str | None = None
+) -> LoginContext:
     """Client facts for a new session: the client address and a bounded User-Agent.
 
     ``X-Forwarded-For`` counts only when the peer is one of ``settings.trusted_proxies``
@@ -48,7 +50,7 @@ def login_context(request: Request, remember: bool = False) -> LoginContext:
     agent = request.headers.get("user-agent")
     if agent is not None:
         agent = agent[:MAX_USER_AGENT]
-    return LoginContext(ip=ip, user_agent=agent, remember=remember)
+    return LoginContext(ip=ip, user_agent=agent, remember=remember, transport=transport)
 
 
 def is_json(ctype: str) -> bool:
