@@ -18,10 +18,13 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from satchel.errors import CorruptRecord
 from satchel.jose import b64
+
+if TYPE_CHECKING:
+    from satchel.auth import LoginResult
 
 TOKEN_BYTES: Final = 32
 TOKEN_LENGTH: Final = 43
@@ -42,6 +45,19 @@ class PendingLogin:
     amr: frozenset[str]
     remember: bool = False
     transport: str | None = None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Finished:
+    """A login finished in a second step: the credential, the transport the first step was
+    asked for on (None: unknown) and recovery codes made along the way (shown once)."""
+
+    result: LoginResult
+    transport: str | None
+    recovery_codes: list[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"Finished({self.result!r}, transport={self.transport!r})"
 
 
 def new_token() -> str:

@@ -28,7 +28,7 @@ from satchel.accounts.mfa.errors import (
     MfaRequired,
     ReauthenticationRequired,
 )
-from satchel.accounts.mfa.pending import PendingLogin
+from satchel.accounts.mfa.pending import Finished, PendingLogin
 from satchel.accounts.mfa.policy import Enrolled, MfaMode, is_fresh, login_step
 from satchel.accounts.throttle import LoginThrottle, LoginThrottled, ThrottlePolicy
 from satchel.audit import AuditEvent
@@ -42,7 +42,8 @@ from satchel.strategies.base import LoginContext
 from satchel.transports.base import IssuedCredentials
 
 if TYPE_CHECKING:
-    from satchel.auth import Auth, LoginResult
+    from satchel.accounts.mfa.passkey_flow import Passkeys
+    from satchel.auth import Auth
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +64,6 @@ class MfaConfig:
     origins: tuple[str, ...] = ("http://localhost:8000",)
     #: Seconds a WebAuthn challenge lives (single use).
     challenge_ttl: float = 300.0
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class Finished:
-    """A login finished in a second step: the credential, the transport the first step was
-    asked for on (None: unknown) and recovery codes made along the way (shown once)."""
-
-    result: LoginResult
-    transport: str | None
-    recovery_codes: list[str] | None = None
-
-    def __repr__(self) -> str:
-        return f"Finished({self.result!r}, transport={self.transport!r})"
 
 
 def default_throttle(clock: Clock = system_clock, prefix: str = "satchel") -> LoginThrottle:
@@ -104,6 +92,7 @@ class MfaService:
         self.codes = Codes(self.docs, issuer=self.config.issuer, clock=clock)
         self.throttle = throttle or default_throttle(clock)
         self._auth: Auth | None = None
+        self._passkeys: Passkeys | None = None
 
     def __repr__(self) -> str:
         return f"MfaService(mode={self.config.mode.value!r}, store={self.docs.store!r})"
@@ -118,6 +107,15 @@ class MfaService:
         if self._auth is None:
             raise ConfigurationError("The MFA service is not part of an Auth.")
         return self._auth
+
+    @property
+    def passkeys(self) -> Passkeys:
+        """Passkey ceremonies (:mod:`satchel.accounts.mfa.passkey_flow`)."""
+        if self._passkeys is None:
+            from satchel.accounts.mfa.passkey_flow import Passkeys
+
+            self._passkeys = Passkeys(self)
+        return self._passkeys
 
     async def close(self) -> None:
         """Release the throttle's storage."""

@@ -17,6 +17,7 @@ from satchel.integrations.fastapi.routes import (
     keys,
     login,
     mfa,
+    passkeys,
     password,
     reauth,
     refresh,
@@ -42,6 +43,7 @@ router = APIRouter()
 for _module in (login, refresh, sessions, password, csrf, keys):
     router.include_router(_module.router)
 router.include_router(mfa.router)  # second factors (docs/mfa.md)
+router.include_router(passkeys.router)  # WebAuthn
 router.include_router(reauth.router)  # step-up
 
 __all__ = [

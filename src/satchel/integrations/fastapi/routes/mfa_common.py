@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from satchel.accounts.mfa.errors import MfaDisabled
-from satchel.accounts.mfa.service import Finished, MfaService
+from satchel.accounts.mfa.pending import Finished
+from satchel.accounts.mfa.service import MfaService
 from satchel.auth import Auth
 from satchel.errors import NotSupported
 from satchel.integrations.fastapi.deps import get_auth

@@ -7,6 +7,8 @@ carries the new ``auth_time``, on the transport the caller used.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
@@ -25,26 +27,32 @@ router = APIRouter()
 
 
 class ReauthBody(BaseModel):
-    """One factor: the password, a TOTP code or a recovery code (a passkey goes through
-    ``/auth/passkeys/reauthenticate``)."""
+    """One factor: the password, a TOTP code, a recovery code, or a passkey's assertion
+    (options from ``POST /auth/passkeys/reauthenticate/options``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     password: StrictStr | None = Field(default=None, max_length=4096)
     code: StrictStr | None = Field(default=None, max_length=64)
     recovery_code: StrictStr | None = Field(default=None, max_length=64)
+    passkey: dict[str, Any] | None = None
 
 
 @router.post(
     "/auth/reauthenticate",
     dependencies=[CSRFChecked],
     responses=error_responses(400, 401, 403, 413, 422, 429, 503),
-    summary="Authenticate again (password or code) and renew the session's auth_time",
+    summary="Authenticate again (password, code or passkey) and renew the session's auth_time",
 )
 async def reauthenticate(request: Request, identity: CurrentIdentity) -> Response:
     """The renewed identity; a new access token when the strategy signs ``auth_time`` in."""
     _, service = service_of(request)
     body: ReauthBody = await body_of(request, ReauthBody)
+    if body.passkey is not None:
+        renewed, issued = await service.passkeys.reauthenticate(
+            identity, body.passkey, login_context(request)
+        )
+        return renewed_response(request, renewed, issued)
     renewed, issued = await service.reauthenticate(
         identity,
         login_context(request),
