@@ -84,7 +84,10 @@ class ConfiguredAuth(Auth):
             await sessions.get("-healthz-")
 
     async def purge_expired(self) -> int:
-        """Delete expired sessions now; returns how many went."""
+        """Delete expired sessions (and used-up second-factor records) now; returns how
+        many sessions went."""
+        if self.mfa is not None:
+            await self.mfa.docs.store.purge_expired(self.clock())
         return await self.stores.sessions.purge_expired(self.clock())
 
     async def _purge_forever(self, interval: float) -> None:
