@@ -137,7 +137,7 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
     if found is None:
         results.skip("import", why)
         return
-    from benchmarks.micro import _run
+    from benchmarks.common import run_async as _run
 
     results.imports = _run(
         measure(
@@ -183,7 +183,7 @@ if __name__ == "__main__":  # python -m benchmarks.import_users [COUNT]
     import sys
     import tempfile
 
-    from benchmarks.micro import _run
+    from benchmarks.common import run_async as _run
 
     with tempfile.TemporaryDirectory(prefix="satchel-import-") as tmp:
         bench = Settings.make(quick=False, workdir=Path(tmp))

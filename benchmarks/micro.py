@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import satchel_side
+from benchmarks import ops_micro, satchel_side
 from benchmarks.common import (
     MicroRow,
     Results,
@@ -380,6 +380,7 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
         ("argon2", argon2_micro),
         ("satchel authenticate()", satchel_side.authenticate_micro),
         ("satchel login", satchel_side.login_micro),
+        ("metrics cost", ops_micro.metrics_micro),
     ]
     for name, step in steps:
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import import_users
+from benchmarks import import_users, ops_micro
 from benchmarks.common import E2ERow, MicroRow, Results
 from benchmarks.satchel_side import (
     CONFIGS,
@@ -305,7 +305,20 @@ def evaluate_targets(results: Results) -> list[Target]:
         )
     )
     out.append(_login_target(results))
+    out.append(_metrics_target(results))
     return out
+
+
+def _metrics_target(results: Results) -> Target:
+    cost = ops_micro.metrics_cost_ns(results)
+    return Target(
+        "metrics on: cost on the request path (in-process)",
+        "store-call observer × 2 calls of an uncached request (a cached one makes none)",
+        "—" if cost is None else f"{cost / 1000:.2f} µs",
+        "≤ 1 µs",
+        None if cost is None else cost <= 1000,
+        "" if cost is None or cost <= 1000 else f"{(cost - 1000) / 1000:.2f} µs over",
+    )
 
 
 def _login_target(results: Results) -> Target:

@@ -74,8 +74,10 @@ async def test_login_headers_per_transport(auth: Auth) -> None:
     set_cookie = auth.login_headers(result, "cookie")
     assert set_cookie[0] == (
         "set-cookie",
-        f"__Host-satchel={token}; Max-Age=43200; Path=/; Secure; HttpOnly; SameSite=Lax",
+        f"__Host-satchel={token}; Path=/; Secure; HttpOnly; SameSite=Lax",
     )
+    remembered = await auth.login("alice", PASSWORD, LoginContext(remember=True))
+    assert "; Max-Age=2592000; " in auth.login_headers(remembered, "cookie")[0][1]
     assert auth.login_headers(result, "bearer") == [("cache-control", "no-store")]
     assert ("cache-control", "no-store") in auth.logout_headers("cookie")
     with pytest.raises(ConfigurationError):

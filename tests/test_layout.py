@@ -32,6 +32,7 @@ NOT_BASE = (
     "django",
     "litestar",
     "jwt",
+    "prometheus_client",
     # satchel[mfa]: imported only when a second factor is set up or checked
     "pyotp",
     "segno",
@@ -46,6 +47,7 @@ GLUE = (
     "satchel.stores.postgres",
     "satchel.revocation.redis",
     "satchel.revocation.postgres",
+    "satchel.ops.exposition",
 )
 
 

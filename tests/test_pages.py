@@ -2,50 +2,46 @@
 
 Form posts carry what a browser sends for a same-origin form (``Origin`` and
 ``Sec-Fetch-Site: same-origin``) and the ``csrf_token`` scraped from the page. The real
-Chromium runs are in tests/browser/.
+Chromium runs are in tests/browser/; the cookies' lifetimes and the dashboard's account of
+them are in test_pages_cookies.py.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from apps import Apps, RunningApp
+from apps import Apps
+from page_client import (
+    BASE,
+    BROWSER,
+    COOKIE,
+    FIREFOX,
+    IPHONE,
+    PASSWORD,
+    REFRESH_COOKIE,
+    SAME_ORIGIN,
+    TOKEN_RE,
+    App,
+    AppFactory,
+    app_factory,
+    csrf_token,
+    post_form,
+    refresh_cookie,
+    session_cookie,
+    sign_in,
+)
 from satchel.integrations.refresh import safe_next
-from satchel.server.pages.dashboard import decode_jwt_parts
+from satchel.server.pages.credentials import decode_jwt_parts
 from satchel.server.pages.formatting import format_span, relative
 from satchel.server.pages.notices import NOTICES
+from satchel.server.pages.signin import is_loopback
 from satchel.server.useragent import describe
 from satchel.transports.cookie import CookieTransport
-
-PASSWORD = "correct horse battery"
-BASE = "https://testserver"
-COOKIE = "__Host-satchel"
-REFRESH_COOKIE = "__Secure-satchel-refresh"
-SAME_ORIGIN = {"origin": BASE, "sec-fetch-site": "same-origin"}
-BROWSER = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-class App(RunningApp):
-    def browser(self, agent: str = FIREFOX) -> httpx.AsyncClient:
-        """A separate browser: own cookie jar, browser-like headers."""
-        return self.fresh_client(headers={**BROWSER, "user-agent": agent})
-
-
-AppFactory = Callable[..., Awaitable[App]]
-USERS = {"root": ["admin"], "alice": ["staff"], "bob": []}
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -57,43 +53,12 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_app(make_app: Apps, store_kind: str) -> AppFactory:
     """This module's apps: root (admin), alice (staff) and bob, browsers in front."""
-
-    async def factory(**overrides: Any) -> App:
-        return await make_app(store_kind, users=USERS, password=PASSWORD, cls=App, **overrides)
-
-    return factory
+    return app_factory(make_app, store_kind)
 
 
 @pytest.fixture
 async def app(make_app: AppFactory) -> App:
     return await make_app()
-
-
-def csrf_token(page: httpx.Response) -> str:
-    match = TOKEN_RE.search(page.text)
-    assert match, "the page has no CSRF token"
-    return html.unescape(match.group(1))
-
-
-async def post_form(
-    client: httpx.AsyncClient, path: str, page_path: str, data: dict[str, str] | None = None
-) -> httpx.Response:
-    """Load ``page_path``, then submit a form of it to ``path`` as a same-origin browser."""
-    page = await client.get(page_path)
-    form = {"csrf_token": csrf_token(page), **(data or {})}
-    return await client.post(path, data=form, headers=SAME_ORIGIN)
-
-
-async def sign_in(
-    client: httpx.AsyncClient, username: str = "alice", password: str = PASSWORD, **extra: str
-) -> httpx.Response:
-    return await post_form(
-        client, "/login", "/login", {"username": username, "password": password, **extra}
-    )
-
-
-def session_cookie(client: httpx.AsyncClient) -> str | None:
-    return client.cookies.get(COOKIE)
 
 
 # --- sign in ------------------------------------------------------------------------------
@@ -126,8 +91,9 @@ async def test_login_form_sets_cookie_and_shows_dashboard(app: App) -> None:
     assert response.headers["location"] == "/"
     set_cookie = response.headers["set-cookie"]
     assert set_cookie.startswith(f"{COOKIE}=")
-    for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=43200"):
+    for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/"):
         assert attribute in set_cookie
+    assert "Max-Age" not in set_cookie  # not remembered: a browser-session cookie
     token = session_cookie(client)
     assert token
     page = await client.get("/")
@@ -146,7 +112,7 @@ async def test_remember_me_gives_the_longer_lifetime(app: App) -> None:
     response = await sign_in(client, remember="on")
     assert "Max-Age=2592000" in response.headers["set-cookie"]  # 30 days
     page = await client.get("/")
-    assert "Yes: longer time-outs" in page.text
+    assert "Yes: the cookies outlive the browser, with longer time-outs" in page.text
 
 
 async def test_P01_wrong_password_and_unknown_user_get_the_same_generic_error(app: App) -> None:
@@ -199,6 +165,66 @@ async def test_C03_login_needs_the_token_of_this_browser(app: App) -> None:
     assert "expired or was sent from another site" in stolen.text
 
 
+LAN = "http://192.168.1.20:8000"
+
+
+async def lan_sign_in(app: App, base: str) -> httpx.Response:
+    """A browser at ``base`` signs in. Like a real one, httpx keeps a Secure cookie but
+    never sends it over plain HTTP, so the pre-session cookie does not come back."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app.app), base_url=base, headers=BROWSER
+    ) as client:
+        token = csrf_token(await client.get("/login"))
+        return await client.post(
+            "/login",
+            data={"csrf_token": token, "username": "alice", "password": PASSWORD},
+            headers={"origin": base, "sec-fetch-site": "same-origin"},
+        )
+
+
+async def test_login_over_plain_http_on_a_lan_address_says_why_it_failed(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(base_url=LAN)
+    response = await lan_sign_in(app, LAN)
+    assert response.status_code == 403
+    text = html.unescape(response.text)
+    assert "expired or was sent from another site" not in text
+    assert "plain HTTP" in text and "192.168.1.20" in text
+    assert "https://" in text and "TLS" in text
+    assert "SATCHEL_COOKIE_SECURE=false" in text and "trusted network" in text
+    assert COOKIE + "=" not in response.headers.get("set-cookie", "")
+
+
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000", BASE]
+)
+async def test_a_lost_form_cookie_elsewhere_keeps_the_usual_message(
+    make_app: AppFactory, base: str
+) -> None:
+    """Over HTTPS, or on loopback (where browsers keep Secure cookies over HTTP), a missing
+    pre-session cookie is an expired or forged form, and the page says so."""
+    app = await make_app(base_url=base)
+    client = app.browser()
+    token = csrf_token(await client.get("/login"))
+    client.cookies.clear()
+    response = await client.post(
+        "/login",
+        data={"csrf_token": token, "username": "alice", "password": PASSWORD},
+        headers={"origin": base, "sec-fetch-site": "same-origin"},
+    )
+    assert response.status_code == 403
+    assert "expired or was sent from another site" in response.text
+    assert "plain HTTP" not in response.text
+
+
+async def test_insecure_cookies_sign_in_over_plain_http_on_a_lan(make_app: AppFactory) -> None:
+    app = await make_app(base_url=LAN, cookie_secure=False)
+    response = await lan_sign_in(app, LAN)
+    assert response.status_code == 303, response.text
+    assert response.headers["set-cookie"].startswith("satchel_session=")
+
+
 async def test_C01_cross_site_login_post_is_refused(app: App) -> None:
     client = app.browser()
     token = csrf_token(await client.get("/login"))
@@ -239,10 +265,6 @@ async def test_logout_ends_the_session_and_clears_the_cookie(app: App) -> None:
 
 
 # --- hybrid: refreshing page loads through GET /auth/refresh ------------------------------
-
-
-def refresh_cookie(client: httpx.AsyncClient) -> str | None:
-    return next((c.value for c in client.cookies.jar if c.name == REFRESH_COOKIE), None)
 
 
 @pytest.mark.parametrize(
@@ -721,6 +743,38 @@ async def test_admin_session_list_filters_and_ends_sessions(app: App) -> None:
     assert (await alice.get("/")).status_code == 303
 
 
+def session_counts(page: httpx.Response) -> dict[str, str]:
+    """The users table's "Sessions" column: username -> the text shown."""
+    rows = re.findall(
+        r'<tr data-user="([^"]+)">.*?<td data-label="Sessions"[^>]*>(.*?)</td>', page.text, re.S
+    )
+    return {name: re.sub(r"<[^>]+>", "", cell).strip() for name, cell in rows}
+
+
+async def test_admin_session_counts_do_not_depend_on_the_filter(app: App) -> None:
+    admin = app.browser()
+    await sign_in(admin, "root")
+    for _ in range(2):
+        await sign_in(app.browser(IPHONE))
+    await sign_in(app.browser(), "bob")
+    expected = {"root": "1", "alice": "2", "bob": "1"}
+    assert session_counts(await admin.get("/admin")) == expected
+    for params in (
+        {"user": "bob"},
+        {"user": "alice"},
+        {"user": "nobody-here"},
+        {"ip": "203.0.113."},
+        {"user": "alice", "ip": "203.0.113."},
+    ):
+        page = await admin.get("/admin", params=params)
+        assert page.status_code == 200
+        assert session_counts(page) == expected, params
+    # The filter still narrows the sessions table.
+    only_bob = await admin.get("/admin", params={"user": "bob"})
+    table = only_bob.text.split('class="sessions stackable"', 1)[1]
+    assert ">bob<" in table and ">alice<" not in table
+
+
 async def test_admin_rotates_keys_and_shows_the_jwks(make_app: AppFactory) -> None:
     app = await make_app(strategy="jwt")
     admin = app.browser()
@@ -839,6 +893,28 @@ async def test_static_files_are_a_fixed_list(app: App) -> None:
 )
 def test_describe_user_agents(agent: str | None, label: str) -> None:
     assert describe(agent).label == label
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("app.localhost", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("[::1]", True),
+        ("::1", True),
+        ("192.168.1.20", False),
+        ("10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("localhost.example.com", False),
+        ("example.com", False),
+        ("", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
 
 
 def test_describe_marks_phones_mobile() -> None:

@@ -285,3 +285,12 @@ async def test_existing_file_gains_email_and_claims_columns(db_path: Path) -> No
         assert found is not None and found.claims == {"tenant_id": 3}
     finally:
         await store.close()
+
+
+def test_a_missing_folder_is_named_with_the_fix(tmp_path: Path) -> None:
+    """An operator who mistypes the store path learns which folder is missing."""
+    missing = tmp_path / "no" / "such" / "folder"
+    with pytest.raises(ConfigurationError) as caught:
+        SQLiteStore.open(str(missing / "satchel.db"))
+    detail = caught.value.detail
+    assert str(missing) in detail and "does not exist" in detail

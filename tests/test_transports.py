@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 
 import pytest
 
@@ -17,6 +18,7 @@ from satchel.transports import BearerTransport, CookieTransport, IssuedCredentia
 
 TOKEN = "abcDEF123_-xyz0123456.s3cr3t-VALUE_with_enough_length_for_tests_0"
 ISSUED = IssuedCredentials(access_token=TOKEN, expires_in=3600, session_id="abc")
+REMEMBERED = replace(ISSUED, remember=True)
 
 
 def cookie_headers(*values: str) -> list[tuple[bytes, bytes]]:
@@ -27,7 +29,7 @@ def cookie_headers(*values: str) -> list[tuple[bytes, bytes]]:
 
 
 def test_S09_default_cookie_attributes_exact() -> None:
-    headers = CookieTransport().login_headers(ISSUED)
+    headers = CookieTransport().login_headers(REMEMBERED)
     assert headers == [
         (
             "set-cookie",
@@ -37,9 +39,21 @@ def test_S09_default_cookie_attributes_exact() -> None:
     ]
 
 
+def test_not_remembered_is_a_browser_session_cookie() -> None:
+    """Without "remember this device" nothing tells the browser to keep the cookie past
+    its own session (no Max-Age, no Expires); the credential still expires on the server."""
+    headers = CookieTransport().login_headers(ISSUED)
+    assert headers == [
+        ("set-cookie", f"__Host-satchel={TOKEN}; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        ("cache-control", "no-store"),
+    ]
+    assert CookieTransport().set_cookie_value(ISSUED) == headers[0][1]
+    assert "Max-Age=3600" in CookieTransport().set_cookie_value(REMEMBERED)
+
+
 def test_S03_logout_clears_with_identical_attributes_and_no_store() -> None:
     transport = CookieTransport()
-    login = transport.login_headers(ISSUED)[0][1]
+    login = transport.login_headers(REMEMBERED)[0][1]
     headers = transport.logout_headers()
     assert headers[0] == (
         "set-cookie",
@@ -57,7 +71,11 @@ def test_S03_logout_clears_with_identical_attributes_and_no_store() -> None:
 def test_refresh_cookie_only_when_issued_with_refresh_token() -> None:
     transport = CookieTransport()
     issued = IssuedCredentials(
-        access_token=TOKEN, expires_in=300, refresh_token="r.e.f", refresh_expires_in=86400
+        access_token=TOKEN,
+        expires_in=300,
+        refresh_token="r.e.f",
+        refresh_expires_in=86400,
+        remember=True,
     )
     headers = transport.login_headers(issued)
     assert headers == [
@@ -74,11 +92,36 @@ def test_refresh_cookie_only_when_issued_with_refresh_token() -> None:
     ]
     assert transport.extract_refresh(cookie_headers("__Secure-satchel-refresh=r.e.f")) == "r.e.f"
     assert transport.extract(cookie_headers("__Secure-satchel-refresh=r.e.f")) is None
+    # Not remembered: the refresh cookie is a browser-session cookie too.
+    forgotten = transport.login_headers(replace(issued, remember=False))
+    assert forgotten[:2] == [
+        ("set-cookie", f"__Host-satchel={TOKEN}; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        (
+            "set-cookie",
+            "__Secure-satchel-refresh=r.e.f; Path=/auth/refresh; Secure; HttpOnly; SameSite=Lax",
+        ),
+    ]
+
+
+def test_attributes_are_the_ones_set_cookie_carries() -> None:
+    transport = CookieTransport(same_site="strict")
+    assert transport.attributes() == ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"]
+    assert transport.attributes(refresh=True)[0] == "Path=/auth/refresh"
+    headers = transport.login_headers(
+        IssuedCredentials(access_token=TOKEN, expires_in=60, refresh_token="r.e.f")
+    )
+    assert headers[0][1].split("; ")[1:] == transport.attributes()
+    assert headers[1][1].split("; ")[1:] == transport.attributes(refresh=True)
+
+
+def test_issued_credentials_repr_holds_no_token() -> None:
+    text = repr(REMEMBERED)
+    assert TOKEN not in text and "remember=True" in text
 
 
 def test_insecure_only_when_explicit_and_name_drops_host_prefix() -> None:
     transport = CookieTransport(secure=False)
-    value = transport.login_headers(ISSUED)[0][1]
+    value = transport.login_headers(REMEMBERED)[0][1]
     assert value == f"satchel_session={TOKEN}; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax"
     assert transport.refresh_name == "satchel_refresh"
     assert transport.extract(cookie_headers(f"satchel_session={TOKEN}")) == TOKEN
@@ -86,7 +129,7 @@ def test_insecure_only_when_explicit_and_name_drops_host_prefix() -> None:
 
 def test_strict_same_site_and_domain_rendering() -> None:
     transport = CookieTransport(same_site="Strict", domain="example.test")
-    value = transport.login_headers(ISSUED)[0][1]
+    value = transport.login_headers(REMEMBERED)[0][1]
     # __Host- cannot carry a Domain, so the default name falls back to __Secure-.
     assert value == (
         f"__Secure-satchel={TOKEN}; Max-Age=3600; Path=/; Domain=example.test; Secure; "

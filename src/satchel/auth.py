@@ -23,6 +23,7 @@ from satchel.identity import Identity
 from satchel.stores.base import SessionRecord, UserRecord
 from satchel.strategies.auth_methods import PWD, combine
 from satchel.strategies.base import LoginContext, Strategy, SupportsRefresh, SupportsSessions
+from satchel.strategies.session_policy import is_remembered
 from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
 
 if TYPE_CHECKING:
@@ -51,20 +52,12 @@ class Auth:
     if none finds a credential the request is anonymous; if several find credentials that
     differ, the request is rejected with ``ambiguous_credentials`` rather than picking one.
 
-    Built from parts or by :func:`satchel.build_auth`, an ``Auth`` has the same protections:
-
-    - ``throttle`` — failed-login limits; when not given, an in-process
-      :class:`~satchel.accounts.throttle.LoginThrottle` with the default policy (a login path
-      without a throttle does not exist);
-    - ``csrf`` — required with the cookie transport (a browser attaches the cookie to
-      cross-site requests by itself); without it construction fails with
-      :class:`ConfigurationError`, never a silent skip. None without the cookie transport;
-    - ``keys`` — the signing keys published at ``/.well-known/jwks.json`` (None: none);
-    - ``bus`` — the revocation channel, started and closed with this object (None: the
-      strategy was given its own, or has none);
-    - ``audit`` — the audit log (a fresh :class:`AuditLog` when not given);
-    - ``mfa`` — second factors, passkeys and step-up (:mod:`satchel.accounts.mfa`); None:
-      logins need a password only and nothing can be renewed.
+    Built from parts or by :func:`satchel.build_auth`, an ``Auth`` has the same protections
+    (``docs/library.md``): ``throttle`` defaults to the in-process
+    :class:`~satchel.accounts.throttle.LoginThrottle`; ``csrf`` is required with the cookie
+    transport (``ConfigurationError`` otherwise, never a silent skip); ``keys`` are what the
+    JWKS publishes, ``bus`` the revocation channel it starts and closes, ``audit`` the log,
+    ``mfa`` second factors and step-up (:mod:`satchel.accounts.mfa`; None: password only).
 
     ``Auth`` owns its parts: :meth:`close` closes the strategy, the user store, the bus and
     the throttle.
@@ -215,9 +208,8 @@ class Auth:
         """Check the password and issue a brand-new credential.
 
         Unknown user, wrong password and disabled account raise the same
-        :class:`satchel.errors.InvalidLogin`. When a second factor is due (``mfa``) the
-        right password raises :class:`~satchel.accounts.mfa.errors.MfaRequired` instead,
-        carrying the ``mfa_token`` that continues the login.
+        :class:`satchel.errors.InvalidLogin`. When a second factor is due the right password
+        raises :class:`~satchel.accounts.mfa.errors.MfaRequired` (with its ``mfa_token``).
         """
         ctx = ctx or LoginContext()
         # Before the password is looked at: during a lockout the right password gets the
@@ -239,8 +231,8 @@ class Auth:
             )
             raise
         ctx = replace(ctx, amr=frozenset({PWD}))
-        if self.mfa is not None:
-            await self.mfa.after_password(user, ctx)  # raises MfaRequired when one is due
+        if self.mfa is not None:  # raises MfaRequired when a second factor is due
+            await self.mfa.after_password(user, ctx)
         return await self.issue_login(user, ctx)
 
     async def issue_login(self, user: UserRecord, ctx: LoginContext) -> LoginResult:
@@ -263,9 +255,8 @@ class Auth:
         if self.refresher is None:
             raise NotSupported("This strategy has no refresh tokens.")
         identity, issued = await self.refresher.refresh(refresh_token, ctx or LoginContext())
-        await self.audit.emit(
-            AuditEvent("refresh", user_id=identity.user_id, session=identity.session_id)
-        )
+        event = AuditEvent("refresh", user_id=identity.user_id, session=identity.session_id)
+        await self.audit.emit(event)
         return LoginResult(identity, issued)
 
     async def logout(self, identity: Identity) -> None:
@@ -344,8 +335,12 @@ class Auth:
         Every credential of the user issued so far ends, on every strategy (the
         user's ``valid_after`` moves to now); the caller gets a brand-new credential, so the
         session id changes too (S02, P05). A wrong current password raises
-        :class:`satchel.errors.InvalidLogin`.
+        :class:`satchel.errors.InvalidLogin`. The new credential keeps the caller's "remember
+        this device" choice, whichever route the change came through.
         """
+        ctx = ctx or LoginContext()
+        if not ctx.remember and await self._remembered(identity):
+            ctx = replace(ctx, remember=True)
         try:
             user = await self.users.change_password(identity.user_id, current, new)
         except SatchelError as exc:
@@ -360,12 +355,19 @@ class Auth:
             raise
         # Ends every credential issued up to the new valid_after, the caller's included.
         await self.strategy.user_changed(user)
-        ctx = replace(ctx or LoginContext(), amr=combine(identity.amr, {PWD}))
+        ctx = replace(ctx, amr=combine(identity.amr, {PWD}))
         issued_identity, issued = await self.strategy.issue(user, ctx)
         await self.audit.emit(
             AuditEvent("password.changed", user_id=user.id, session=issued_identity.session_id)
         )
         return LoginResult(issued_identity, issued)
+
+    async def _remembered(self, identity: Identity) -> bool:
+        """Whether the caller's own session was a "remember this device" sign-in."""
+        if self.sessions is None or identity.session_id is None:
+            return False
+        records = await self.sessions.list_sessions(identity.user_id)
+        return any(r.id == identity.session_id and is_remembered(r) for r in records)
 
     async def set_roles(
         self, user_id: str, roles: Collection[str], *, actor: Identity | None = None

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, settings
 
 from apps import Apps, RunningApp
 
+from .log_guard import log_guard  # noqa: F401 - autouse: every log line checked for secrets
+
 settings.register_profile(
     "short", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import argon2
 import httpx
 import pytest
 from limits.aio.storage import MemoryStorage
@@ -41,7 +42,11 @@ async def test_P01_failures_indistinguishable(server: Server) -> None:
     bodies = {r.text for r in responses}
     assert len(bodies) == 1
     header_sets = {
-        tuple(sorted((k, v) for k, v in r.headers.items() if k != "content-length"))
+        tuple(
+            sorted(
+                (k, v) for k, v in r.headers.items() if k not in ("content-length", "x-request-id")
+            )
+        )
         for r in responses
     }
     assert len(header_sets) == 1
@@ -70,9 +75,16 @@ async def test_P01_timing_unknown_vs_wrong_password() -> None:
             return time.perf_counter() - start
 
         await timed("unknown")  # the dummy hash is computed once, lazily
-        # The minimum of several runs is the cost itself; larger samples are scheduler noise.
-        unknown = min([await timed("unknown") for _ in range(9)])
-        wrong = min([await timed("wrong") for _ in range(9)])
+        # Same work by construction: the dummy hash has the real hash's argon2 parameters.
+        params = argon2.extract_parameters
+        assert params(hasher._dummy_hash()) == params(real)
+        # Interleaved, so a burst of load on a shared machine hits both kinds alike; the
+        # minimum of several runs is the cost itself, larger samples are scheduler noise.
+        samples: dict[str, list[float]] = {"unknown": [], "wrong": []}
+        for _ in range(15):
+            for kind in ("unknown", "wrong"):
+                samples[kind].append(await timed(kind))
+        unknown, wrong = min(samples["unknown"]), min(samples["wrong"])
         assert abs(unknown - wrong) / max(unknown, wrong) < 0.2, (unknown, wrong)
     finally:
         hasher.close()

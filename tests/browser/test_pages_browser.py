@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +77,29 @@ def test_login_through_the_form_shows_the_dashboard(
     assert cookies[COOKIE]["secure"] is True
     assert cookies[COOKIE]["sameSite"] == "Lax"
     assert cookies[COOKIE]["value"] not in page.content()
+
+
+@pytest.mark.parametrize("strategy", ["session", "hybrid"])
+def test_remember_this_device_decides_whether_the_cookies_outlive_the_browser(
+    make_server: Any, new_context: Any, strategy: str
+) -> None:
+    """Unticked, the credential cookies are browser-session cookies (Playwright reports
+    ``expires == -1``): closing the browser signs out. Ticked, they persist."""
+    server = make_server(strategy=strategy)
+    names = [COOKIE, REFRESH_COOKIE] if strategy == "hybrid" else [COOKIE]
+    for remember in (False, True):
+        context = new_context()
+        page = context.new_page()
+        login(page, server, "alice", ALICE_PASSWORD, remember=remember)
+        assert page.get_by_role("heading", level=1).inner_text() == "Signed in as alice"
+        cookies = {c["name"]: c for c in context.cookies()}
+        assert sorted(n for n in cookies if n in (COOKIE, REFRESH_COOKIE)) == sorted(names)
+        for name in names:
+            expires = cookies[name]["expires"]
+            if remember:
+                assert expires > time.time() + 60, (name, expires)
+            else:
+                assert expires == -1, (name, expires)
 
 
 def test_wrong_password_shows_the_generic_error(
@@ -177,6 +201,45 @@ def test_admin_force_logout_takes_effect_on_the_next_request(
     assert on_login_page(user, server)
     admin.goto(server.url("/admin"))
     assert admin.url == server.url("/admin")
+
+
+def assert_fits(page: Any, width: int, what: str) -> None:
+    """No sideways scrolling, and every visible button, link-button and disclosure of the
+    page lies inside the viewport (not in a table that has to be scrolled to reach it)."""
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"{what}: the page is {scroll_width}px wide"
+    controls = page.locator("main button, main a.btn, main summary, main input")
+    seen = 0
+    for i in range(controls.count()):
+        control = controls.nth(i)
+        if not control.is_visible():
+            continue  # inside a closed <details>, or a hidden input
+        box = control.bounding_box()
+        assert box is not None
+        label = control.get_attribute("aria-label") or control.inner_text()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (what, label, box)
+        seen += 1
+    assert seen, f"{what}: no controls found"
+
+
+def test_admin_page_fits_a_phone(server: Server, new_context: Any, shot: Any) -> None:
+    """At 390 px the admin page does not scroll sideways and every action is on screen,
+    with and without a sessions filter."""
+    phone = new_context(viewport={"width": 390, "height": 844}, user_agent=IPHONE)
+    page = phone.new_page()
+    login(page, server, "admin", ADMIN_PASSWORD)
+    login(new_context().new_page(), server, "alice", ALICE_PASSWORD)
+    for query in ("", "?user=alice", "?ip=127."):
+        page.goto(server.url("/admin" + query))
+        assert_fits(page, 390, f"/admin{query}")
+    page.goto(server.url("/admin"))
+    page.locator("details.manage").first.locator("summary").click()
+    assert_fits(page, 390, "/admin, roles and password open")
+    shot(page, "admin-phone")
+    force = page.get_by_role("button", name="Force logout alice")
+    force.scroll_into_view_if_needed()
+    box = force.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390
 
 
 def test_one_session_per_user_logs_the_first_browser_out(
@@ -285,6 +348,46 @@ def test_R01_hybrid_page_loads_refresh_through_the_refresh_cookie_and_reuse_ends
         page.get_by_role("button", name="Sign in", exact=True).click()
     assert page.url == server.url("/devices")
     assert page.get_by_role("heading", name="1 active session").is_visible()
+
+
+def test_hybrid_dashboard_describes_the_cookies_the_browser_holds(
+    make_server: Any, new_context: Any, shot: Any
+) -> None:
+    server = make_server(strategy="hybrid")
+    context = new_context()
+    page = context.new_page()
+    before = time.time()
+    login(page, server, "alice", ALICE_PASSWORD, remember=True)
+    after = time.time()
+    jar = {c["name"]: c for c in context.cookies()}
+    ages = {}
+    for name in (COOKIE, REFRESH_COOKIE):
+        row = page.locator(f'tr[data-cookie="{name}"]')
+        assert row.is_visible(), name
+        chips = row.locator(".chip").all_inner_texts()
+        ages[name] = int(next(c for c in chips if c.startswith("Max-Age=")).split("=")[1])
+        # What the browser really keeps: it ends the Max-Age shown after the sign-in.
+        assert before - 1 <= jar[name]["expires"] - ages[name] <= after + 1, (name, chips)
+        assert f"Path={jar[name]['path']}" in chips
+        assert ("HttpOnly" in chips) is jar[name]["httpOnly"] is True
+        assert ("Secure" in chips) is jar[name]["secure"] is True
+    assert ages[COOKIE] in (299, 300)  # the 5-minute access token, not the session's 12 h
+    assert 30 * 86_400 - 2 <= ages[REFRESH_COOKIE] <= 30 * 86_400
+    refresh_row = page.locator(f'tr[data-cookie="{REFRESH_COOKIE}"]').inner_text()
+    assert "An opaque refresh token" in refresh_row
+    assert "not sent to this page (Path=/auth/refresh)" in refresh_row
+    text = page.locator("main").inner_text()
+    assert "A signed JWT (access token)" in text
+    assert "Max-Age=43200" not in text and "opaque token, id.secret" not in text
+    assert page.get_by_role("heading", name="What the token says").is_visible()
+    assert jar[COOKIE]["value"].rsplit(".", 1)[1] not in page.content()
+    assert jar[REFRESH_COOKIE]["value"] not in page.content()
+    path = shot(page, "hybrid-dashboard")
+    assert path.stat().st_size > 10_000
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
 
 
 def test_hybrid_refresh_route_is_no_open_redirect(make_server: Any, new_context: Any) -> None:

@@ -1,15 +1,15 @@
 """The ``satchel`` command: run the reference server and administer users, sessions and keys.
 
-One module per command group (``serve``, ``users``, ``sessions``, ``keys``, ``bench``) on
-the Typer app of :mod:`satchel.cli.app`; importing this package registers them all. Every
-flag also reads ``SATCHEL_<NAME>`` from the environment, and the commands build their
-objects through :class:`satchel.config.settings.Settings`, so the CLI and the server read
-the same configuration.
+One module per command group (``serve``, ``config``, ``users``, ``sessions``, ``keys``,
+``bench``) on the Typer app of :mod:`satchel.cli.app`; importing this package registers them
+all. Every flag also reads ``SATCHEL_<NAME>`` from the environment, and the commands build
+their objects through :class:`satchel.config.settings.Settings`, so the CLI and the server
+read the same configuration.
 """
 
 from __future__ import annotations
 
-from satchel.cli import bench, import_users, keys, serve, sessions, users
+from satchel.cli import bench, config, import_users, keys, serve, sessions, users
 from satchel.cli.app import (
     EXIT_ERROR,
     EXIT_USAGE,
@@ -26,6 +26,7 @@ __all__ = [
     "StoreOption",
     "app",
     "bench",
+    "config",
     "import_users",
     "keys",
     "keys_app",

@@ -25,29 +25,22 @@ from satchel.clock import system_clock
 def keys_list(ctx: typer.Context, store: StoreOption = DEFAULT_STORE) -> None:
     """List signing keys and what each does now (identifiers and dates only; never material).
 
-    Exactly one key is "signing". A "pending" key is already published and accepted by
-    every node; it starts signing at "signs from".
+    Exactly one key is "signing". The "next" key is already published and accepted by
+    every node; it starts signing at the time shown. A "verifies until" key no longer signs
+    but still verifies tokens it signed, until that time.
     """
     where = target(ctx, store=store)
 
     async def main() -> None:
         from satchel.keys.manager import KeyManager
+        from satchel.keys.schedule import describe
 
         async with where.stores() as stores:
             keys = await KeyManager(stores.keys, system_clock).status()
-        listing = table(
-            "Signing keys", ["kid", "alg", "role", "state", "created", "signs from", "not after"]
-        )
+        now = system_clock()
+        listing = table("Signing keys", ["kid", "alg", "what it does", "created"])
         for key in keys:
-            listing.add_row(
-                safe_text(key.kid),
-                key.alg,
-                key.role.value,
-                key.state.value,
-                when(key.created_at),
-                when(key.signs_from),
-                when(key.not_after),
-            )
+            listing.add_row(safe_text(key.kid), key.alg, describe(key, now), when(key.created_at))
         out().print(listing if keys else "No signing keys.")
 
     where.run(main)

@@ -26,6 +26,7 @@ from satchel.cli.app import (
     settings_for,
     version,
 )
+from satchel.cli.config import check_or_exit
 from satchel.cli.stores import is_memory, open_for, shown_store
 from satchel.errors import ConfigurationError, InvalidInput, SatchelError
 
@@ -109,13 +110,41 @@ def serve(
     ] = DEFAULT_PORT,
     strategy: StrategyOption = DEFAULT_STRATEGY,
     store: ServeStoreOption = DEFAULT_STORE,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="SATCHEL_METRICS_PORT",
+            metavar="PORT",
+            help="Serve /metrics (Prometheus) on this port of SATCHEL_METRICS_HOST "
+            "(127.0.0.1 unless set) [default: off].",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            envvar="SATCHEL_LOG_FORMAT",
+            metavar="text|json",
+            help="Log lines as text or as one JSON object per line [default: text].",
+        ),
+    ] = None,
 ) -> None:
     """Run the reference authentication server.
 
     Every other setting is read from the environment (SATCHEL_TRANSPORTS,
     SATCHEL_SESSIONS_STORE, SATCHEL_REDIS_URL, ...); see the Settings reference.
     """
-    settings = settings_for(ctx, host=host, port=port, strategy=strategy, store=store)
+    settings = settings_for(
+        ctx,
+        host=host,
+        port=port,
+        strategy=strategy,
+        store=store,
+        metrics_port=metrics_port,
+        log_format=log_format,
+    )
+    check_or_exit(settings)  # every configuration problem, one line each; errors stop here
     label = flag_label(ctx, "store")
     has_users = run(lambda: _has_users(settings, label))
     err().print(banner(settings, has_users), soft_wrap=True, markup=False)
@@ -126,7 +155,7 @@ def serve(
         # status 0 instead tells supervisors the stop was clean.
         previous = signal.signal(signal.SIGTERM, _exit_cleanly)
         try:
-            serve_forever(settings)
+            serve_forever(settings, checked=True)
         finally:
             signal.signal(signal.SIGTERM, previous)
     except (ConfigurationError, InvalidInput) as exc:

@@ -16,8 +16,10 @@ from satchel.accounts.users import UserService
 from satchel.audit import AuditLog
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
+from satchel.config.keys import key_manager, key_timing
 from satchel.config.mfa import mfa_service
 from satchel.config.settings import Settings
+from satchel.config.transports import build_transports
 from satchel.errors import ConfigurationError
 from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus
@@ -26,7 +28,6 @@ from satchel.stores.base import OnExceed, SessionStore, UserStore
 from satchel.stores.deadline import with_deadline
 from satchel.strategies.base import Strategy
 from satchel.strategies.session_policy import SessionPolicy
-from satchel.transports.base import Transport
 from satchel.transports.csrf import CSRFProtect
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class ConfiguredAuth(Auth):
         self.stores = stores
         self._owns_hasher = owns_hasher
         self._purger: asyncio.Task[None] | None = None
+        #: The store-call wrappers the parts use (each call bounded by the time-out).
+        self.bounded: Stores | None = None
 
     async def start(self) -> None:
         """Connect the revocation bus, start the strategy and the periodic purge."""
@@ -127,22 +130,6 @@ class ConfiguredAuth(Auth):
             f"ConfiguredAuth(strategy={self.strategy.name!r}, "
             f"transports={[t.name for t in self.transports]!r})"
         )
-
-
-def build_transports(settings: Settings) -> list[Transport]:
-    """The transports named in ``settings.transports``, in that (precedence) order."""
-    from satchel.transports.bearer import BearerTransport
-    from satchel.transports.cookie import CookieTransport
-
-    out: list[Transport] = []
-    for name in settings.transports:
-        if name == "cookie":
-            out.append(
-                CookieTransport(secure=settings.cookie_secure, same_site=settings.cookie_samesite)
-            )
-        else:
-            out.append(BearerTransport(realm=settings.issuer))
-    return out
 
 
 def session_policy(settings: Settings) -> SessionPolicy:
@@ -221,7 +208,7 @@ async def build_auth(
         # time-out, F06); ``stores`` itself stays the raw backends, closed on shutdown.
         bounded = with_deadline(stores, settings.store_timeout)
         service = UserService(bounded.users, hasher or PasswordHasher(), clock)
-        manager = KeyManager(bounded.keys, clock, alg=settings.jwt_alg)
+        manager = key_manager(settings, bounded.keys, clock)
         keys: KeyManager | None = manager
         strategy: Strategy
         if settings.strategy == "session":
@@ -243,7 +230,7 @@ async def build_auth(
                 trusted_origins=settings.trusted_origins,
                 secure=settings.cookie_secure,
             )
-        return ConfiguredAuth(
+        configured = ConfiguredAuth(
             settings=settings,
             stores=stores,
             owns_hasher=hasher is None,
@@ -258,6 +245,8 @@ async def build_auth(
             mfa=mfa_service(settings, stores, clock),
             clock=clock,
         )
+        configured.bounded = bounded
+        return configured
     except BaseException:
         await stores.close()
         raise
@@ -364,6 +353,7 @@ def _jwt_strategy(
         access_ttl=settings.access_ttl,
         cache_size=10_000 if settings.cache else 0,
         cache_ttl=settings.cache_ttl,
+        key_reload_interval=key_timing(settings)[1],
     )
 
 
@@ -396,4 +386,5 @@ def _hybrid_strategy(
         on_bus_down=settings.on_bus_down,
         cache_size=10_000 if settings.cache else 0,
         audit=audit,
+        key_reload_interval=key_timing(settings)[1],
     )

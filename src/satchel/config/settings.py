@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from satchel.errors import ConfigurationError
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         default_factory=_default_transports, min_length=1
     )
     cookie_secure: bool = True
-    cookie_samesite: Literal["lax", "strict"] = "lax"
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
     #: Origins allowed to send state-changing cookie requests (besides our own).
     trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -124,6 +124,31 @@ class Settings(BaseSettings):
     #: Failed logins allowed per client address in ``login_ip_window`` seconds.
     login_ip_limit: int = Field(default=20, ge=0, le=1_000_000)
     login_ip_window: int = Field(default=60, ge=1, le=7 * 86_400)
+
+    # --- operations: metrics, logs, checks at start, shutdown (docs/operations.md) ---------
+    #: Serve ``/metrics`` (Prometheus) on this separate port; off when unset.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Address of the metrics port: loopback unless an operator opens it on purpose.
+    metrics_host: str = "127.0.0.1"
+    #: Serve ``/metrics`` on the main port too, to ``Authorization: Bearer <token>`` only.
+    metrics_token: SecretStr | None = None
+    #: ``json``: one JSON object per log line (time, level, event, request id, fields).
+    log_format: Literal["text", "json"] = "text"
+    #: An HS256 signing secret of the operator's (>= 32 bytes), for services that verify
+    #: tokens with a shared secret instead of fetching the JWKS; needs ``jwt_alg=HS256``.
+    jwt_secret: SecretStr | None = None
+    #: The session cookie's name (default ``__Host-satchel``; ``__Secure-satchel`` with a
+    #: domain) and its ``Domain`` attribute (none by default: the cookie stays on this host).
+    cookie_name: str | None = None
+    cookie_domain: str | None = None
+    #: Seconds between publishing a rotated-in key and signing with it (>= 2 x reload).
+    key_publish_delay: float = Field(default=120.0, gt=0, le=30 * 86_400)
+    #: Longest time, seconds, a process keeps its view of the stored keys.
+    key_reload_interval: float = Field(default=60.0, gt=0, le=86_400)
+    #: ``/readyz`` gives each store and the revocation channel this many seconds to answer.
+    ready_timeout: float = Field(default=1.0, gt=0, le=30)
+    #: On SIGTERM, in-flight requests get this many seconds to finish before they are cut.
+    shutdown_timeout: float = Field(default=10.0, gt=0, le=600)
 
     # --- second factors, passkeys and step-up (docs/mfa.md) --------------------------------
     #: When a second factor is required: off, optional (accounts that set one up use it),
@@ -161,6 +186,12 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             value = [v.strip().lower() if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("metrics_token", "jwt_secret", "cookie_name", "cookie_domain", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # ``SATCHEL_COOKIE_DOMAIN=`` in an env file means "not set", not "the empty name".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("transports")
     @classmethod

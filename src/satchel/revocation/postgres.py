@@ -126,6 +126,7 @@ class PostgresBus(BusBase):
                     pass
                 async with asyncio.timeout(self.ping_timeout):
                     await conn.fetchval("SELECT 1")
+                self._alive()
         finally:
             self._lost()
             self._conn = None

@@ -124,6 +124,7 @@ class RedisBus(BusBase):
                 if kind == "message":
                     self._on_message(msg["data"])
                 elif kind == "pong":
+                    self._alive()
                     pong_due = None
                     next_ping = loop.time() + self.ping_interval
                 elif kind == "unsubscribe":

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
@@ -102,6 +104,9 @@ class BusBase:
         self._task: asyncio.Task[None] | None = None
         self._first: asyncio.Event | None = None
         self._closing = False
+        #: ``time.monotonic()`` when the channel last proved alive (confirmed, a message, a
+        #: ping answered, a poll done); the metrics' lag is the time since.
+        self.alive_at = -math.inf
 
     # --- the RevocationBus protocol ------------------------------------------------------------
 
@@ -186,8 +191,13 @@ class BusBase:
         """Close publishing connections (after the subscriber stopped)."""
         return None
 
+    def _alive(self) -> None:
+        """The channel just proved it works (see :attr:`alive_at`)."""
+        self.alive_at = time.monotonic()
+
     def _connected(self) -> None:
         """The subscription is confirmed: flush caches if messages may have been missed."""
+        self._alive()
         self.counters.connects += 1
         if self._ever_connected:
             self.counters.resets += 1
@@ -207,6 +217,7 @@ class BusBase:
 
     def _on_message(self, raw: str | bytes) -> None:
         """Apply one message from the channel (ignoring our own echoes)."""
+        self._alive()
         if len(raw) > MAX_MESSAGE:
             self.counters.malformed += 1
             logger.warning("ignored oversized revocation message (%d bytes)", len(raw))

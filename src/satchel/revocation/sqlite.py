@@ -192,7 +192,7 @@ class SQLiteBus(BusBase):
             self._log_stall(started, started - self._polled_at)
             for reset in self._resets:
                 _safely(reset)
-        self._polled_at = started
+        self._polled_at = self.alive_at = started
         self._polls += 1
         if self._polls % self.prune_every == 0:
             self._prune(conn)

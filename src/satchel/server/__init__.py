@@ -4,6 +4,7 @@
 ``server`` extra.
 """
 
-from satchel.server.app import create_app, run
+from satchel.server.app import create_app
+from satchel.server.runner import run
 
 __all__ = ["create_app", "run"]

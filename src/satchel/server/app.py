@@ -7,7 +7,6 @@ limit and (optionally) the debug counters, which only the reference server has.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +20,11 @@ from satchel.integrations.asgi import AuthMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
 from satchel.integrations.fastapi.routes import router
 from satchel.integrations.scope import STATE_KEY
+from satchel.ops.logging import RequestIdMiddleware
+from satchel.ops.shutdown import drain
 from satchel.server import pages
 from satchel.server.errors import BodyLimitMiddleware
+from satchel.server.ops_routes import attach_ops, gate_metrics_port, install_ops
 
 logger = logging.getLogger("satchel.server")
 
@@ -46,10 +48,13 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
 
             current = await build_auth(settings)
         setattr(app.state, STATE_KEY, current)
+        attach_ops(app, current)
         try:
             await current.start()
             yield
         finally:
+            # In-flight requests are done (or cut) by now: flush, then close the stores.
+            await drain(current, settings.shutdown_timeout)
             await current.close()
 
     app = FastAPI(
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         setattr(app.state, STATE_KEY, auth)
     satchel_exception_handlers(app)
     document_security(app)
+    install_ops(app, settings)
     app.include_router(router)
     if settings.expose_counters:
         from satchel.server.debug import router as debug_router
@@ -73,40 +79,12 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
     # Added last = outermost: oversized bodies are refused before anything authenticates.
     app.add_middleware(AuthMiddleware, auth=auth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.log_format == "json":
+        # Outermost: every response, a 413 included, carries the request id its log lines
+        # have. Only with JSON logs, whose lines name it: it costs a few microseconds.
+        app.add_middleware(RequestIdMiddleware)
+    gate_metrics_port(app, settings)
     return app
-
-
-def run(settings: Settings) -> None:
-    """Serve :func:`create_app` with uvicorn in this process (one worker).
-
-    Proxy headers are honoured only from ``settings.trusted_proxies``; the ``Server``
-    header is off. Configuration and store errors are raised (as :class:`SatchelError`)
-    before the socket is opened, so the caller can report them in one line.
-    """
-    import uvicorn
-
-    asyncio.run(preflight(settings))
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
-        server_header=False,
-        log_level=settings.log_level,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
-
-
-async def preflight(settings: Settings) -> None:
-    """Build and close an :class:`Auth` once, so a bad store URL, an unreachable store or a
-    key mismatch fails here with a clean error instead of a trace from the server's lifespan."""
-    from satchel.config.build import build_auth
-
-    auth = await build_auth(settings)
-    await auth.close()
 
 
 def _version() -> str:

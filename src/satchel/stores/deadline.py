@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import Any, TypeVar
 
 from satchel.errors import ConfigurationError, NotSupported, StoreUnavailable
@@ -36,6 +37,10 @@ logger = logging.getLogger("satchel.stores")
 
 _T = TypeVar("_T")
 
+#: Told of every bounded call once it ends: the awaited operation (a coroutine, whose
+#: ``__name__`` is the store method), seconds taken, and ``ok``, ``error`` or ``timeout``.
+CallObserver = Callable[[Awaitable[Any], float, str], None]
+
 
 class DeadlineStore:
     """Wraps one backend (any of the three store protocols) with a per-call deadline.
@@ -53,6 +58,8 @@ class DeadlineStore:
         self.inner: Any = inner
         self.timeout = float(timeout)
         self.timeouts = 0  # calls cut off by the deadline
+        #: None unless metrics are on (satchel.ops.metrics): then each call is timed.
+        self.observer: CallObserver | None = None
 
     def __repr__(self) -> str:
         return f"DeadlineStore({self.inner!r}, timeout={self.timeout})"
@@ -61,18 +68,28 @@ class DeadlineStore:
         # A task rather than ``asyncio.timeout``: cancelling a driver call can itself block
         # (asyncpg sends a cancel request and resets the connection over the same dead
         # link), and the request must not wait for that clean-up.
+        observer = self.observer
+        started = perf_counter() if observer is not None else 0.0
+        outcome = "error"
         task = asyncio.ensure_future(operation)
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.timeout)
-        except asyncio.CancelledError:
+            try:
+                done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            except asyncio.CancelledError:
+                _abandon(task)
+                raise
+            if task in done:
+                result = task.result()
+                outcome = "ok"
+                return result
             _abandon(task)
-            raise
-        if task in done:
-            return task.result()
-        _abandon(task)
-        self.timeouts += 1
-        logger.warning("store call exceeded %.2f s; failing closed", self.timeout)
-        raise StoreUnavailable("The store did not answer in time.")
+            self.timeouts += 1
+            outcome = "timeout"
+            logger.warning("store call exceeded %.2f s; failing closed", self.timeout)
+            raise StoreUnavailable("The store did not answer in time.")
+        finally:
+            if observer is not None:
+                observer(operation, perf_counter() - started, outcome)
 
     # --- SessionStore ---------------------------------------------------------------------
 
@@ -190,6 +207,15 @@ def _abandon(task: asyncio.Future[Any]) -> None:
     task.cancel()
     _abandoned.add(task)
     task.add_done_callback(_forget)
+
+
+async def settle(limit: float) -> int:
+    """Wait up to ``limit`` seconds for abandoned calls to finish their clean-up (before
+    the stores close at shutdown); returns how many were still running at the end."""
+    pending = set(_abandoned)
+    if pending and limit > 0:
+        await asyncio.wait(pending, timeout=limit)
+    return sum(1 for task in pending if not task.done())
 
 
 def _forget(task: asyncio.Future[Any]) -> None:

@@ -72,7 +72,14 @@ def _create_private_file(path: str) -> None:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise ConfigurationError(f"Cannot open SQLite database file: {exc.strerror}.") from exc
+        where = os.path.abspath(path)
+        folder = os.path.dirname(where)
+        if not os.path.isdir(folder):
+            raise ConfigurationError(
+                f"Cannot open SQLite database {where}: the folder {folder} does not exist "
+                "(create it, or point the store at another path)."
+            ) from exc
+        raise ConfigurationError(f"Cannot open SQLite database {where}: {exc.strerror}.") from exc
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         if mode & 0o077:

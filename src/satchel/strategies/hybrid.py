@@ -3,10 +3,9 @@
 Login creates a session record exactly as the session strategy does and hands out two
 credentials of different kinds, never accepted in each other's place:
 
-* an **access token**: a JWT (header ``typ: at+jwt``; claims ``sub``, ``sid``, ``jti``,
-  ``roles``, ``preferred_username``, ``auth_time``, ``amr``, ``iat``, ``exp``, ``iss``, ``aud``
-  and the account's application claims, :mod:`satchel.strategies.application_claims`), valid for
-  ``access_ttl`` seconds (5 minutes by default), never past the session's absolute expiry;
+* an **access token**: a JWT (``typ: at+jwt``; ``sub``, ``sid``, ``jti``, ``roles``,
+  ``preferred_username``, ``auth_time``, ``amr``, ``iat``, ``exp``, ``iss``, ``aud``, application
+  claims) for ``access_ttl`` seconds (5 minutes), never past the session's absolute expiry;
 * a **refresh token** ``<sid>.<generation>.<secret>``: opaque, bound to the session and
   stored only as a SHA-256 hash (:mod:`satchel.strategies.refresh_tokens`).
 
@@ -77,7 +76,12 @@ from satchel.strategies.refresh_tokens import RefreshTokens, is_refresh_token_sh
 from satchel.strategies.revocation_state import RevocationState
 from satchel.strategies.session import SessionStrategy
 from satchel.strategies.session_auth import renew_session
-from satchel.strategies.session_policy import SessionPolicy, next_idle_expiry, session_valid
+from satchel.strategies.session_policy import (
+    SessionPolicy,
+    is_remembered,
+    next_idle_expiry,
+    session_valid,
+)
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.hybrid")
@@ -232,12 +236,11 @@ class HybridStrategy(SessionStrategy):
         refresh: str | None,
         now: float,
     ) -> tuple[Identity, IssuedCredentials]:
-        """An access token of ``record`` (and ``refresh``, when there is a new one)."""
         remaining = record.absolute_expires_at - now
         ttl = min(self.access_ttl, remaining)
         if ttl < 1:
             raise ExpiredCredential("The session has expired.")
-        # The sign-in's auth_time and amr, kept through every refresh until a step-up.
+        # auth_time and amr of the record: the sign-in's, kept through refresh until a step-up
         extra = token_claims(app, user.username, *record_auth(record.data, record.created_at))
         claims = claims_mod.build_claims(
             self.claims, sub=user.id, now=now, ttl=ttl, roles=user.roles, sid=record.id, extra=extra
@@ -253,14 +256,14 @@ class HybridStrategy(SessionStrategy):
             refresh_token=refresh,
             refresh_expires_in=int(remaining) if refresh is not None else None,
             session_id=record.id,
+            remember=is_remembered(record),
         )
         return identity, issued
 
     async def reauthenticated(
         self, identity: Identity, amr: Collection[str]
     ) -> tuple[Identity, IssuedCredentials | None]:
-        """Renew the session's authentication and sign a new access token carrying it; the
-        refresh token stays as it is."""
+        """Renew the session's authentication; a new access token, the same refresh token."""
         now = self.clock()
         record, user = await renew_session(self.store, self.users, self._io, identity, amr, now)
         await self._refresh_keys()

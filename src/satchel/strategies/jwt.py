@@ -179,6 +179,7 @@ class JWTStrategy(Strategy):
             access_token=token,
             expires_in=max(1, int(identity.expires_at - now)),
             session_id=identity.session_id,
+            remember=bool(ctx.remember),
         )
         return identity, issued
 

@@ -48,7 +48,7 @@ from satchel.strategies.refresh_family import RefreshFamilies
 from satchel.strategies.refresh_tokens import RefreshTokens
 from satchel.strategies.session import MAX_IP, MAX_USER_AGENT
 from satchel.strategies.session_auth import renew_session
-from satchel.strategies.session_policy import REMEMBER_KEY, session_valid
+from satchel.strategies.session_policy import REMEMBER_KEY, is_remembered, session_valid
 from satchel.strategies.session_tokens import is_session_id, new_session_id
 from satchel.transports.base import IssuedCredentials
 
@@ -223,6 +223,7 @@ class RefreshingJWTStrategy(JWTStrategy):
             refresh_token=refresh,
             refresh_expires_in=int(remaining) if refresh is not None else None,
             session_id=record.id,
+            remember=is_remembered(record),
         )
         return identity, issued
 

@@ -126,6 +126,7 @@ class SessionStrategy(Strategy):
             access_token=token,
             expires_in=int(record.absolute_expires_at - now),
             session_id=record.id,
+            remember=bool(ctx.remember),
         )
         return identity, issued
 

@@ -19,17 +19,27 @@ HeaderPairs = list[tuple[str, str]]
 
 @dataclass(frozen=True, slots=True, repr=False)
 class IssuedCredentials:
-    """What a login or refresh hands to the client. Never logged, never in ``repr``."""
+    """What a login or refresh hands to the client. Never logged, never in ``repr``.
+
+    ``remember`` is the user's "remember this device": only then does the cookie transport
+    make its cookies outlive the browser (``Max-Age``); otherwise they are browser-session
+    cookies, gone when the browser closes. Either way the credential itself expires when
+    ``expires_in`` (and the server's time-outs) say.
+    """
 
     access_token: str
     expires_in: int
     refresh_token: str | None = None
     refresh_expires_in: int | None = None
     session_id: str | None = None
+    remember: bool = False
 
     def __repr__(self) -> str:
         has_refresh = self.refresh_token is not None
-        return f"IssuedCredentials(expires_in={self.expires_in}, refresh={has_refresh})"
+        return (
+            f"IssuedCredentials(expires_in={self.expires_in}, refresh={has_refresh}, "
+            f"remember={self.remember})"
+        )
 
 
 def header_values(headers: RawHeaders, name: bytes) -> list[bytes]:

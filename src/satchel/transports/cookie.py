@@ -1,9 +1,12 @@
 """The cookie transport: the credential rides in an HttpOnly cookie.
 
 Defaults follow RFC 6265bis and ASVS V3: ``__Host-`` name, ``Secure``, ``HttpOnly``,
-``SameSite=Lax``, ``Path=/``, no ``Domain`` and ``Max-Age`` equal to the credential's
-lifetime. Anything weaker has to be asked for explicitly, and combinations browsers would
-drop or that defeat the prefix are configuration errors.
+``SameSite=Lax``, ``Path=/`` and no ``Domain``. A credential the user asked to remember
+("remember this device") gets ``Max-Age`` equal to its lifetime; any other is a
+browser-session cookie (no ``Max-Age``, no ``Expires``), which the browser forgets when it
+closes, so a shared computer does not stay signed in. Anything weaker has to be asked for
+explicitly, and combinations browsers would drop or that defeat the prefix are
+configuration errors.
 
 The ``Cookie`` header is parsed here rather than by a framework because duplicates matter:
 two cookies with our name (a subdomain or a path-scoped cookie can plant one) make the
@@ -94,8 +97,8 @@ class CookieTransport(Transport):
         self.refresh_path = refresh_path
         self._name_b = name.encode("ascii")
         self._refresh_name_b = refresh_name.encode("ascii")
-        self._access_tail = self._attributes(path)
-        self._refresh_tail = self._attributes(refresh_path)
+        self._access_tail = "; " + "; ".join(self.attributes())
+        self._refresh_tail = "; " + "; ".join(self.attributes(refresh=True))
 
     def __repr__(self) -> str:
         return (
@@ -120,24 +123,16 @@ class CookieTransport(Transport):
     # --- writing ----------------------------------------------------------------------------
 
     def login_headers(self, issued: IssuedCredentials) -> HeaderPairs:
-        """``Set-Cookie`` for the credential (and the refresh token when there is one)."""
-        out: HeaderPairs = [
-            (
-                "set-cookie",
-                self._set(
-                    self.cookie_name, issued.access_token, issued.expires_in, self._access_tail
-                ),
-            )
-        ]
+        """``Set-Cookie`` for the credential (and the refresh token when there is one);
+        persistent only when ``issued.remember`` (see the module docstring)."""
+        out: HeaderPairs = [("set-cookie", self.set_cookie_value(issued))]
         if issued.refresh_token is not None:
+            refresh_age = issued.refresh_expires_in if issued.remember else None
             out.append(
                 (
                     "set-cookie",
                     self._set(
-                        self.refresh_name,
-                        issued.refresh_token,
-                        issued.refresh_expires_in,
-                        self._refresh_tail,
+                        self.refresh_name, issued.refresh_token, refresh_age, self._refresh_tail
                     ),
                 )
             )
@@ -154,12 +149,13 @@ class CookieTransport(Transport):
 
     def set_cookie_value(self, issued: IssuedCredentials) -> str:
         """The ``Set-Cookie`` value for the access credential alone."""
-        return self._set(
-            self.cookie_name, issued.access_token, issued.expires_in, self._access_tail
-        )
+        max_age = issued.expires_in if issued.remember else None
+        return self._set(self.cookie_name, issued.access_token, max_age, self._access_tail)
 
-    def _attributes(self, path: str) -> str:
-        parts = [f"Path={path}"]
+    def attributes(self, *, refresh: bool = False) -> list[str]:
+        """The attributes after ``Max-Age`` on the access (or the refresh) cookie, in the
+        order ``Set-Cookie`` carries them: ``["Path=/", "Secure", ...]``."""
+        parts = [f"Path={self.refresh_path if refresh else self.path}"]
         if self.domain is not None:
             parts.append(f"Domain={self.domain}")
         if self.secure:
@@ -167,7 +163,7 @@ class CookieTransport(Transport):
         if self.http_only:
             parts.append("HttpOnly")
         parts.append(f"SameSite={self.same_site}")
-        return "; " + "; ".join(parts)
+        return parts
 
     @staticmethod
     def _set(name: str, value: str, max_age: int | None, tail: str) -> str:

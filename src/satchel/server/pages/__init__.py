@@ -9,8 +9,8 @@ One module per page (:mod:`~.signin`, :mod:`~.dashboard`, :mod:`~.devices`,
 :mod:`~.password`, :mod:`~.admin`, :mod:`~.security`), plus the pieces they share:
 :mod:`~.render` (templates, headers, redirects, the error page), :mod:`~.access` (who the
 pages trust, where an anonymous browser goes), :mod:`~.forms` (bounded forms and the CSRF
-check), :mod:`~.notices`, :mod:`~.formatting`, :mod:`~.static` and :mod:`~.errors` (HTML
-error pages for browsers).
+check), :mod:`~.credentials` (the dashboard's account of the cookies), :mod:`~.notices`,
+:mod:`~.formatting`, :mod:`~.static` and :mod:`~.errors` (HTML error pages for browsers).
 
 :func:`install` adds the routes to an app and makes its error handlers answer browsers
 with an HTML page (the JSON API keeps its JSON errors).
@@ -31,7 +31,7 @@ from satchel.server.pages import (
     signin,
     static,
 )
-from satchel.server.pages.dashboard import decode_jwt_parts
+from satchel.server.pages.credentials import decode_jwt_parts
 from satchel.server.pages.errors import html_error_handlers
 from satchel.server.pages.formatting import format_span, relative
 from satchel.server.pages.notices import NOTICES

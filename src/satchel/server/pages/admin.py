@@ -6,6 +6,7 @@ the error when it fails, or redirects with a notice when it succeeds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Final
@@ -70,6 +71,46 @@ def rotation_notice(stored: Sequence[KeyStatus], publish_delay: float, now: floa
     )
 
 
+@dataclasses.dataclass(slots=True)
+class SessionsView:
+    """The sessions table (None: the strategy keeps none) and each user's session count."""
+
+    records: list[SessionRecord] | None = None
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: Users whose count may be short: the list holds only the newest sessions.
+    partial: set[str] = dataclasses.field(default_factory=set)
+
+
+async def _sessions_view(
+    auth: Auth, users: Sequence[UserRecord], user_filter: str, ip_filter: str
+) -> SessionsView:
+    """The sessions matching the filters, and counts that do not depend on them: a filter
+    narrows the sessions table, never the users table."""
+    view = SessionsView()
+    if not auth.keeps_sessions:
+        return view
+    newest = await auth.list_all_sessions(limit=ADMIN_SESSION_LIMIT)
+    for record in newest:
+        view.counts[record.user_id] = view.counts.get(record.user_id, 0) + 1
+    if len(newest) >= ADMIN_SESSION_LIMIT:
+        view.partial = {user.id for user in users}
+    records = newest
+    if user_filter:
+        try:
+            target = await auth.users.get_by_name(user_filter)
+        except (NotFound, InvalidInput):
+            records = []
+        else:
+            records = await auth.list_sessions(target.id)
+            records.sort(key=lambda r: r.created_at, reverse=True)
+            view.counts[target.id] = len(records)  # every session of theirs: exact
+            view.partial.discard(target.id)
+    if ip_filter:
+        records = [r for r in records if r.ip and r.ip.startswith(ip_filter)]
+    view.records = records
+    return view
+
+
 async def _admin_page(
     request: Request,
     auth: Auth,
@@ -83,27 +124,11 @@ async def _admin_page(
     names = {user.id: user.username for user in users}
     user_filter = request.query_params.get("user", "").strip()[:MAX_FILTER_CHARS]
     ip_filter = request.query_params.get("ip", "").strip()[:MAX_FILTER_CHARS]
-    sessions: list[SessionRecord] | None = None
-    if not auth.keeps_sessions:
-        pass
-    elif user_filter:
-        try:
-            target = await auth.users.get_by_name(user_filter)
-            sessions = await auth.list_sessions(target.id)
-            sessions.sort(key=lambda r: r.created_at, reverse=True)
-        except (NotFound, InvalidInput):
-            sessions = []
-    else:
-        sessions = await auth.list_all_sessions(limit=ADMIN_SESSION_LIMIT)
-    if sessions is not None and ip_filter:
-        sessions = [r for r in sessions if r.ip and r.ip.startswith(ip_filter)]
+    sessions = await _sessions_view(auth, users, user_filter, ip_filter)
     session_rows = [
         session_row(record, identity, names.get(record.user_id, record.user_id))
-        for record in sessions or []
+        for record in sessions.records or []
     ]
-    counts: dict[str, int] = {}
-    for record in sessions or [] if not user_filter and not ip_filter else []:
-        counts[record.user_id] = counts.get(record.user_id, 0) + 1
     keys_view = await _keys_view(auth)
     keys = auth.keys
     if request.query_params.get("notice") == "keys-rotated" and keys is not None:
@@ -116,9 +141,10 @@ async def _admin_page(
         active="admin",
         error=error,
         users=users,
-        session_counts=counts,
+        session_counts=sessions.counts,
+        partial_counts=sessions.partial,
         session_rows=session_rows,
-        sessions_supported=sessions is not None,
+        sessions_supported=sessions.records is not None,
         user_filter=user_filter,
         ip_filter=ip_filter,
         filtered=bool(user_filter or ip_filter),

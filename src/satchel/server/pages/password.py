@@ -9,11 +9,9 @@ from satchel.errors import InvalidInput, InvalidLogin
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
 from satchel.integrations.fastapi.routes import login_context
 from satchel.server.pages.access import page_identity, to_login
-from satchel.server.pages.devices import current_record
 from satchel.server.pages.forms import accept_post, field, fresh_enough, page_context
 from satchel.server.pages.notices import with_notice
 from satchel.server.pages.render import redirect, render
-from satchel.strategies.session_policy import is_remembered
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,12 +48,10 @@ async def password_submit(request: Request, identity: OptionalIdentity) -> Respo
         return await again(400, "Fill in the current and the new password.")
     if new != confirm:
         return await again(400, "The new password and its confirmation differ.")
-    record = await current_record(auth, me)
-    remember = record is not None and is_remembered(record)
     try:
         # Ends every credential of the user (this one too) and issues this browser a new
         # session, so the session id changes with the password.
-        result = await auth.change_password(me, current, new, login_context(request, remember))
+        result = await auth.change_password(me, current, new, login_context(request))
     except InvalidLogin:
         return await again(400, "The current password is incorrect.")
     except InvalidInput as exc:

@@ -6,6 +6,7 @@ returns to itself, so a failed refresh cannot loop.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Final
 
@@ -34,15 +35,64 @@ from satchel.server.pages.forms import accept_post, check_form, field, read_form
 from satchel.server.pages.notices import notice_text, with_notice
 from satchel.server.pages.render import error_page, redirect, render
 from satchel.server.pages.second_step import second_step_page, with_script
+from satchel.transports.csrf import CSRFProtect
 
 _GENERIC_LOGIN_ERROR: Final = "Invalid username or password."
+_FORM_EXPIRED: Final = "This sign-in form expired or was sent from another site. Please try again."
 _TRUE_WORDS: Final = ("1", "on", "true", "yes")
+_MAX_HOST: Final = 253  # longest DNS name; a longer Host is not echoed
 
 router = APIRouter(include_in_schema=False)
 
 
-def _remember_days(request: Request) -> int:
-    return max(1, round(server_settings(request).remember_absolute_timeout / 86_400))
+def is_loopback(host: str) -> bool:
+    """True for the names and addresses browsers treat as secure even over plain HTTP
+    (``localhost``, ``*.localhost``, 127.0.0.0/8, ``::1``): Secure cookies work there."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secure_cookies_dropped(request: Request, csrf: CSRFProtect) -> str | None:
+    """The host name, when a login post lacks its pre-session cookie because the browser
+    could not keep it: the cookie is Secure and the form came over plain HTTP to an
+    address that is not loopback (a LAN address on ``--host 0.0.0.0``). None otherwise."""
+    if not csrf.secure or request.scope.get("scheme") != "http":
+        return None
+    host = request.url.hostname
+    if not host or len(host) > _MAX_HOST or is_loopback(host):
+        return None
+    if csrf.login_binding(request.scope.get("headers") or ()) is not None:
+        return None
+    return host
+
+
+def _csrf_failure_text(request: Request, csrf: CSRFProtect) -> str:
+    host = _secure_cookies_dropped(request, csrf)
+    if host is None:
+        return _FORM_EXPIRED
+    return (
+        f"Your browser did not keep this server's cookies: they are Secure (HTTPS only), and "
+        f"this page was opened over plain HTTP at {host}. Open it over https:// (put TLS in "
+        "front of the server), or, on a trusted network only, start the server with "
+        "SATCHEL_COOKIE_SECURE=false. On this machine, http://127.0.0.1 works as it is."
+    )
+
+
+def _remember_days(request: Request, auth: Auth) -> int | None:
+    """How long a remembered sign-in lasts at most, in days (None: not even one)."""
+    settings = server_settings(request)
+    if auth.strategy.name != "jwt":
+        seconds = settings.remember_absolute_timeout
+    elif auth.can_refresh:
+        seconds = settings.refresh_ttl  # a refresh family's fixed lifetime
+    else:
+        return None  # no refresh: at most one access token's lifetime
+    return max(1, round(seconds / 86_400))
 
 
 async def _login_page(
@@ -72,7 +122,7 @@ async def _login_page(
         notice=notice_text(request),
         username=username,
         remember=remember,
-        remember_days=_remember_days(request),
+        remember_days=_remember_days(request, auth),
         cookie_enabled=cookie is not None,
         passkeys=auth.mfa is not None,
         next_path=next_path,
@@ -118,7 +168,7 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
             auth,
             next_path=target,
             status=403,
-            error="This sign-in form expired or was sent from another site. Please try again.",
+            error=_csrf_failure_text(request, csrf),
             username=username,
             remember=remember,
         )
