@@ -145,7 +145,8 @@ async def measure_revocation(
 
             for i in range(n):
                 login = await client.post(
-                    f"{a.url}/auth/token", data={"username": USER, "password": PASSWORD}
+                    f"{a.url}/auth/token",
+                    data={"grant_type": "password", "username": USER, "password": PASSWORD},
                 )
                 login.raise_for_status()
                 issued = login.json()

@@ -147,7 +147,12 @@ class RunningApp:
         """An access token from ``/auth/token``, fetched without touching the cookie jar."""
         async with self.fresh_client() as client:
             response = await client.post(
-                "/auth/token", data={"username": username, "password": password or self.password}
+                "/auth/token",
+                data={
+                    "grant_type": "password",
+                    "username": username,
+                    "password": password or self.password,
+                },
             )
         assert response.status_code == 200, response.text
         token: str = response.json()["access_token"]

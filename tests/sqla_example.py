@@ -177,6 +177,8 @@ async def sign_in(client: httpx.AsyncClient, transport: str, name: str) -> dict[
         )
         assert response.status_code == 200, response.text
         return {}
-    response = await client.post("/auth/token", data={"username": name, "password": PASSWORD})
+    response = await client.post(
+        "/auth/token", data={"grant_type": "password", "username": name, "password": PASSWORD}
+    )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -430,7 +430,9 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[SatchelServer]
 
 def http_login(server: SatchelServer, user: str = "alice") -> str:
     response = httpx.post(
-        f"{server.url}/auth/token", data={"username": user, "password": PASSWORD}, timeout=10
+        f"{server.url}/auth/token",
+        data={"grant_type": "password", "username": user, "password": PASSWORD},
+        timeout=10,
     )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])

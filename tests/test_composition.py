@@ -72,13 +72,16 @@ async def test_thirty_wrong_passwords_reach_429(client: httpx.AsyncClient) -> No
     statuses = []
     for _ in range(30):
         response = await client.post(
-            "/auth/token", data={"username": "alice", "password": "wrong password"}
+            "/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": "wrong password"},
         )
         statuses.append(response.status_code)
-    assert statuses[0] == 401
+    assert statuses[0] == 400  # invalid_grant (RFC 6749 §5.2)
     assert 429 in statuses
     # Once throttled, the right password gets the same answer (the lockout reveals nothing).
-    response = await client.post("/auth/token", data={"username": "alice", "password": PASSWORD})
+    response = await client.post(
+        "/auth/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD}
+    )
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) >= 1
 
@@ -152,7 +155,10 @@ async def test_install_takes_the_apps_own_user_store(tmp_path: Path) -> None:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            token = await c.post("/auth/token", data={"username": "alice", "password": PASSWORD})
+            token = await c.post(
+                "/auth/token",
+                data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+            )
             assert token.status_code == 200, token.text
             me = await c.get(
                 "/auth/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}

@@ -124,9 +124,11 @@ async def test_disable_through_satchel_refuses_the_next_request(app: RunningApp)
     row = await app.backend.row(bob)
     assert row.is_active is False
     assert row.valid_after > before
-    login = await app.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
-    assert login.status_code == 401
-    assert login.json()["error"] == "invalid_login"
+    login = await app.client.post(
+        "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
+    )
+    assert login.status_code == 400
+    assert login.json()["error"] == "invalid_grant"
     disabled = [e for e in app.events if e.name == "user.disabled"]
     assert [(e.user_id, e.actor) for e in disabled] == [(bob, app.ids["alice"])]
 
@@ -156,8 +158,10 @@ async def test_disable_in_the_apps_table_then_revoke(app: RunningApp) -> None:
     row = await app.backend.row(bob)
     assert row.is_active is False
     assert row.valid_after > 0
-    login = await app.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
-    assert login.status_code == 401
+    login = await app.client.post(
+        "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
+    )
+    assert login.status_code == 400
     assert ("revoke", bob) in [(e.name, e.user_id) for e in app.events]
 
 
@@ -184,9 +188,13 @@ async def test_password_change_ends_the_other_sessions(app: RunningApp) -> None:
     assert row.password_hash != old_hash
     assert row.password_hash.startswith("$argon2id$")
     assert NEW_PASSWORD not in row.password_hash
-    old = await app.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
-    assert old.status_code == 401
-    new = await app.client.post("/auth/token", data={"username": "bob", "password": NEW_PASSWORD})
+    old = await app.client.post(
+        "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
+    )
+    assert old.status_code == 400
+    new = await app.client.post(
+        "/auth/token", data={"grant_type": "password", "username": "bob", "password": NEW_PASSWORD}
+    )
     assert new.status_code == 200
     assert ("password.changed", bob) in [(e.name, e.user_id) for e in app.events]
 
@@ -199,14 +207,16 @@ async def test_thirty_wrong_passwords_reach_429(backend: Backend) -> None:
         statuses = []
         for _ in range(30):
             response = await app.client.post(
-                "/auth/token", data={"username": "alice", "password": "wrong password"}
+                "/auth/token",
+                data={"grant_type": "password", "username": "alice", "password": "wrong password"},
             )
             statuses.append(response.status_code)
-        assert statuses[0] == 401
+        assert statuses[0] == 400  # invalid_grant
         assert 429 in statuses
         # During the lockout the right password gets the same answer.
         right = await app.client.post(
-            "/auth/token", data={"username": "alice", "password": PASSWORD}
+            "/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": PASSWORD},
         )
         assert right.status_code == 429
         assert int(right.headers["retry-after"]) >= 1
@@ -230,7 +240,7 @@ async def test_unknown_user_wrong_password_and_disabled_look_the_same(backend: B
                         route, data={"username": name, "password": password}
                     )
                 answers.append((response.status_code, response.json()))
-            assert answers[0][0] == 401
+            assert answers[0][0] == (401 if route == "/auth/login" else 400)
             assert answers[0] == answers[1] == answers[2]
         failures = [e for e in app.events if e.name == "login.failure"]
         assert {e.username for e in failures} == {"mallory", "alice", "carol"}

@@ -198,7 +198,8 @@ async def test_sign_in_while_the_user_database_is_down_answers_503(tmp_path: Pat
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
                 response = await client.post(
-                    "/auth/token", data={"username": "alice", "password": PASSWORD}
+                    "/auth/token",
+                    data={"grant_type": "password", "username": "alice", "password": PASSWORD},
                 )
         finally:
             await lifespan.__aexit__(None, None, None)

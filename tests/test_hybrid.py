@@ -526,7 +526,9 @@ async def test_bearer_token_response_and_refresh_endpoint(
     app_client: tuple[httpx.AsyncClient, Node], manual_clock: ManualClock
 ) -> None:
     client, _ = app_client
-    r = await client.post("/auth/token", data={"username": "alice", "password": PASSWORD})
+    r = await client.post(
+        "/auth/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "Bearer"

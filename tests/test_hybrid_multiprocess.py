@@ -84,7 +84,9 @@ def cluster(run_id: str, redis_url: str, database_url: str) -> Iterator[Cluster]
 
 def token_pair(server: SatchelServer) -> dict[str, Any]:
     response = httpx.post(
-        f"{server.url}/auth/token", data={"username": USER, "password": PASSWORD}, timeout=10
+        f"{server.url}/auth/token",
+        data={"grant_type": "password", "username": USER, "password": PASSWORD},
+        timeout=10,
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

@@ -101,10 +101,14 @@ async def test_bearer_login_with_a_second_step(make_app: Apps) -> None:
     await app.login()
     secret, _ = await enroll_totp(app)
     async with app.fresh_client() as api:
-        first = await api.post("/auth/token", data={"username": "alice", "password": app.password})
+        first = await api.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": app.password},
+        )
         assert first.status_code == 403
         body = first.json()
         assert body["error"] == "mfa_required" and body["methods"][0] == "totp"
+        assert body["error_description"] and body["mfa_required"] is True  # RFC 6749 shape too
         done = await api.post(
             "/auth/mfa/verify", json={"mfa_token": body["mfa_token"], "code": code(app, secret)}
         )

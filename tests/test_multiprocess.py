@@ -100,7 +100,9 @@ def deployment(
 
 def login(server: SatchelServer) -> str:
     response = httpx.post(
-        f"{server.url}/auth/token", data={"username": USER, "password": PASSWORD}, timeout=10
+        f"{server.url}/auth/token",
+        data={"grant_type": "password", "username": USER, "password": PASSWORD},
+        timeout=10,
     )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])

@@ -98,7 +98,7 @@ async def test_every_audit_event_is_a_json_line_without_secrets(
     async def token(username: str) -> dict[str, str]:
         response = await client.post(
             "/auth/token",
-            data={"username": username, "password": PASSWORD},
+            data={"grant_type": "password", "username": username, "password": PASSWORD},
             headers={"x-request-id": "req-login-1"},
         )
         assert response.status_code == 200, response.text
@@ -109,7 +109,10 @@ async def test_every_audit_event_is_a_json_line_without_secrets(
 
     first = await token("alice")
     for _ in range(3):  # two failures, then throttled
-        await client.post("/auth/token", data={"username": "bob", "password": "wrong password 1"})
+        await client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "bob", "password": "wrong password 1"},
+        )
     rotated = await client.post("/auth/refresh", data={"refresh_token": first["refresh_token"]})
     assert rotated.status_code == 200
     secrets.extend(rotated.json()[k] for k in ("access_token", "refresh_token"))
@@ -226,7 +229,7 @@ def test_json_lines_of_a_real_server(tmp_path: Path) -> None:
         server.wait_ready()
         login = httpx.post(
             f"{server.url}/auth/token",
-            data={"username": "alice", "password": PASSWORD},
+            data={"grant_type": "password", "username": "alice", "password": PASSWORD},
             headers={"x-request-id": "from-the-proxy-42"},
             timeout=10,
         )
@@ -238,7 +241,10 @@ def test_json_lines_of_a_real_server(tmp_path: Path) -> None:
             f"{server.url}/healthz", headers={"x-request-id": "a b\tc" + "x" * 200}, timeout=5
         )
         assert re.fullmatch(r"[0-9a-f]{16}", forged.headers["x-request-id"])
-        httpx.post(f"{server.url}/auth/token", data={"username": "alice", "password": "nope"})
+        httpx.post(
+            f"{server.url}/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": "nope"},
+        )
     finally:
         text = server.log()
         server.stop()

@@ -71,7 +71,9 @@ def scrape(server: SatchelServer) -> Samples:
 
 def token_login(base: str, username: str, password: str) -> httpx.Response:
     return httpx.post(
-        f"{base}/auth/token", data={"username": username, "password": password}, timeout=10
+        f"{base}/auth/token",
+        data={"grant_type": "password", "username": username, "password": password},
+        timeout=10,
     )
 
 
@@ -84,7 +86,7 @@ def test_counters_after_a_scripted_workload(server: SatchelServer) -> None:
     pairs = [token_login(base, "alice", PASSWORD).json() for _ in range(2)]
     statuses = [token_login(base, "alice", "wrong password").status_code for _ in range(2)]
     statuses += [token_login(base, "bob", "wrong password").status_code for _ in range(5)]
-    failures = statuses.count(401)
+    failures = statuses.count(400)  # invalid_grant (RFC 6749 section 5.2)
     throttled = statuses.count(429)
     assert failures == 5 and throttled == 2, statuses
 
@@ -179,7 +181,10 @@ async def test_a_token_guards_metrics_on_the_main_port(make_app: Apps) -> None:
     assert wrong.status_code == 401
     assert wrong.json()["error"] == "invalid_credential"
     assert TOKEN not in wrong.text
-    await app.client.post("/auth/token", data={"username": "alice", "password": app.password})
+    await app.client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": "alice", "password": app.password},
+    )
     good = await app.client.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
     assert good.status_code == 200
     assert value(parse(good.text), "satchel_logins_total", outcome="success") == 1

@@ -45,7 +45,8 @@ def worker(base: str, username: str, ledger: Ledger, stop: threading.Event) -> N
             turn += 1
             try:
                 login = client.post(
-                    "/auth/token", data={"username": username, "password": PASSWORD}
+                    "/auth/token",
+                    data={"grant_type": "password", "username": username, "password": PASSWORD},
                 )
                 record(ledger, login)
                 if login.status_code != 200:

@@ -56,7 +56,9 @@ class Rig:
         return await self.client.post("/auth/logout", headers={"Authorization": f"Bearer {token}"})
 
     async def login_http(self) -> httpx.Response:
-        return await self.client.post("/auth/token", data={"username": USER, "password": PASSWORD})
+        return await self.client.post(
+            "/auth/token", data={"grant_type": "password", "username": USER, "password": PASSWORD}
+        )
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:

@@ -242,7 +242,10 @@ async def test_C01_cross_site_login_post_is_refused(app: App) -> None:
 async def test_bearer_token_does_not_open_the_pages(app: App) -> None:
     api = app.browser()
     token = (
-        await api.post("/auth/token", data={"username": "alice", "password": PASSWORD})
+        await api.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        )
     ).json()["access_token"]
     client = app.browser()
     response = await client.get("/", headers={"authorization": f"Bearer {token}"})

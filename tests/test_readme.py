@@ -39,7 +39,12 @@ async def test_fastapi_example_runs_as_written(
         assert anonymous.status_code == 401
         assert anonymous.json()["error"] == "not_authenticated"
         token = await client.post(
-            "/auth/token", data={"username": "alice", "password": "correct horse battery"}
+            "/auth/token",
+            data={
+                "grant_type": "password",
+                "username": "alice",
+                "password": "correct horse battery",
+            },
         )
         assert token.status_code == 200, token.text
         body = token.json()

@@ -169,12 +169,13 @@ async def test_P01_unknown_user_and_wrong_password_look_identical(server: Server
 
 async def test_P01_token_endpoint_unknown_and_wrong_identical(server: Server) -> None:
     unknown = await server.client.post(
-        "/auth/token", data={"username": "mallory", "password": PASSWORD}
+        "/auth/token", data={"grant_type": "password", "username": "mallory", "password": PASSWORD}
     )
     wrong = await server.client.post(
-        "/auth/token", data={"username": "alice", "password": "nope-nope-nope"}
+        "/auth/token",
+        data={"grant_type": "password", "username": "alice", "password": "nope-nope-nope"},
     )
-    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.status_code == wrong.status_code == 400  # invalid_grant (RFC 6749 §5.2)
     assert unknown.content == wrong.content
 
 
@@ -290,7 +291,9 @@ async def test_cookie_form_logout_with_session_token(server: Server) -> None:
 
 async def test_bearer_requests_need_no_csrf_check(server: Server) -> None:
     token = (
-        await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
+        await server.client.post(
+            "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
+        )
     ).json()["access_token"]
     response = await server.client.post(
         "/auth/sessions/revoke-others",
@@ -304,7 +307,12 @@ async def test_bearer_requests_need_no_csrf_check(server: Server) -> None:
 
 async def test_token_endpoint_then_bearer_me(server: Server) -> None:
     response = await server.client.post(
-        "/auth/token", data={"username": "bob", "password": PASSWORD, "grant_type": "password"}
+        "/auth/token",
+        data={
+            "grant_type": "password",
+            "username": "bob",
+            "password": PASSWORD,
+        },
     )
     assert response.status_code == 200, response.text
     assert "set-cookie" not in response.headers
@@ -327,15 +335,22 @@ async def test_token_endpoint_then_bearer_me(server: Server) -> None:
 async def test_token_grant_type_other_than_password_rejected(server: Server) -> None:
     response = await server.client.post(
         "/auth/token",
-        data={"username": "bob", "password": PASSWORD, "grant_type": "client_credentials"},
+        data={
+            "username": "bob",
+            "password": PASSWORD,
+            "grant_type": "client_credentials",
+        },
     )
-    assert_error(response, 422, "invalid_request")
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
 
 
 async def test_S11_cookie_and_bearer_for_different_users_rejected(server: Server) -> None:
     await login(server.client, "alice")
     token = (
-        await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
+        await server.client.post(
+            "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
+        )
     ).json()["access_token"]
     response = await server.client.get("/auth/me", headers={"authorization": f"Bearer {token}"})
     assert_error(response, 401, "ambiguous_credentials")
@@ -343,7 +358,9 @@ async def test_S11_cookie_and_bearer_for_different_users_rejected(server: Server
 
 async def test_bearer_logout_ends_the_session(server: Server) -> None:
     token = (
-        await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
+        await server.client.post(
+            "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
+        )
     ).json()["access_token"]
     headers = {"authorization": f"Bearer {token}"}
     assert (await server.client.post("/auth/logout", headers=headers)).status_code == 204
@@ -353,7 +370,7 @@ async def test_bearer_logout_ends_the_session(server: Server) -> None:
 async def test_jwt_token_me_and_tampered(make_server: ServerFactory) -> None:
     server = await make_server(strategy="jwt")
     response = await server.client.post(
-        "/auth/token", data={"username": "bob", "password": PASSWORD}
+        "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
     )
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
@@ -380,7 +397,9 @@ async def test_jwt_logout_revokes_and_sessions_are_listed(
     ends the family and the access token (pushed over the revocation channel)."""
     server = await make_server(strategy="jwt")
     issued = (
-        await server.client.post("/auth/token", data={"username": "bob", "password": PASSWORD})
+        await server.client.post(
+            "/auth/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
+        )
     ).json()
     assert issued["refresh_token"]
     headers = {"authorization": f"Bearer {issued['access_token']}"}
@@ -590,9 +609,10 @@ async def test_bearer_only_config_refuses_cookie_login(make_server: ServerFactor
 async def test_cookie_only_config_refuses_token_endpoint(make_server: ServerFactory) -> None:
     server = await make_server(transports="cookie")
     response = await server.client.post(
-        "/auth/token", data={"username": "alice", "password": PASSWORD}
+        "/auth/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD}
     )
-    assert_error(response, 400, "not_supported")
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
 
 
 async def test_server_header_absent_and_errors_not_cached(server: Server) -> None:
@@ -675,17 +695,18 @@ async def test_P02_login_throttle_limits_come_from_settings(
     # Three failures from one address, then 429 (the account limit is off).
     for _ in range(3):
         wrong = await server.client.post(
-            "/auth/token", data={"username": "bob", "password": "wrong password!"}
+            "/auth/token",
+            data={"grant_type": "password", "username": "bob", "password": "wrong password!"},
         )
-        assert wrong.status_code == 401
+        assert wrong.status_code == 400
     refused = await server.client.post(
-        "/auth/token", data={"username": "alice", "password": PASSWORD}
+        "/auth/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD}
     )
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 30
     server.clock.advance(61)  # two windows later every count has decayed
     allowed = await server.client.post(
-        "/auth/token", data={"username": "alice", "password": PASSWORD}
+        "/auth/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD}
     )
     assert allowed.status_code == 200
     for name, value in (("login_ip_window", 0), ("login_account_limit", -1)):

@@ -338,7 +338,7 @@ def test_verifier_in_another_process_uses_only_jwks_and_channel(
 
             pair = httpx.post(
                 f"{server.url}/auth/token",
-                data={"username": USER, "password": PASSWORD},
+                data={"grant_type": "password", "username": USER, "password": PASSWORD},
                 timeout=10,
             ).json()
             access = pair["access_token"]

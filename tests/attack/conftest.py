@@ -73,7 +73,8 @@ def assert_clean_error(response: httpx.Response, status: int, code: str | None =
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error", "detail"}
+    # The OAuth 2.0 token endpoint adds the RFC 6749 error_description (the same text).
+    assert set(body) in ({"error", "detail"}, {"error", "error_description", "detail"})
     if code is not None:
         assert body["error"] == code, body
     assert "Traceback" not in response.text

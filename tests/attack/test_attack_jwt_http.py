@@ -384,7 +384,12 @@ async def test_J14_refresh_token_as_access_rejected(make_server: ServerFactory) 
     server = await make_server("hybrid")
     async with server.fresh_client() as client:
         response = await client.post(
-            "/auth/token", data={"username": "alice", "password": "correct horse battery"}
+            "/auth/token",
+            data={
+                "grant_type": "password",
+                "username": "alice",
+                "password": "correct horse battery",
+            },
         )
     assert response.status_code == 200
     refresh = response.json().get("refresh_token")

@@ -88,7 +88,7 @@ async def test_R03_no_secret_in_any_log_line(server: Server, capture: Capture) -
     bearer = await server.bearer_token("bob")
     secrets_seen.append(bearer)
     token_response = await server.fresh_client().post(
-        "/auth/token", data={"username": "carol", "password": PASSWORD}
+        "/auth/token", data={"grant_type": "password", "username": "carol", "password": PASSWORD}
     )
     refresh = token_response.json().get("refresh_token")
     if refresh:

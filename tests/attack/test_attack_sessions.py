@@ -232,7 +232,10 @@ async def test_S13_session_cap(make_server: ServerFactory, on_exceed: str) -> No
         tokens.append(await server.bearer_token())
         server.clock.advance(1)  # distinct creation times make "oldest" unambiguous
     async with server.fresh_client() as client:
-        third = await client.post("/auth/token", data={"username": "alice", "password": PASSWORD})
+        third = await client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        )
     if on_exceed == "deny":
         assert_clean_error(third, 409, "session_limit")
         for token in tokens:

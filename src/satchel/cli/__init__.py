@@ -9,7 +9,7 @@ read the same configuration.
 
 from __future__ import annotations
 
-from satchel.cli import bench, config, import_users, keys, serve, sessions, users
+from satchel.cli import bench, config, import_users, invites, keys, serve, sessions, users
 from satchel.cli.app import (
     EXIT_ERROR,
     EXIT_USAGE,
@@ -28,6 +28,7 @@ __all__ = [
     "bench",
     "config",
     "import_users",
+    "invites",
     "keys",
     "keys_app",
     "main",

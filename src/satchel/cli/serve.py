@@ -65,6 +65,14 @@ def add_user_store(settings: Settings) -> str:
     return redact_url(url)
 
 
+def shown_mail(settings: Settings) -> str:
+    """Where account mails go (password masked)."""
+    from satchel.config.accounts import mail_url
+    from satchel.stores import redact_url
+
+    return redact_url(mail_url(settings))
+
+
 def banner(settings: Settings, has_users: bool | None) -> str:
     """What ``serve`` prints before it starts: address, strategy, store, transports and,
     for an empty user store, how to add the first user."""
@@ -73,15 +81,17 @@ def banner(settings: Settings, has_users: bool | None) -> str:
         f"  strategy    {settings.strategy}",
         f"  store       {shown_store(settings)}",
         f"  transports  {', '.join(settings.transport_names)}",
+        f"  mail        {shown_mail(settings)}",
     ]
     if has_users is None:
         lines.append(
             "  no users: memory:// starts empty and `satchel users add` cannot reach it; "
-            "serve a sqlite:///file store to add users"
+            "serve a sqlite:///file store to add users, or open the setup link printed below"
         )
     elif not has_users:
         lines.append(
             f"  no users yet: run `satchel users add NAME --store {add_user_store(settings)}`"
+            " or open the setup link printed below"
         )
     return "\n".join(lines)
 
@@ -129,6 +139,17 @@ def serve(
             help="Log lines as text or as one JSON object per line [default: text].",
         ),
     ] = None,
+    mail: Annotated[
+        str | None,
+        typer.Option(
+            "--mail",
+            envvar="SATCHEL_MAIL_URL",
+            metavar="URL",
+            help="Where account mails go: smtp://, smtp+starttls://, smtps://, console://, "
+            "file:///dir [default: console:// for memory:// and SQLite stores]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the reference authentication server.
 
@@ -137,12 +158,14 @@ def serve(
     """
     settings = settings_for(
         ctx,
+        {"mail": "mail_url"},
         host=host,
         port=port,
         strategy=strategy,
         store=store,
         metrics_port=metrics_port,
         log_format=log_format,
+        mail_url=mail,
     )
     check_or_exit(settings)  # every configuration problem, one line each; errors stop here
     label = flag_label(ctx, "store")

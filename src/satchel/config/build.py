@@ -227,7 +227,8 @@ async def build_auth(
         if "cookie" in settings.transports:
             csrf = await CSRFProtect.load(
                 stores.keys,
-                trusted_origins=settings.trusted_origins,
+                # A CORS origin may send credentialed requests: it is trusted for CSRF too.
+                trusted_origins=[*settings.trusted_origins, *settings.cors_origins],
                 secure=settings.cookie_secure,
             )
         configured = ConfiguredAuth(

@@ -20,6 +20,7 @@ from satchel.stores import redact_url
 TransportName = Literal["cookie", "bearer"]
 KNOWN_TRANSPORTS: tuple[str, ...] = ("cookie", "bearer")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+_PUBLIC_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$")
 
 
 def _split_list(value: Any) -> Any:
@@ -94,6 +95,30 @@ class Settings(BaseSettings):
     #: Origins allowed to send state-changing cookie requests (besides our own).
     trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- browser apps on other origins (CORS) ----------------------------------------------
+    #: Exact origins (``https://host[:port]``) whose pages may call this server with the
+    #: browser's credentials: CORS answers them (preflights, ``Vary: Origin``, never ``*``),
+    #: and they count as trusted origins for the CSRF checks. None by default.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _cors_list(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if isinstance(value, list):
+            value = [v.strip().lower().rstrip("/") if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin in ("*", "null"):
+                raise ValueError(f"{origin!r} is not allowed: list each origin exactly")
+            if not _ORIGIN.match(origin):
+                raise ValueError("each origin must look like https://host[:port], no path")
+        return value
+
     # --- tokens ---------------------------------------------------------------------------
     issuer: str = Field(default="satchel", min_length=1, max_length=200)
     audience: str = Field(default="satchel", min_length=1, max_length=200)
@@ -149,6 +174,50 @@ class Settings(BaseSettings):
     ready_timeout: float = Field(default=1.0, gt=0, le=30)
     #: On SIGTERM, in-flight requests get this many seconds to finish before they are cut.
     shutdown_timeout: float = Field(default=10.0, gt=0, le=600)
+    # --- accounts and mail (docs/accounts.md) ----------------------------------------------
+    #: Where mail goes: smtp://, smtp+starttls://, smtps://, console://, file:///dir or
+    #: none://. Unset: console:// for a memory:// or SQLite store (a local setup), else none://.
+    mail_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    mail_from: str = Field(default="satchel <no-reply@localhost.localdomain>", max_length=320)
+    #: A folder whose mail templates replace the bundled ones of the same name.
+    mail_templates: str | None = None
+    #: Attempts per mail (the first and the retries), and the first retry's delay, seconds.
+    mail_attempts: int = Field(default=4, ge=1, le=20)
+    mail_retry_delay: float = Field(default=2.0, ge=0, le=600)
+    mail_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
+    #: The address users reach this server at; every link in a mail starts with it (never
+    #: with the request's Host header). Unset: http://HOST:PORT.
+    public_url: str | None = None
+    #: Who may create an account: nobody (``closed``), holders of an invitation, or anyone.
+    signup: Literal["closed", "invite", "open"] = "closed"
+    setup_ttl: int = Field(default=3600, ge=60, le=7 * 86_400)
+    invite_ttl: int = Field(default=7 * 86_400, ge=60, le=90 * 86_400)
+    verify_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    reset_ttl: int = Field(default=1800, ge=60, le=86_400)
+    signin_link_ttl: int = Field(default=600, ge=60, le=86_400)
+    email_change_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    #: A password reset ends every session; a confirmed address change ends the others.
+    reset_ends_sessions: bool = True
+    email_change_ends_sessions: bool = True
+    #: Mail requests (reset, sign-in link, sign-up) per e-mail address and per client.
+    mail_address_limit: int = Field(default=5, ge=1, le=1_000_000)
+    mail_address_window: int = Field(default=3600, ge=1, le=7 * 86_400)
+    mail_ip_limit: int = Field(default=30, ge=1, le=1_000_000)
+    mail_ip_window: int = Field(default=3600, ge=1, le=7 * 86_400)
+    #: Failed links or codes per client, and wrong sign-in codes per address.
+    token_failure_limit: int = Field(default=50, ge=1, le=1_000_000)
+    token_failure_window: int = Field(default=3600, ge=1, le=7 * 86_400)
+    code_attempt_limit: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip().rstrip("/")
+        if not _PUBLIC_URL.match(text):
+            raise ValueError("must look like https://host[:port][/path], no query")
+        return text
 
     # --- second factors, passkeys and step-up (docs/mfa.md) --------------------------------
     #: When a second factor is required: off, optional (accounts that set one up use it),
@@ -235,7 +304,9 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            if name in ("store", "sessions_store", "redis_url") and isinstance(value, str):
+            if name in ("store", "sessions_store", "redis_url", "mail_url") and isinstance(
+                value, str
+            ):
                 yield name, redact_url(value)
             else:
                 yield name, value

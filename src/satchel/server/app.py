@@ -1,8 +1,9 @@
 """The reference server: a FastAPI app around one :class:`satchel.Auth`, run by uvicorn.
 
 It is assembled from the layers below it: the JSON routes and the glue that
-:func:`satchel.integrations.fastapi.install` gives any app, plus the HTML pages, the body
-limit and (optionally) the debug counters, which only the reference server has.
+:func:`satchel.integrations.fastapi.install` gives any app (CORS for ``cors_origins``
+included), plus the HTML pages, the API docs with local assets, ``HEAD`` for every ``GET``,
+the body limit and (optionally) the debug counters, which only the reference server has.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from satchel.auth import Auth
 from satchel.config.build import ConfiguredAuth
 from satchel.config.settings import Settings
 from satchel.integrations.asgi import AuthMiddleware
+from satchel.integrations.cors import CORSMiddleware
 from satchel.integrations.fastapi import document_security, satchel_exception_handlers
+from satchel.integrations.fastapi.docs import offline_docs
 from satchel.integrations.fastapi.routes import router
 from satchel.integrations.scope import STATE_KEY
 from satchel.ops.logging import RequestIdMiddleware
 from satchel.ops.shutdown import drain
-from satchel.server import pages
+from satchel.server import account_app, pages
 from satchel.server.errors import BodyLimitMiddleware
+from satchel.server.head import HeadAsGetMiddleware
 from satchel.server.ops_routes import attach_ops, gate_metrics_port, install_ops
 
 logger = logging.getLogger("satchel.server")
@@ -49,6 +53,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
             current = await build_auth(settings)
         setattr(app.state, STATE_KEY, current)
         attach_ops(app, current)
+        app.openapi_schema = None  # rebuilt from the transports this Auth really has
         try:
             await current.start()
             yield
@@ -62,6 +67,8 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         summary="Reference authentication server",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # served by offline_docs: no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     if auth is not None:
@@ -75,10 +82,16 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         from satchel.server.debug import router as debug_router
 
         app.include_router(debug_router)
+    account_app.install(app, settings)
     pages.install(app)
-    # Added last = outermost: oversized bodies are refused before anything authenticates.
+    offline_docs(app, favicon_url="/static/favicon.svg")
+    # Added last = outermost: oversized bodies are refused before anything authenticates;
+    # HEAD runs as GET; CORS headers go on every answer, errors included.
     app.add_middleware(AuthMiddleware, auth=auth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGetMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, origins=settings.cors_origins)
     if settings.log_format == "json":
         # Outermost: every response, a 413 included, carries the request id its log lines
         # have. Only with JSON logs, whose lines name it: it costs a few microseconds.

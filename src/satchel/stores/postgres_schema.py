@@ -57,6 +57,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE UNIQUE INDEX users_email_key_idx ON {s}.users (email_key)",
     ),
     (
+        # One-time tokens of the account flows, by keyed hash (satchel.stores.onetime).
+        """CREATE TABLE {s}.one_time_tokens (
+            kind text NOT NULL,
+            token_hash bytea NOT NULL,
+            user_id text,
+            email text,
+            data jsonb NOT NULL DEFAULT '{{}}',
+            created_at double precision NOT NULL,
+            expires_at double precision NOT NULL,
+            PRIMARY KEY (kind, token_hash)
+        )""",
+        "CREATE INDEX one_time_tokens_user_idx ON {s}.one_time_tokens (user_id, kind)",
+        "CREATE INDEX one_time_tokens_expiry_idx ON {s}.one_time_tokens (expires_at)",
+    ),
+    (
         # Second factors, one document per account, and single-use records (mfa_token,
         # WebAuthn challenges): satchel.stores.factors.
         """CREATE TABLE {s}.mfa_factors (

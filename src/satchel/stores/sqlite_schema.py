@@ -66,6 +66,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE UNIQUE INDEX users_email_key ON users (email_key)",
     ),
     (
+        # One-time tokens of the account flows, by keyed hash (satchel.stores.onetime).
+        """CREATE TABLE one_time_tokens (
+            kind TEXT NOT NULL,
+            token_hash BLOB NOT NULL,
+            user_id TEXT,
+            email TEXT,
+            data TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (kind, token_hash)
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX one_time_tokens_user ON one_time_tokens (user_id, kind)",
+        "CREATE INDEX one_time_tokens_expiry ON one_time_tokens (expires_at)",
+    ),
+    (
         # Second factors, one document per account, and single-use records (mfa_token,
         # WebAuthn challenges): satchel.stores.factors.
         """CREATE TABLE mfa_factors (

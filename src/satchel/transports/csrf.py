@@ -5,7 +5,7 @@ A cookie it does attach, so every unsafe request (POST, PUT, PATCH, DELETE) that
 session cookie, and every login (login CSRF), goes through :meth:`CSRFProtect.check`:
 
 1. ``Sec-Fetch-Site``, when present, must be ``same-origin`` or ``none`` (``same-site`` only
-   when configured); anything else is 403.
+   when configured), unless ``Origin`` is a configured trusted origin; anything else is 403.
 2. ``Origin``, when present, must equal the request's own origin or a configured trusted
    origin exactly (scheme, host and port); ``null``, look-alikes and the wrong scheme are 403.
 3. A request a browser can send cross-site *without* a CORS preflight (a form post:
@@ -281,6 +281,17 @@ class CSRFProtect:
         own = parse_origin(own_origin) if own_origin else None
         return own is not None and parsed == own
 
+    def _trusted_sender(self, origins: list[bytes]) -> bool:
+        """True when the request's ``Origin`` is one of the configured trusted origins: its
+        page may send requests from another site (that is what trusting it means)."""
+        if not origins or not self.trusted_origins:
+            return False
+        try:
+            parsed = parse_origin(origins[0].decode("ascii"))
+        except UnicodeDecodeError:
+            return False
+        return parsed is not None and parsed in self.trusted_origins
+
     def check(
         self,
         method: str,
@@ -304,8 +315,10 @@ class CSRFProtect:
             raise CSRFError("Conflicting request origin headers.")
         if fetch_sites:
             site = fetch_sites[0].strip().lower()
-            if site not in _SAME_ORIGIN_SITES and not (
-                self.allow_same_site and site == b"same-site"
+            if (
+                site not in _SAME_ORIGIN_SITES
+                and not (self.allow_same_site and site == b"same-site")
+                and not self._trusted_sender(origins)
             ):
                 raise CSRFError("Cross-site request refused.")
         if origins:

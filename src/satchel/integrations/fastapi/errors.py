@@ -130,6 +130,16 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Internal server error.")
 
 
+#: Set on ``app.state`` by :func:`satchel_exception_handlers` (other handlers, such as the
+#: reference server's HTML error pages, may wrap them later and fall back to them).
+_MARK: Final = "satchel_json_errors"
+
+
+def renders_validation_errors(app: FastAPI) -> bool:
+    """True when ``app``'s API errors are satchel's ``{"error", "detail"}`` bodies."""
+    return getattr(app.state, _MARK, False) is True
+
+
 def satchel_exception_handlers(app: FastAPI) -> None:
     """Render every error of ``app`` as ``{"error": code, "detail": text}`` JSON.
 
@@ -145,3 +155,4 @@ def satchel_exception_handlers(app: FastAPI) -> None:
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
+    setattr(app.state, _MARK, True)

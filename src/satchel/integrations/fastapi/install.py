@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from satchel.auth import Auth
 from satchel.errors import ConfigurationError
 from satchel.integrations.asgi import AuthMiddleware
+from satchel.integrations.cors import CORSMiddleware
 from satchel.integrations.fastapi.errors import satchel_exception_handlers
 from satchel.integrations.fastapi.openapi import document_security
 from satchel.integrations.fastapi.routes import router
@@ -39,8 +40,9 @@ def install(
     Builds the :class:`Auth` from ``settings`` (default: the ``SATCHEL_*`` environment) when
     the app starts — over the application's own user store ``users`` when given (see
     ``docs/users.md``) — unless ``auth`` is given; adds the middleware that puts the identity on
-    every request, the JSON error handlers and, with ``routes``, the ``/auth/*`` API of the
-    reference server. The app's own lifespan still runs, inside satchel's.
+    every request, the JSON error handlers, CORS for ``settings.cors_origins`` (none by
+    default) and, with ``routes``, the ``/auth/*`` API of the reference server. The app's
+    own lifespan still runs, inside satchel's.
     """
     from satchel.config.build import build_auth
     from satchel.config.settings import Settings
@@ -58,6 +60,7 @@ def install(
         app.router.routes[:] = [r for r in app.router.routes if r not in ours] + ours
         current = auth if auth is not None else await build_auth(resolved, users=users)
         setattr(app.state, STATE_KEY, current)
+        app.openapi_schema = None  # rebuilt from the transports this Auth really has
         await current.start()
         try:
             async with inner(inner_app) as state:
@@ -76,3 +79,5 @@ def install(
         app.include_router(router)
         ours.extend(r for r in app.router.routes if r not in before)
     app.add_middleware(AuthMiddleware, auth=auth)
+    if resolved.cors_origins:  # outermost: every answer, errors included, gets CORS headers
+        app.add_middleware(CORSMiddleware, origins=resolved.cors_origins)

@@ -3,7 +3,7 @@
 What :func:`satchel.integrations.fastapi.install` adds to an app, and what the reference
 server serves.
 
-One module per group of routes (:mod:`~.login`, :mod:`~.refresh`, :mod:`~.sessions`,
+One module per group of routes (:mod:`~.login`, :mod:`~.token`, :mod:`~.refresh`, :mod:`~.sessions`,
 :mod:`~.password`, :mod:`~.csrf`, :mod:`~.keys`), the bodies in :mod:`~.models` and the
 request reading they share in :mod:`~.requests`. :data:`router` holds them all.
 """
@@ -22,6 +22,7 @@ from satchel.integrations.fastapi.routes import (
     reauth,
     refresh,
     sessions,
+    token,
 )
 from satchel.integrations.fastapi.routes.csrf import CSRFChecked, check_csrf
 from satchel.integrations.fastapi.routes.models import (
@@ -40,7 +41,7 @@ from satchel.integrations.fastapi.routes.requests import (
 )
 
 router = APIRouter()
-for _module in (login, refresh, sessions, password, csrf, keys):
+for _module in (login, token, refresh, sessions, password, csrf, keys):
     router.include_router(_module.router)
 router.include_router(mfa.router)  # second factors (docs/mfa.md)
 router.include_router(passkeys.router)  # WebAuthn

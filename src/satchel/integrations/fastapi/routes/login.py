@@ -1,22 +1,21 @@
 """Logging in and asking who I am.
 
-Cookie login (``POST /auth/login``) and token login (``POST /auth/token``) are separate
-routes on purpose: a browser login never sees the credential in a body, and an API client
-never gets a cookie it did not ask for.
+Cookie login (``POST /auth/login``) and token login (``POST /auth/token``, in
+:mod:`~.token`) are separate routes on purpose: a browser login never sees the credential
+in a body, and an API client never gets a cookie it did not ask for.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from satchel.errors import NotSupported
 from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
 from satchel.integrations.fastapi.openapi import error_responses
-from satchel.integrations.fastapi.routes.models import LOGIN_BODY_DOC, IdentityOut, TokenOut
+from satchel.integrations.fastapi.routes.models import LOGIN_BODY_DOC, IdentityOut
 from satchel.integrations.fastapi.routes.requests import (
-    NO_STORE,
     apply_headers,
     login_context,
     read_login_body,
@@ -55,29 +54,6 @@ async def login(request: Request, response: Response) -> dict[str, Any]:
     apply_headers(response, auth.login_headers(result, "cookie"))
     response.headers["Cache-Control"] = "no-store"
     return result.identity.with_transport("cookie").to_public_dict()
-
-
-@router.post(
-    "/auth/token",
-    response_model=TokenOut,
-    response_model_exclude_none=True,
-    responses=error_responses(400, 401, 413, 422, 429, 503),
-    summary="OAuth 2.0 password grant: returns a bearer access token",
-)
-async def token(
-    request: Request,
-    response: Response,
-    username: Annotated[str, Form(min_length=1, max_length=1024)],
-    password: Annotated[str, Form(max_length=4096)],
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
-) -> TokenOut:
-    """Exchange a username and password for an access token (no cookie is set)."""
-    auth = get_auth(request)
-    if "bearer" not in auth.transport_by_name:
-        raise NotSupported("Bearer tokens are not enabled here; use POST /auth/login.")
-    result = await auth.login(username, password, login_context(request, transport="bearer"))
-    response.headers.update(NO_STORE)
-    return TokenOut.of(result.credentials)
 
 
 @router.get(

@@ -125,7 +125,7 @@ def finished_response(auth: Auth, finished: Finished) -> Response:
         response = JSONResponse({**body, **extra})
         apply_headers(response, auth.login_headers(result, "cookie"))
     else:
-        token = TokenOut.of(result.credentials).model_dump(exclude_none=True)
+        token = TokenOut.of(result, auth.clock()).body()
         response = JSONResponse({**token, **extra})
     response.headers.update(NO_STORE)
     return response

@@ -9,7 +9,7 @@ from satchel.integrations.fastapi.deps import get_auth
 from satchel.integrations.fastapi.fresh import FreshIdentity
 from satchel.integrations.fastapi.openapi import error_responses
 from satchel.integrations.fastapi.routes.csrf import CSRFChecked
-from satchel.integrations.fastapi.routes.models import PasswordChangeBody, TokenOut
+from satchel.integrations.fastapi.routes.models import IdentityOut, PasswordChangeBody, TokenOut
 from satchel.integrations.fastapi.routes.requests import NO_STORE, apply_headers, login_context
 
 router = APIRouter()
@@ -18,6 +18,7 @@ router = APIRouter()
 @router.post(
     "/auth/password",
     dependencies=[CSRFChecked],
+    response_model=IdentityOut | TokenOut,
     responses=error_responses(400, 401, 403, 413, 422, 503),
     summary="Change the caller's password; ends every other session",
 )
@@ -37,6 +38,6 @@ async def change_password(
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
         apply_headers(response, auth.login_headers(result, "cookie"))
     else:
-        response = JSONResponse(TokenOut.of(result.credentials).model_dump(exclude_none=True))
+        response = JSONResponse(TokenOut.of(result, auth.clock()).body())
     response.headers.update(NO_STORE)
     return response

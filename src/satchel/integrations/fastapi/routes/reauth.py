@@ -71,7 +71,7 @@ def renewed_response(
     auth = get_auth(request)
     body = renewed.to_public_dict()
     if issued is not None and renewed.transport == "bearer":
-        body.update(TokenOut.of(issued).model_dump(exclude_none=True))
+        body.update(TokenOut.of(LoginResult(renewed, issued), auth.clock()).body())
     response = JSONResponse(body)
     if issued is not None and renewed.transport == "cookie":
         apply_headers(response, auth.login_headers(LoginResult(renewed, issued), "cookie"))

@@ -9,7 +9,7 @@ from satchel.auth import Auth
 from satchel.integrations.fastapi.deps import OptionalIdentity, get_auth
 from satchel.integrations.fastapi.openapi import error_responses
 from satchel.integrations.fastapi.routes.csrf import CSRFChecked
-from satchel.integrations.fastapi.routes.models import TokenOut
+from satchel.integrations.fastapi.routes.models import REFRESH_DOC, IdentityOut, TokenOut
 from satchel.integrations.fastapi.routes.requests import (
     FORM_TYPES,
     MAX_FORM_FIELDS,
@@ -47,11 +47,14 @@ async def read_refresh_token(request: Request, auth: Auth) -> tuple[str, bool]:
 @router.post(
     "/auth/refresh",
     dependencies=[CSRFChecked],
-    responses=error_responses(400, 401, 403, 413, 422, 503),
+    response_model=TokenOut | IdentityOut,
+    openapi_extra=REFRESH_DOC,
+    responses=error_responses(400, 401, 403, 413, 503),
     summary="Rotate a refresh token into a new token pair (hybrid strategy)",
 )
 async def refresh(request: Request) -> Response:
-    """A body token gets an OAuth 2.0 token response; the refresh cookie gets new cookies.
+    """A body token (JSON or form ``refresh_token``) gets an OAuth 2.0 token response; the
+    refresh cookie gets new cookies and the identity.
 
     The presented token is retired; presenting it again after the grace window ends the
     whole session.
@@ -65,7 +68,7 @@ async def refresh(request: Request) -> Response:
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
         apply_headers(response, rotated.headers)
     else:
-        response = JSONResponse(TokenOut.of(result.credentials).model_dump(exclude_none=True))
+        response = JSONResponse(TokenOut.of(result, auth.clock()).body())
     response.headers.update(NO_STORE)
     return response
 

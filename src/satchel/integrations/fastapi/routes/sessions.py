@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Final
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
+from satchel.errors import NotFound
 from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
 from satchel.integrations.fastapi.openapi import error_responses
 from satchel.integrations.fastapi.routes.csrf import CSRFChecked
 from satchel.integrations.fastapi.routes.models import RevokedOut, SessionOut
 from satchel.integrations.fastapi.routes.requests import NO_STORE, apply_headers
 from satchel.stores.base import SessionRecord
+
+#: Longer ids are not looked up: no session has one.
+MAX_SESSION_ID: Final = 256
 
 router = APIRouter()
 
@@ -44,28 +48,8 @@ async def list_sessions(
     return [session_out(record, identity.session_id) for record in records]
 
 
-@router.delete(
-    "/auth/sessions/{session_id}",
-    status_code=204,
-    dependencies=[CSRFChecked],
-    responses=error_responses(400, 401, 403, 404, 503),
-    summary="End one of the caller's sessions",
-)
-async def revoke_session(
-    request: Request,
-    identity: CurrentIdentity,
-    session_id: Annotated[str, Path(min_length=1, max_length=256)],
-) -> Response:
-    """404 unless the session is the caller's own; ending the current one also clears the cookie."""
-    auth = get_auth(request)
-    await auth.revoke_session(session_id, user_id=identity.user_id, actor=identity)
-    response = Response(status_code=204)
-    if session_id == identity.session_id and identity.transport == "cookie":
-        apply_headers(response, auth.logout_headers("cookie"))
-    response.headers.update(NO_STORE)
-    return response
-
-
+# Declared before DELETE /auth/sessions/{session_id}, whose path also matches this one: a
+# wrong method here then answers 405 with ``Allow: POST``, the methods of this resource.
 @router.post(
     "/auth/sessions/revoke-others",
     dependencies=[CSRFChecked],
@@ -77,3 +61,24 @@ async def revoke_others(request: Request, identity: CurrentIdentity) -> RevokedO
     """Keeps the current session; returns how many others ended."""
     ended = await get_auth(request).revoke_other_sessions(identity)
     return RevokedOut(revoked=len(ended))
+
+
+@router.delete(
+    "/auth/sessions/{session_id}",
+    status_code=204,
+    dependencies=[CSRFChecked],
+    responses=error_responses(400, 401, 403, 404, 503),
+    summary="End one of the caller's sessions",
+)
+async def revoke_session(request: Request, identity: CurrentIdentity, session_id: str) -> Response:
+    """404 unless the session is the caller's own (an id no session could have included);
+    ending the current one also clears the cookie."""
+    auth = get_auth(request)
+    if auth.keeps_sessions and len(session_id) > MAX_SESSION_ID:
+        raise NotFound("No such session.")  # the answer for any unknown id
+    await auth.revoke_session(session_id, user_id=identity.user_id, actor=identity)
+    response = Response(status_code=204)
+    if session_id == identity.session_id and identity.transport == "cookie":
+        apply_headers(response, auth.logout_headers("cookie"))
+    response.headers.update(NO_STORE)
+    return response
