@@ -55,9 +55,10 @@ class Settings:
     scale_sessions: int
     scale_lookups: int
     import_users: int  # lines of the `satchel users import` benchmark
+    soak_seconds: float = 0.0  # the memory soak (0: not measured)
 
     @classmethod
-    def make(cls, *, quick: bool, workdir: Path) -> Settings:
+    def make(cls, *, quick: bool, workdir: Path, soak_seconds: float | None = None) -> Settings:
         redis_url = os.environ.get(
             "SATCHEL_BENCH_REDIS_URL", os.environ.get("SATCHEL_TEST_REDIS_URL", DEFAULT_REDIS_URL)
         )
@@ -78,9 +79,10 @@ class Settings:
             wrk_connections=32,
             wrk_threads=1,
             wrk_passes=1 if quick else 2,
-            scale_sessions=10_000 if quick else 1_000_000,
-            scale_lookups=1_000 if quick else 20_000,
-            import_users=2_000 if quick else 100_000,
+            scale_sessions=2_000 if quick else 1_000_000,
+            scale_lookups=500 if quick else 20_000,
+            import_users=500 if quick else 100_000,
+            soak_seconds=(0.0 if quick else 120.0) if soak_seconds is None else soak_seconds,
         )
 
     @property
@@ -352,6 +354,8 @@ class Results:
     scale: dict[str, Any] = field(default_factory=dict)
     revocation: dict[str, Any] = field(default_factory=dict)
     imports: dict[str, Any] = field(default_factory=dict)
+    frameworks: list[E2ERow] = field(default_factory=list)  # the frameworks table's apps
+    soak: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     durations: dict[str, float] = field(default_factory=dict)
 
@@ -374,6 +378,8 @@ class Results:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for row, raw in zip(self.e2e, data["e2e"], strict=True):
+            raw["best"] = row.best
+        for row, raw in zip(self.frameworks, data["frameworks"], strict=True):
             raw["best"] = row.best
         return data
 

@@ -115,6 +115,7 @@ def peer_specs(settings: Settings) -> list[AppSpec]:
             f"{peers}:fastapi_pyjwt",
             _pyjwt_bearer,
             env=common,
+            in_quick=False,
         ),
         AppSpec(
             "Starlette SessionMiddleware",
@@ -124,6 +125,7 @@ def peer_specs(settings: Settings) -> list[AppSpec]:
             _session_cookie,
             env=common,
             unavailable=_missing("itsdangerous"),
+            in_quick=False,
         ),
         AppSpec(
             "fastapi-users JWT",
@@ -133,6 +135,7 @@ def peer_specs(settings: Settings) -> list[AppSpec]:
             _fastapi_users_login,
             env=fu_env("jwt"),
             unavailable=fu_missing,
+            in_quick=False,
         ),
         AppSpec(
             "fastapi-users Redis",
@@ -142,6 +145,7 @@ def peer_specs(settings: Settings) -> list[AppSpec]:
             _fastapi_users_login,
             env=fu_env("redis"),
             unavailable=fu_missing,
+            in_quick=False,
         ),
         AppSpec(
             "fastapi-users database (SQLite)",
@@ -202,6 +206,8 @@ class Server:
             command += ["--http", "httptools"]
         if self.spec.factory:
             command.append("--factory")
+        if self.spec.command:
+            command = [part.replace("{port}", str(self.port)) for part in self.spec.command]
         env = {**os.environ, **self.spec.env}
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
@@ -323,13 +329,13 @@ def run_wrk(url: str, credential: Credential, settings: Settings, seconds: int) 
     return parse_wrk(done.stdout)
 
 
-def check_authenticated(base_url: str, credential: Credential) -> None:
+def check_authenticated(base_url: str, credential: Credential, path: str = "/me") -> None:
     """One request must succeed with the credential before any load is measured."""
     import httpx
 
-    response = httpx.get(f"{base_url}/me", headers=dict(credential.headers), timeout=10)
+    response = httpx.get(f"{base_url}{path}", headers=dict(credential.headers), timeout=10)
     if response.status_code != 200:
-        raise BenchError(f"GET /me answered {response.status_code} with the prepared credential")
+        raise BenchError(f"GET {path} answered {response.status_code} with the prepared credential")
 
 
 def measure(spec: AppSpec, settings: Settings, passes: int | None = None) -> E2ERow:
@@ -342,8 +348,8 @@ def measure(spec: AppSpec, settings: Settings, passes: int | None = None) -> E2E
         if spec.prepare is not None and not spec.prepare_before_start:
             credential = spec.prepare(server.base_url, spec, settings)
         row.credential_bytes = credential.size
-        check_authenticated(server.base_url, credential)
-        url = f"{server.base_url}/me"
+        check_authenticated(server.base_url, credential, spec.path)
+        url = f"{server.base_url}{spec.path}"
         if not settings.quick:
             run_wrk(url, credential, settings, 1)  # warm-up, discarded
         for _ in range(settings.wrk_passes if passes is None else passes):
@@ -375,7 +381,7 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
     specs: list[AppSpec] = []
     for spec in all_specs(settings, results):
         if settings.quick and not spec.in_quick:
-            results.skip(f"end to end / {spec.name}", "full runs only")
+            results.skip(f"end to end / {spec.name}", "not measured in quick mode")
         elif spec.unavailable:
             results.skip(f"end to end / {spec.name}", spec.unavailable)
         else:

@@ -137,9 +137,9 @@ def run(settings: Settings, results: Results, progress: Progress) -> None:
     if found is None:
         results.skip("import", why)
         return
-    from benchmarks.common import run_async as _run
+    from benchmarks.common import run_async
 
-    results.imports = _run(
+    results.imports = run_async(
         measure(
             settings.import_users,
             settings.workdir,

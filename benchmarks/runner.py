@@ -13,18 +13,21 @@ from pathlib import Path
 from benchmarks.common import BenchError, Results, Settings, stopwatch
 
 Phase = Callable[[Settings, Results, Callable[[str], None]], None]
-PHASES = ("micro", "e2e", "revocation", "scale", "import")
+PHASES = ("micro", "e2e", "frameworks", "revocation", "scale", "import", "soak")
+DEFAULT_SOAK_SECONDS = 180.0
 
 
 def _phases() -> dict[str, Phase]:
-    from benchmarks import e2e, import_users, micro, revocation, scale
+    from benchmarks import e2e, frameworks, import_users, micro, revocation, scale, soak
 
     return {
         "micro": micro.run,
         "e2e": e2e.run,
+        "frameworks": frameworks.run,
         "revocation": revocation.run,
         "scale": scale.run,
         "import": import_users.run,
+        "soak": soak.run,
     }
 
 
@@ -47,6 +50,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=PHASES,
         action="append",
         help="run only this phase (repeatable); the report still has every section",
+    )
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="run only the memory soak (RSS per minute under load with steady logins)",
+    )
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        metavar="SECONDS",
+        help=f"soak length (default {DEFAULT_SOAK_SECONDS:g} with --soak, 120 in a full run, "
+        "none in quick mode)",
     )
     parser.add_argument("--no-progress", action="store_true", help="plain log lines instead")
     parser.add_argument(
@@ -77,7 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="satchel-bench-") as tmp:
         try:
-            settings = Settings.make(quick=args.quick, workdir=Path(tmp))
+            soak_seconds = args.soak_seconds
+            if args.soak and soak_seconds is None:
+                soak_seconds = DEFAULT_SOAK_SECONDS
+            if soak_seconds is not None and soak_seconds < 0:
+                raise BenchError("--soak-seconds must not be negative")
+            settings = Settings.make(quick=args.quick, workdir=Path(tmp), soak_seconds=soak_seconds)
         except BenchError as exc:
             print(f"benchmarks: {exc}", file=sys.stderr)
             return 2
@@ -86,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         results.environment = report.environment()
         results.environment["command"] = command
-        selected = [p for p in PHASES if not args.only or p in args.only]
+        only = ["soak", *(args.only or ())] if args.soak else args.only
+        selected = [p for p in PHASES if not only or p in only]
         started = time.perf_counter()
         try:
             _run_phases(settings, results, selected, plain=args.no_progress)

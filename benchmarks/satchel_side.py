@@ -438,6 +438,8 @@ LOGIN_SATCHEL = "satchel Auth.login()"
 
 #: Configurations also served on Starlette and on a bare ASGI app (the others on FastAPI).
 FRAMEWORK_CONFIG = "jwt-hs256"
+#: Configurations quick mode loads end to end (one per kind of state; the rest in full runs).
+QUICK_CONFIGS = ("session-redis-cache", "jwt-eddsa", "hybrid")
 
 
 async def _prepare_credential(config: Config, settings: Settings) -> str:
@@ -486,9 +488,58 @@ def e2e_specs(settings: Settings, results: Results) -> list[AppSpec]:
                     env=config.env(settings),
                     factory=True,
                     prepare_before_start=True,
-                    in_quick=framework == "fastapi",
+                    in_quick=framework == "fastapi" and config.key in QUICK_CONFIGS,
                 )
             )
+    specs += serve_specs(settings, prepare_for)
+    return specs
+
+
+SERVE_CONFIG = "jwt-eddsa"  # `satchel serve --strategy jwt` signs with EdDSA by default
+
+
+Prepare = Callable[[str, AppSpec, Settings], Credential]
+
+
+def serve_specs(settings: Settings, prepare_for: Callable[[Config], Prepare]) -> list[AppSpec]:
+    """`satchel serve` as users run it: every route and page, default transports, uvicorn's
+    defaults; once without and once with the access log, to show what the log costs."""
+    import sys
+
+    config = next(c for c in CONFIGS if c.key == SERVE_CONFIG)
+    env = config.env(settings)
+    env.pop("SATCHEL_TRANSPORTS", None)  # the default transports, as `satchel serve` starts
+    store = env.pop("SATCHEL_STORE")
+    specs = []
+    for log in (False, True):
+        specs.append(
+            AppSpec(
+                name=f"satchel serve --strategy jwt ({'access log' if log else 'no access log'})",
+                kind="satchel",
+                framework="fastapi",
+                target="satchel serve",
+                prepare=prepare_for(config),
+                env=env,
+                prepare_before_start=True,
+                in_quick=not log,
+                path="/auth/me",
+                command=(
+                    sys.executable,
+                    "-m",
+                    "satchel.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "{port}",
+                    "--strategy",
+                    "jwt",
+                    "--store",
+                    store,
+                    "--access-log" if log else "--no-access-log",
+                ),
+            )
+        )
     return specs
 
 

@@ -116,7 +116,7 @@ async def _one_backend(
     from satchel.stores import open_store
 
     n = settings.scale_sessions
-    budget = 60.0 if settings.quick else 900.0
+    budget = 15.0 if settings.quick else 900.0
     schema = f"satchel_bench_{settings.run_id}"
     sqlite_file = settings.workdir / f"scale-{settings.run_id}.db"
     if backend == "Redis":

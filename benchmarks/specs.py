@@ -34,10 +34,13 @@ class AppSpec:
     name: str
     kind: str  # baseline | peer | satchel
     framework: str  # asgi | starlette | fastapi
-    target: str  # module:attribute for uvicorn
+    target: str  # module:attribute for uvicorn (or a label when ``command`` is given)
     prepare: Prepare | None = None
     env: dict[str, str] = field(default_factory=dict)
     factory: bool = False
     prepare_before_start: bool = False  # log in through the library before the server starts
     in_quick: bool = True  # False: measured in full runs only (keeps --quick under a minute)
     unavailable: str = ""  # why it cannot run in this environment (skipped with that note)
+    path: str = "/me"  # the protected route wrk loads
+    # A whole server command instead of uvicorn + target; "{port}" is replaced by the port.
+    command: tuple[str, ...] = ()

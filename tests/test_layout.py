@@ -41,6 +41,9 @@ NOT_BASE = (
 # Modules that are glue or optional drivers by design.
 GLUE = (
     "satchel.integrations.fastapi",
+    "satchel.integrations.litestar",
+    "satchel.integrations.flask",
+    "satchel.integrations.django",
     "satchel.server",
     "satchel.cli",
     "satchel.stores.redis",
@@ -147,7 +150,14 @@ def test_no_import_cycles() -> None:
     assert cycles(graph) == []
 
 
-FRAMEWORK_GLUE = ("satchel.integrations.fastapi", "satchel.server", "satchel.cli")
+FRAMEWORK_GLUE = (
+    "satchel.integrations.fastapi",
+    "satchel.integrations.litestar",
+    "satchel.integrations.flask",
+    "satchel.integrations.django",
+    "satchel.server",
+    "satchel.cli",
+)
 
 
 def test_the_core_never_imports_framework_glue() -> None:

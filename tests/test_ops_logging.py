@@ -222,7 +222,12 @@ def test_json_lines_of_a_real_server(tmp_path: Path) -> None:
     )
     assert added.returncode == 0, added.stderr
     server = SatchelServer(
-        {"SATCHEL_STORE": store, "SATCHEL_LOG_FORMAT": "json", "SATCHEL_LOG_LEVEL": "info"},
+        {
+            "SATCHEL_STORE": store,
+            "SATCHEL_LOG_FORMAT": "json",
+            "SATCHEL_LOG_LEVEL": "info",
+            "SATCHEL_ACCESS_LOG": "true",  # off by default
+        },
         "json-logs",
     ).start()
     try:

@@ -47,6 +47,7 @@ from satchel.jose.keyset import KeySet
 from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.strategies.identity_claims import identity_from_claims
 from satchel.strategies.revocation_state import RevocationState
+from satchel.strategies.token_cache import drop_expired_front
 
 logger = logging.getLogger("satchel.verify")
 
@@ -222,6 +223,7 @@ class Verifier:
         identity = identity_from_claims(claims, "hybrid")
         if self.bus is not None and claims["iat"] <= self._subscribed_at:
             raise InvalidToken("Token predates the revocation feed; refresh it.")
+        drop_expired_front(self._verified, now)
         if len(self._verified) >= self.cache_size and self._verified:
             del self._verified[next(iter(self._verified))]
         until = min(identity.expires_at + self.policy.leeway, self.keyset.not_after(header["kid"]))

@@ -34,7 +34,9 @@ MIN_SECRET = 8  # shorter strings ("x", "alice") are too common to mean anything
 LOGGERS = ("", "satchel", "uvicorn", "uvicorn.error", "fastapi", "starlette", "asyncio")
 #: The test's own HTTP client (it logs the URLs it requests, tokens in query strings included
 #: when a test puts them there): not the server, not checked.
-CLIENT_LOGGERS = ("httpx", "httpcore")
+# The test clients and the test SMTP server (aiosmtpd logs each message it receives, links
+# included): what they log is the tests' traffic, not satchel's log.
+CLIENT_LOGGERS = ("httpx", "httpcore", "mail.log")
 
 
 class Guard(logging.Handler):
@@ -49,7 +51,7 @@ class Guard(logging.Handler):
         self._json = JsonFormatter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.split(".")[0] in CLIENT_LOGGERS:
+        if record.name in CLIENT_LOGGERS or record.name.split(".")[0] in CLIENT_LOGGERS:
             return
         text = record.getMessage() + " " + repr(getattr(record, "satchel_event", ""))
         if record.exc_info:

@@ -194,15 +194,29 @@ class LoginThrottle:
         cannot be read.
         """
         now = self.clock()
-        for limit, key in self._subjects(username, ip):
+        subjects = self._subjects(username, ip)
+        # One deadline for every read: each ``asyncio.timeout`` schedules and cancels a timer,
+        # which cost more than the reads themselves on the in-memory storage.
+        counts = await self._call(self._read_counts(subjects, now))
+        for (limit, _key), (prev, cur) in zip(subjects, counts, strict=True):
             bucket = math.floor(now / limit.window)
             elapsed = now - bucket * limit.window
-            prev = int(await self._call(self.storage.get(f"{key}:{bucket - 1}")))
-            cur = int(await self._call(self.storage.get(f"{key}:{bucket}")))
             weighted = prev * (limit.window - elapsed) / limit.window + cur
             if weighted >= limit.limit:
                 wait = retry_after(prev, cur, limit.limit, limit.window, elapsed)
                 raise LoginThrottled(math.ceil(wait) or 1, limit.kind)
+
+    async def _read_counts(
+        self, subjects: list[tuple[_Limit, str]], now: float
+    ) -> list[tuple[int, int]]:
+        """(previous, current) bucket counts of each subject's sliding window."""
+        out = []
+        for limit, key in subjects:
+            bucket = math.floor(now / limit.window)
+            prev = int(await self.storage.get(f"{key}:{bucket - 1}"))
+            cur = int(await self.storage.get(f"{key}:{bucket}"))
+            out.append((prev, cur))
+        return out
 
     async def failure(self, username: object, ip: str | None) -> None:
         """Count one failed login for the account and the address."""

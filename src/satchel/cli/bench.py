@@ -81,6 +81,24 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    soak: Annotated[
+        bool,
+        typer.Option(
+            "--soak",
+            help="Run only the memory soak: RSS per minute of a loaded server with steady "
+            "logins, and whether it is flat after warm-up.",
+        ),
+    ] = False,
+    soak_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--soak-seconds",
+            metavar="SECONDS",
+            min=0,
+            help="Soak length (default 180 with --soak, 120 in a full run, none in quick mode).",
+            show_default=False,
+        ),
+    ] = None,
     no_progress: Annotated[
         bool, typer.Option("--no-progress", help="Plain log lines instead of progress bars.")
     ] = False,
@@ -101,6 +119,10 @@ def bench(
         argv.append("--quick")
     for phase in only or ():
         argv += ["--only", phase.value]
+    if soak:
+        argv.append("--soak")
+    if soak_seconds is not None:
+        argv += ["--soak-seconds", f"{soak_seconds:g}"]
     if no_progress:
         argv.append("--no-progress")
     if from_json is not None:

@@ -120,6 +120,15 @@ def serve(
     ] = DEFAULT_PORT,
     strategy: StrategyOption = DEFAULT_STRATEGY,
     store: ServeStoreOption = DEFAULT_STORE,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            envvar="SATCHEL_ACCESS_LOG",
+            help="Log one line per request (uvicorn's access log). Off by default: writing "
+            "it costs more per request than authenticating (docs/benchmarks.md).",
+        ),
+    ] = False,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -178,7 +187,7 @@ def serve(
         # status 0 instead tells supervisors the stop was clean.
         previous = signal.signal(signal.SIGTERM, _exit_cleanly)
         try:
-            serve_forever(settings, checked=True)
+            serve_forever(settings, checked=True, access_log=access_log)
         finally:
             signal.signal(signal.SIGTERM, previous)
     except (ConfigurationError, InvalidInput) as exc:

@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
         docs_url=None,  # served by offline_docs: no CDN
         redoc_url=None,
     )
+    builtin = list(app.router.routes)  # FastAPI's documentation routes
     app.state.settings = settings
     if auth is not None:
         # Also reachable before the lifespan ran (tests that drive the app directly).
@@ -85,6 +86,10 @@ def create_app(settings: Settings | None = None, *, auth: Auth | None = None) ->
     account_app.install(app, settings)
     pages.install(app)
     offline_docs(app, favicon_url="/static/favicon.svg")
+    # Requests try routes in order (a few microseconds each): the API first, then the pages,
+    # then FastAPI's own /docs and /openapi.json, which nothing calls on a hot path.
+    docs = [r for r in app.router.routes if r in builtin]
+    app.router.routes[:] = [r for r in app.router.routes if r not in docs] + docs
     # Added last = outermost: oversized bodies are refused before anything authenticates;
     # HEAD runs as GET; CORS headers go on every answer, errors included.
     app.add_middleware(AuthMiddleware, auth=auth)

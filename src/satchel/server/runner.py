@@ -60,8 +60,11 @@ async def preflight(settings: Settings, *, checked: bool = False) -> None:
     await auth.close()
 
 
-def run(settings: Settings, *, checked: bool = False) -> None:
+def run(settings: Settings, *, checked: bool = False, access_log: bool = False) -> None:
     """Serve the reference server in this process until SIGTERM or Ctrl-C.
+
+    ``access_log`` turns on uvicorn's one line per request; it is off by default because it
+    costs more per request than authenticating (measured in docs/benchmarks.md).
 
     Configuration and store errors are raised (as :class:`~satchel.errors.SatchelError`;
     :class:`~satchel.ops.checks.ConfigProblems` lists every configuration error) before any
@@ -84,6 +87,7 @@ def run(settings: Settings, *, checked: bool = False) -> None:
         log_level=settings.log_level,
         log_config=log_config(settings.log_format, settings.log_level),
         lifespan="on",
+        access_log=access_log,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
     )
     sockets = [listen(settings.host, settings.port)]

@@ -67,6 +67,19 @@ class Strategy(ABC):
     async def authenticate(self, token: str) -> Identity:
         """Verify an access credential; raise :class:`AuthenticationError` if it is not valid."""
 
+    def authenticate_cached(self, token: str) -> Identity | None:
+        """The answer for a repeated credential from this process's memory alone, or None.
+
+        Pure: no I/O, no await, no lock, so a synchronous caller (a WSGI thread) may call it
+        directly. Returns the identity only when :meth:`authenticate` would return it from
+        its cache without any store read (the cache is trusted: the revocation bus reaches
+        every process and is healthy); raises :class:`AuthenticationError` when memory alone
+        already refuses it (a revocation seen on the bus); None means "ask
+        :meth:`authenticate`", which also covers every first-seen credential. Strategies call
+        it first in :meth:`authenticate`, so both worlds run the same checks.
+        """
+        return None
+
     @abstractmethod
     async def logout(self, identity: Identity) -> None:
         """End the credential behind ``identity``; idempotent."""

@@ -82,6 +82,7 @@ from satchel.strategies.session_policy import (
     next_idle_expiry,
     session_valid,
 )
+from satchel.strategies.token_cache import drop_expired_front
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.hybrid")
@@ -275,17 +276,24 @@ class HybridStrategy(SessionStrategy):
 
     # --- verifying --------------------------------------------------------------------------
 
+    def authenticate_cached(self, token: str) -> Identity | None:
+        """A verified token while the bus is trusted, checked against the revocation maps."""
+        hit = self._verified.get(token)
+        if hit is None or self.clock() > hit[1]:
+            return None
+        bus = self._trusted_bus  # an outage noticed here is settled by _trusted(), full path
+        if bus is None or not bus.healthy or self._bus_was_down:
+            return None
+        identity = hit[0]
+        if self.revoked.blocks(identity.session_id, identity.user_id, identity.auth_time):
+            raise InvalidCredential(_REVOKED)
+        self.counters.cache_hits += 1
+        return identity
+
     async def authenticate(self, token: str) -> Identity:
         """The identity of a valid access token; no store read while the bus is trusted."""
-        now = self.clock()
-        hit = self._verified.get(token)
-        if hit is not None and now <= hit[1] and self._trusted():
-            identity = hit[0]
-            if self.revoked.blocks(identity.session_id, identity.user_id, identity.auth_time):
-                raise InvalidCredential(_REVOKED)
-            self.counters.cache_hits += 1
-            return identity
-        return await self._verify_access(token, now)
+        cached = self.authenticate_cached(token)
+        return cached if cached is not None else await self._verify_access(token, self.clock())
 
     async def _verify_access(self, token: str, now: float) -> Identity:
         if is_refresh_token_shape(token):
@@ -347,6 +355,7 @@ class HybridStrategy(SessionStrategy):
         if self.hybrid_cache_size == 0:
             return
         until = min(identity.expires_at + self.claims.leeway, self.keyset.not_after(kid))
+        drop_expired_front(self._verified, self.clock())
         if token not in self._verified and len(self._verified) >= self.hybrid_cache_size:
             # Oldest first (dicts keep insertion order); an evicted token is just re-verified.
             del self._verified[next(iter(self._verified))]

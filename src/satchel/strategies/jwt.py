@@ -60,6 +60,7 @@ from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
 from satchel.strategies.refresh_tokens import is_refresh_token_shape
 from satchel.strategies.session_tokens import new_session_id
+from satchel.strategies.token_cache import drop_expired_front
 from satchel.transports.base import IssuedCredentials
 
 logger = logging.getLogger("satchel.strategies.jwt")
@@ -212,8 +213,29 @@ class JWTStrategy(Strategy):
 
     # --- verifying ------------------------------------------------------------------------
 
+    def authenticate_cached(self, token: str) -> Identity | None:
+        """A verified token whose user's "valid after" is known from the trusted bus."""
+        hit = self._cache.get(token)
+        if hit is None:
+            return None
+        now = self.clock()
+        if now > hit[1] or not self._bus_trusted():
+            return None
+        identity = hit[0]
+        entry = self._valid_after.get(identity.user_id)
+        if entry is None or now > entry[1]:
+            return None
+        self.counters.cache_hits += 1
+        sid = identity.session_id
+        if (sid is not None and sid in self._ended) or identity.auth_time < entry[0]:
+            raise InvalidCredential(_REVOKED)
+        return identity
+
     async def authenticate(self, token: str) -> Identity:
         """The identity of a valid, unrevoked access token."""
+        identity = self.authenticate_cached(token)
+        if identity is not None:
+            return identity
         now = self.clock()
         hit = self._cache.get(token)
         if hit is not None and now <= hit[1]:
@@ -285,6 +307,7 @@ class JWTStrategy(Strategy):
         if self.policy.max_age is not None:
             issued_at = identity.claims["iat"]
             until = min(until, issued_at + self.policy.max_age + self.policy.leeway)
+        drop_expired_front(self._cache, self.clock())
         if len(self._cache) >= self.cache_size:
             # Oldest first (dicts keep insertion order); an evicted token is just re-verified.
             del self._cache[next(iter(self._cache))]

@@ -182,19 +182,31 @@ class SessionStrategy(Strategy):
 
     # --- verifying --------------------------------------------------------------------------
 
+    def authenticate_cached(self, token: str) -> Identity | None:
+        """A cached, fresh token while the bus is healthy; None when the store must answer."""
+        bus = self._bus
+        if bus is None or len(token) != TOKEN_LENGTH:
+            return None
+        entry = self._cache.get(token)
+        if entry is None or not bus.healthy or self.clock() >= entry.fresh_until:
+            return None
+        self.counters.cache_hits += 1
+        return entry.identity
+
     async def authenticate(self, token: str) -> Identity:
         """The identity behind ``token``; :class:`InvalidCredential` if unknown or ended.
 
         Store failures raise :class:`StoreUnavailable` (503), never a 401.
         """
+        identity = self.authenticate_cached(token)
+        if identity is not None:
+            return identity
         bus = self._bus
         if bus is not None and len(token) == TOKEN_LENGTH:
             entry = self._cache.get(token)
             if entry is not None:
                 if bus.healthy:
-                    if self.clock() < entry.fresh_until:
-                        self.counters.cache_hits += 1
-                        return entry.identity
+                    # Its expiry, touch or TTL is due (a fresh one was answered above).
                     return await self._revalidate(token, entry)
                 # Events may be missed while the bus is down: nothing cached can be trusted.
                 self._flush()
