@@ -113,8 +113,8 @@ async def test_rename_and_remove(make_app: Apps) -> None:
     device = SoftAuthenticator(ORIGIN)
     key = await register(app, device)
     headers = {"origin": app.base_url, "sec-fetch-site": "same-origin"}
-    renamed = await app.client.patch(
-        f"/auth/passkeys/{key['id']}", json={"name": "Phone"}, headers=headers
+    renamed = await app.client.post(
+        f"/auth/passkeys/{key['id']}/name", json={"name": "Phone"}, headers=headers
     )
     assert renamed.status_code == 204
     assert (await app.client.get("/auth/passkeys")).json()["passkeys"][0]["name"] == "Phone"

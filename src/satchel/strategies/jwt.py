@@ -55,9 +55,10 @@ from satchel.strategies.application_claims import (
     USERNAME_CLAIM,
     application_claims,
 )
-from satchel.strategies.auth_methods import AMR_CLAIM, combine, methods_from, token_claims
+from satchel.strategies.auth_methods import AMR_CLAIM, methods_from, token_claims
 from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
+from satchel.strategies.jwt_stepup import renew_token
 from satchel.strategies.refresh_tokens import is_refresh_token_shape
 from satchel.strategies.session_tokens import new_session_id
 from satchel.strategies.token_cache import drop_expired_front
@@ -334,30 +335,11 @@ class JWTStrategy(Strategy):
             del self._valid_after[next(iter(self._valid_after))]
         self._valid_after[user_id] = (valid_after, now + self.cache_ttl)
 
-    # --- step-up --------------------------------------------------------------------------
-
     async def reauthenticated(
         self, identity: Identity, amr: Collection[str]
     ) -> tuple[Identity, IssuedCredentials | None]:
-        """A new access token of the same ``sid`` carrying the renewed authentication.
-
-        There is no record to renew: the account is read once more so a token of a revoked
-        login is not renewed (``now`` is taken first, so a revocation this read misses still
-        refuses the new token by its later ``valid_after``).
-        """
-        now = self.clock()
-        sid = identity.session_id
-        user = await self._io(self.users.get_user(identity.user_id))
-        if user is None or user.disabled or identity.auth_time < user.valid_after:
-            raise InvalidCredential(_REVOKED)
-        if sid is None or sid in self._ended:
-            raise InvalidCredential(_REVOKED)
-        app = application_claims(user)
-        renewed, token = await self._mint(user, app, sid, now, now, combine(identity.amr, amr))
-        issued = IssuedCredentials(
-            access_token=token, expires_in=max(1, int(renewed.expires_at - now)), session_id=sid
-        )
-        return renewed, issued
+        """A new access token of the same ``sid`` (:func:`.jwt_stepup.renew_token`)."""
+        return await renew_token(self, identity, amr)
 
     # --- revocation -----------------------------------------------------------------------
 

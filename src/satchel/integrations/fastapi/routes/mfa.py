@@ -56,7 +56,8 @@ def _no_store(body: dict[str, Any], status: int = 200) -> JSONResponse:
     summary="The caller's second factors and the server's policy",
 )
 async def mfa_status(request: Request, identity: CurrentIdentity) -> dict[str, Any]:
-    """Whether a TOTP is set up, how many recovery codes and passkeys are left."""
+    """Whether a TOTP is set up, how many recovery codes are left (the codes themselves are
+    never shown again), how many passkeys."""
     _, service = service_of(request)
     enrolled = await service.enrolled(identity.user_id)
     return {
@@ -140,18 +141,6 @@ async def totp_remove(request: Request, identity: FreshIdentity) -> Response:
     if not await service.remove_totp(identity):
         raise NotFound("No authenticator app is set up.")
     return Response(status_code=204, headers=NO_STORE)
-
-
-@router.get(
-    "/auth/mfa/recovery-codes",
-    responses=error_responses(401, 503),
-    summary="How many recovery codes are left",
-)
-async def recovery_codes_left(request: Request, identity: CurrentIdentity) -> Response:
-    """``{"remaining": n}``: the codes themselves are never shown again."""
-    _, service = service_of(request)
-    enrolled = await service.enrolled(identity.user_id)
-    return _no_store({"remaining": enrolled.recovery_codes})
 
 
 @router.post(

@@ -92,7 +92,11 @@ async def register_options(request: Request, identity: OptionalIdentity) -> Resp
 @router.post(
     "/auth/passkeys/register",
     dependencies=[CSRFChecked],
-    responses=error_responses(400, 401, 403, 422, 503),
+    status_code=201,
+    responses={
+        200: {"description": "At sign-in (an enrolment mfa_token): the credential"},
+        **error_responses(400, 401, 403, 422, 503),
+    },
     summary="Register the passkey just created",
 )
 async def register(request: Request, identity: OptionalIdentity) -> Response:
@@ -169,9 +173,10 @@ async def list_passkeys(request: Request, identity: CurrentIdentity) -> Response
     return _json({"passkeys": [passkey_out(k) for k in keys]})
 
 
-@router.patch(
-    "/auth/passkeys/{passkey_id}",
+@router.post(
+    "/auth/passkeys/{passkey_id}/name",
     dependencies=[CSRFChecked],
+    status_code=204,
     responses=error_responses(401, 403, 404, 422, 503),
     summary="Rename one of the caller's passkeys",
 )
@@ -188,6 +193,7 @@ async def rename(
 @router.delete(
     "/auth/passkeys/{passkey_id}",
     dependencies=[CSRFChecked],
+    status_code=204,
     responses=error_responses(401, 403, 404, 503),
     summary="Remove one of the caller's passkeys (fresh authentication required)",
 )
