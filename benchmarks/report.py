@@ -412,8 +412,11 @@ def _seed_table(results: Results) -> str:
 
     def revocation(config: Config, data: dict[str, Any]) -> str:
         rev = results.revocation.get(config.label)
+        if not rev and config.strategy == "session" and not config.cache:
+            # Nothing to propagate: without the cache every request reads the store.
+            return "next request (no cache: every request reads the store)"
         if not rev:
-            return "not measured yet"
+            return "not measured in this run"
         return f"{rev['p50_ms']:.2f} / {rev['p99_ms']:.2f} ms"
 
     def processes(config: Config, data: dict[str, Any]) -> str:

@@ -97,7 +97,8 @@ class LitestarApp:
     async def token(self, username: str = "alice") -> dict[str, Any]:
         async with self.fresh() as client:  # no cookie jar: an API client
             response = await client.post(
-                "/auth/token", data={"username": username, "password": PASSWORD}
+                "/auth/token",
+                data={"grant_type": "password", "username": username, "password": PASSWORD},
             )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -387,7 +388,10 @@ async def test_shared_redis_store(make_app: Apps) -> None:
     one = Litestar([hello], on_app_init=[SatchelAuth(settings=settings).on_app_init])
     two = Litestar([hello], on_app_init=[SatchelAuth(settings=settings).on_app_init])
     async with running(one) as first, running(two) as second:
-        issued = await first.post("/auth/token", data={"username": "alice", "password": PASSWORD})
+        issued = await first.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        )
         assert issued.status_code == 200, issued.text
         bearer = {"authorization": f"Bearer {issued.json()['access_token']}"}
         assert (await second.get("/hello", headers=bearer)).json() == {"hello": "alice"}
@@ -433,7 +437,12 @@ async def test_readme_example_runs_as_written(
         in_app(client, users.create_user, "alice", "correct horse battery")
         assert_error(await client.get("/hello"), 401, "not_authenticated")
         token = await client.post(
-            "/auth/token", data={"username": "alice", "password": "correct horse battery"}
+            "/auth/token",
+            data={
+                "grant_type": "password",
+                "username": "alice",
+                "password": "correct horse battery",
+            },
         )
         assert token.status_code == 200, token.text
         bearer = {"authorization": f"Bearer {token.json()['access_token']}"}

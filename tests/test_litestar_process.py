@@ -126,7 +126,9 @@ def pair(request: pytest.FixtureRequest, run_id: str, redis_url: str) -> Iterato
 
 def token(url: str) -> str:
     response = httpx.post(
-        f"{url}/auth/token", data={"username": USER, "password": PASSWORD}, timeout=10
+        f"{url}/auth/token",
+        data={"grant_type": "password", "username": USER, "password": PASSWORD},
+        timeout=10,
     )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])

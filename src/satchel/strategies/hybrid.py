@@ -31,14 +31,7 @@ that instant is checked against the store once more ("forget and read through");
 issued afterwards need no read. After ``access_ttl + leeway`` every such token has expired
 and the process is back to zero reads per request.
 
-**Worst-case revocation delay.** A revoking call returns after the store write and the
-publish; the revoking process applies it at once, every other process with a healthy
-subscription when the message arrives (about a millisecond on a LAN). A subscription that
-dies silently is noticed within the bus's ``ping_interval + ping_timeout`` (1.5 s by default);
-from then on requests read the store, which is already authoritative. Only when the publish
-itself fails (the call raises 503) and is not retried can a process with a healthy
-subscription keep accepting an access token of the ended session until it expires: at most
-``access_ttl + leeway``.
+The worst-case revocation delay is worked out in ``docs/security.md`` (hybrid section).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """The stateful session strategy: an opaque ``id.secret`` token backed by a store record.
 
-Verification reads the session and its user from the store. When a revocation bus that
-reaches every process is connected, verified tokens are also kept in a small per-process
-cache so a busy client costs no store reads; every revocation is published on that bus and
-drops the affected entries everywhere, and the whole cache is dropped whenever the bus
-loses messages (reconnect) or stops being healthy.
+Verification reads the session and its user from the store; while a revocation bus that
+reaches every process is healthy, a per-process cache (:mod:`.session_cache`) answers a
+busy client with no store reads, and every revocation published on the bus drops its
+entries everywhere (the whole cache goes on a reconnect).
 """
 
 from __future__ import annotations
