@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
@@ -68,7 +68,6 @@ from satchel.strategies.refresh_tokens import PEPPER_NAME as PEPPER_NAME  # its 
 from satchel.strategies.refresh_tokens import RefreshTokens, is_refresh_token_shape
 from satchel.strategies.revocation_state import RevocationState
 from satchel.strategies.session import SessionStrategy
-from satchel.strategies.session_auth import renew_session
 from satchel.strategies.session_policy import (
     SessionPolicy,
     is_remembered,
@@ -254,13 +253,10 @@ class HybridStrategy(SessionStrategy):
         )
         return identity, issued
 
-    async def reauthenticated(
-        self, identity: Identity, amr: Collection[str]
+    async def _renewed(
+        self, record: SessionRecord, user: UserRecord, now: float
     ) -> tuple[Identity, IssuedCredentials | None]:
-        """Renew the session's authentication; a new access token, the same refresh token."""
-        now = self.clock()
-        record, user = await renew_session(self.store, self.users, self._io, identity, amr, now)
-        await self._refresh_keys()
+        await self._refresh_keys()  # a new access token; the refresh token stays
         return self._pair(record, user, application_claims(user), None, now)
 
     async def _family_reused(self, sid: str, record: SessionRecord | None) -> None:

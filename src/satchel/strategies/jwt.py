@@ -21,9 +21,8 @@ is no store record to re-read), so the token stays usable there until it expires
 depend on the token string (J21): a re-encoded twin of a revoked token carries the same
 ``sid`` and ``auth_time``.
 
-Tokens carry ``sub``, ``sid``, ``roles``, ``preferred_username``, ``auth_time``, ``amr``, the
-account's application claims (:mod:`satchel.strategies.application_claims`) and the
-registered ``iss``, ``aud``, ``iat``, ``exp``, ``jti``.
+Tokens carry ``sub``, ``sid``, ``roles``, ``preferred_username``, ``auth_time``, ``amr``,
+application claims (:mod:`.application_claims`), ``iss``, ``aud``, ``iat``, ``exp``, ``jti``.
 """
 
 from __future__ import annotations
@@ -335,11 +334,7 @@ class JWTStrategy(Strategy):
             del self._valid_after[next(iter(self._valid_after))]
         self._valid_after[user_id] = (valid_after, now + self.cache_ttl)
 
-    async def reauthenticated(
-        self, identity: Identity, amr: Collection[str]
-    ) -> tuple[Identity, IssuedCredentials | None]:
-        """A new access token of the same ``sid`` (:func:`.jwt_stepup.renew_token`)."""
-        return await renew_token(self, identity, amr)
+    reauthenticated = renew_token  # a step-up: a new token for the same sid (jwt_stepup.py)
 
     # --- revocation -----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ _REVOKED = "Credential has been revoked."
 
 async def renew_token(
     strategy: JWTStrategy, identity: Identity, amr: Collection[str]
-) -> tuple[Identity, IssuedCredentials]:
+) -> tuple[Identity, IssuedCredentials | None]:
     """A token of ``identity``'s session with ``auth_time`` now and ``amr`` added."""
     now = strategy.clock()
     sid = identity.session_id

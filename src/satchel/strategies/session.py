@@ -310,8 +310,7 @@ class SessionStrategy(Strategy):
                 if record.created_at <= user.valid_after:
                     await self._io(self.store.delete(record.id))
                     ended.append(record.id)
-        # Each ended session is also published by id: a step-up may have renewed its
-        # auth_time past valid_after while the change ran, and only the id still blocks it.
+        # Published by id too: a racing step-up may have renewed auth_time past valid_after.
         await self._ended(ended, self.clock() + self.policy.longest)
         self.cache.drop_user(user.id)
         await self._publish(
@@ -323,16 +322,19 @@ class SessionStrategy(Strategy):
             )
         )
 
-    # --- step-up --------------------------------------------------------------------------
-
     async def reauthenticated(
         self, identity: Identity, amr: Collection[str]
     ) -> tuple[Identity, IssuedCredentials | None]:
         """Record a renewed authentication on the session; the token stays the same."""
-        record, user = await renew_session(
-            self.store, self.users, self._io, identity, amr, self.clock()
-        )
+        now = self.clock()
+        record, user = await renew_session(self.store, self.users, self._io, identity, amr, now)
         self.cache.drop_session(record.id)
+        return await self._renewed(record, user, now)
+
+    async def _renewed(
+        self, record: SessionRecord, user: UserRecord, now: float
+    ) -> tuple[Identity, IssuedCredentials | None]:
+        """The identity (and credential, for signed tokens) of a renewed session."""
         return _identity(record, user, application_claims(user)), None
 
     # --- listing ----------------------------------------------------------------------------
