@@ -72,11 +72,12 @@ def assert_error(reply: Reply, status: int, code: str | None = None) -> dict[str
     assert reply.status == status, (reply.status, reply.body[:300])
     assert (reply.header("content-type") or "").startswith("application/json"), reply.headers
     body = reply.json()
-    assert set(body) == {"error", "detail"}, body
+    # The token endpoint's errors also carry RFC 6749's error_description.
+    assert set(body) - {"error_description"} == {"error", "detail"}, body
     if code is not None:
         assert body["error"] == code, body
     assert b"Traceback" not in reply.body
-    return dict(body)
+    return {"error": body["error"], "detail": body["detail"]}
 
 
 def login(client: Client, username: str = "alice", **extra: Any) -> Reply:
@@ -91,7 +92,11 @@ def login(client: Client, username: str = "alice", **extra: Any) -> Reply:
 
 
 def token(client: Client, username: str = "alice") -> dict[str, Any]:
-    reply = client.request("POST", "/auth/token", data={"username": username, "password": PASSWORD})
+    reply = client.request(
+        "POST",
+        "/auth/token",
+        data={"grant_type": "password", "username": username, "password": PASSWORD},
+    )
     assert reply.status == 200, reply.body
     body: dict[str, Any] = reply.json()
     return body
@@ -116,8 +121,8 @@ def cookie_login(rig: Rig) -> None:
     assert reply.header("cache-control") == "no-store"
     assert browser.request("GET", "/auth/me").json()["transport"] == "cookie"
     assert browser.request("GET", "/hello").json() == {"hello": "alice"}
-    assert browser.request("GET", "/public").json() == {"user": "alice"}
-    assert rig.client().request("GET", "/public").json() == {"user": None}
+    assert browser.request("GET", "/public").json()["user"] == "alice"
+    assert rig.client().request("GET", "/public").json()["user"] is None
     # The same again: now from the cache (the steady state), with the same answer.
     for _ in range(3):
         assert browser.request("GET", "/hello").json() == {"hello": "alice"}
@@ -334,13 +339,23 @@ ERRORS: tuple[tuple[str, str, bytes, str | None, Mapping[str, str], int, str | N
         "csrf_failed",
     ),
     ("POST", "/auth/login", b"x" * 70_000, "application/json", ORIGIN, 413, "payload_too_large"),
+    # The token endpoint answers as RFC 6749 section 5.2 says (docs/oauth.md).
     (
         "POST",
         "/auth/token",
         b"username=alice",
         "application/x-www-form-urlencoded",
         {},
-        422,
+        400,
+        "invalid_request",
+    ),
+    (
+        "POST",
+        "/auth/token",
+        b"grant_type=password&username=alice",
+        "application/x-www-form-urlencoded",
+        {},
+        400,
         "invalid_request",
     ),
     (
@@ -349,18 +364,37 @@ ERRORS: tuple[tuple[str, str, bytes, str | None, Mapping[str, str], int, str | N
         b"username=alice&password=x&grant_type=client_credentials",
         "application/x-www-form-urlencoded",
         {},
-        422,
-        None,
+        400,
+        "unsupported_grant_type",
     ),
     (
         "POST",
         "/auth/token",
-        b"username=alice&password=wrong",
+        b"grant_type=password&username=alice&password=wrong",
+        "application/x-www-form-urlencoded",
+        {},
+        400,
+        "invalid_grant",
+    ),
+    (
+        "POST",
+        "/auth/token",
+        b"grant_type=password&grant_type=password&username=alice&password=x",
+        "application/x-www-form-urlencoded",
+        {},
+        400,
+        "invalid_request",
+    ),
+    (
+        "POST",
+        "/auth/token",
+        b"grant_type=password&username=alice&password=x&client_secret=s",
         "application/x-www-form-urlencoded",
         {},
         401,
-        "invalid_login",
+        "invalid_client",
     ),
+    ("POST", "/auth/token", b'{"grant_type":"password"}', "application/json", {}, 400, None),
     ("GET", "/auth/me", b"", None, {}, 401, "not_authenticated"),
     ("GET", "/auth/me", b"", None, {"Authorization": "Bearer abc.def.ghi"}, 401, "invalid_token"),
     ("GET", "/auth/me", b"", None, {"Cookie": f"{COOKIE}=garbage"}, 401, "invalid_token"),
@@ -378,6 +412,8 @@ ERRORS: tuple[tuple[str, str, bytes, str | None, Mapping[str, str], int, str | N
         "invalid_request",
     ),
     ("GET", "/hello", b"", None, {"Authorization": "Bearer x"}, 401, "invalid_token"),
+    ("GET", "/auth/logout", b"", None, {}, 405, "method_not_allowed"),
+    ("GET", "/auth/login", b"", None, {}, 405, "method_not_allowed"),
 )
 
 
@@ -390,7 +426,10 @@ def errors(rig: Rig) -> None:
         )
         error = assert_error(reply, status, code)
         assert PASSWORD not in error["detail"] and "wrong" not in error["detail"]
-        if status == 401 and path != "/auth/login" and "Cookie" not in headers:
+        if status == 405:
+            assert "POST" in (reply.header("allow") or ""), reply.headers
+        challenged = path.startswith(("/auth/me", "/auth/s", "/hello"))
+        if status == 401 and challenged and "Cookie" not in headers:
             assert (reply.header("www-authenticate") or "").startswith("Bearer"), (path, headers)
     # Not errors: these answer without any credential.
     assert client.request("GET", "/healthz").json() == {"status": "ok"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
@@ -30,8 +31,9 @@ def admin_only(request: HttpRequest) -> JsonResponse:
 
 
 def public(request: HttpRequest) -> JsonResponse:
+    """Anyone; says who the caller is, if anyone (and which worker process answered)."""
     identity = request.identity
-    return JsonResponse({"user": identity.username if identity else None})
+    return JsonResponse({"user": identity.username if identity else None, "pid": os.getpid()})
 
 
 @require_POST

@@ -158,10 +158,8 @@ class HybridStrategy(SessionStrategy):
         self._last_key_load = -math.inf
 
     def __repr__(self) -> str:
-        return (
-            f"HybridStrategy(store={type(self.store).__name__}, "
-            f"cached={len(self._verified)}, revoked={len(self.revoked)})"
-        )
+        name, cached = type(self.store).__name__, len(self._verified)
+        return f"HybridStrategy(store={name}, cached={cached}, revoked={len(self.revoked)})"
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -267,11 +265,10 @@ class HybridStrategy(SessionStrategy):
 
     def authenticate_cached(self, token: str) -> Identity | None:
         """A verified token while the bus is trusted, checked against the revocation maps."""
-        hit = self._verified.get(token)
-        if hit is None or self.clock() > hit[1]:
+        hit, bus = self._verified.get(token), self._trusted_bus
+        if hit is None or self.clock() > hit[1] or bus is None or not bus.healthy:
             return None
-        bus = self._trusted_bus  # an outage noticed here is settled by _trusted(), full path
-        if bus is None or not bus.healthy or self._bus_was_down:
+        if self._bus_was_down:  # an outage noticed here: settled by _trusted(), full path
             return None
         identity = hit[0]
         if self.revoked.blocks(identity.session_id, identity.user_id, identity.auth_time):
@@ -280,9 +277,8 @@ class HybridStrategy(SessionStrategy):
         return identity
 
     async def authenticate(self, token: str) -> Identity:
-        """The identity of a valid access token; no store read while the bus is trusted."""
-        cached = self.authenticate_cached(token)
-        return cached if cached is not None else await self._verify_access(token, self.clock())
+        """The identity of a valid access token (an Identity is truthy: "or" skips only None)."""
+        return self.authenticate_cached(token) or await self._verify_access(token, self.clock())
 
     async def _verify_access(self, token: str, now: float) -> Identity:
         if is_refresh_token_shape(token):
@@ -308,8 +304,7 @@ class HybridStrategy(SessionStrategy):
         return identity
 
     async def _refresh_keys(self) -> None:
-        # F14: the key view is never older than key_reload_interval, so this process
-        # accepts a new key before anyone signs with it and starts signing with it in time.
+        # F14: keys never older than key_reload_interval: accepted before anyone signs.
         if await self.keys.refresh(self.key_reload_interval):
             self._verified.clear()
 

@@ -204,8 +204,7 @@ class SessionStrategy(Strategy):
         if bus is not None and len(token) == TOKEN_LENGTH:
             entry = self._cache.get(token)
             if entry is not None:
-                if bus.healthy:
-                    # Its expiry, touch or TTL is due (a fresh one was answered above).
+                if bus.healthy:  # its expiry, touch or TTL is due
                     return await self._revalidate(token, entry)
                 # Events may be missed while the bus is down: nothing cached can be trusted.
                 self._flush()

@@ -24,10 +24,12 @@ from satchel.integrations.sync.environ import all_headers, content_length
 View = Callable[..., HttpResponse]
 
 
-def _form(request: HttpRequest) -> dict[str, object]:
+def _form(request: HttpRequest) -> tuple[dict[str, object], frozenset[str]]:
+    """The form's first values (files included) and the names sent more than once."""
     form: dict[str, object] = {key: request.POST.get(key) for key in request.POST}
     form.update({key: request.FILES[key] for key in request.FILES})
-    return form
+    counts = [(k, len(request.POST.getlist(k)) + len(request.FILES.getlist(k))) for k in form]
+    return form, frozenset(k for k, n in counts if n > 1)
 
 
 def api_view(route: Route) -> View:
@@ -64,7 +66,7 @@ def api_view(route: Route) -> View:
         )
         try:
             if (request.content_type or "").lower() in FORM_TYPES:
-                api.form = _form(request)
+                api.form, api.repeated = _form(request)
             elif route.method != "GET":
                 api.body = request.body
         except RequestDataTooBig:

@@ -21,25 +21,12 @@ from starlette.requests import HTTPConnection
 from satchel.auth import Auth
 from satchel.errors import AuthenticationError, SatchelError, StoreUnavailable, Throttled
 from satchel.integrations.asgi import challenge_headers
+from satchel.integrations.http_api.messages import CODES_BY_STATUS, describe_errors
 from satchel.integrations.scope import SCOPE_AUTH, SCOPE_TRANSPORT, STATE_KEY
 
 logger = logging.getLogger("satchel.integrations")
 
-_CODES_BY_STATUS: Final[Mapping[int, str]] = {
-    400: "invalid_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    429: "too_many_requests",
-    500: "internal_error",
-    503: "service_unavailable",
-}
+_CODES_BY_STATUS: Final[Mapping[int, str]] = CODES_BY_STATUS
 
 
 class SatchelHTTPException(StarletteHTTPException):
@@ -87,12 +74,7 @@ def error_response(
 
 def describe_validation(exc: RequestValidationError) -> str:
     """A short account of what was wrong with the request, without echoing any input."""
-    parts = []
-    for error in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
-        msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts) or "The request is not valid."
+    return describe_errors(exc.errors())
 
 
 async def _satchel_error(request: Request, exc: Exception) -> JSONResponse:

@@ -31,7 +31,12 @@ from werkzeug.local import LocalProxy
 from satchel.errors import ConfigurationError, PermissionDenied
 from satchel.identity import Identity
 from satchel.integrations.asgi import as_auth_failure
-from satchel.integrations.flask.extension import Satchel, extension, identity_or_none
+from satchel.integrations.flask.extension import (
+    Satchel,
+    current_resolution,
+    extension,
+    identity_or_none,
+)
 from satchel.integrations.flask.glue import csrf_exempt, to_response
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,7 +48,7 @@ def optional_identity() -> Identity | None:
 
 
 def _required_identity() -> Identity:
-    found = extension().resolution()
+    found = current_resolution()
     if found.identity is None:
         raise as_auth_failure(found.error)
     return found.identity

@@ -8,8 +8,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Blueprint, Flask, Response, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from satchel.integrations.flask.glue import csrf_exempt, to_response
 from satchel.integrations.http_api import ROUTES, Route, http_error_response
@@ -64,10 +64,28 @@ def _view(ext: Satchel, route: Route) -> Callable[..., Response]:
 
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    detail = error.description if isinstance(error.description, str) else None
-    if isinstance(error, RequestEntityTooLarge) and not (detail or "").startswith("The request"):
-        detail = "The request body is too large."
+    detail: str | None = None  # the status phrase, as the FastAPI routes answer
+    if isinstance(error, RequestEntityTooLarge):
+        text = error.description if isinstance(error.description, str) else ""
+        detail = text if text.startswith("The request") else "The request body is too large."
     response = to_response(http_error_response(status, detail))
     if status == 413:
         response.headers["Connection"] = "close"
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
     return response
+
+
+def json_method_errors(app: Flask, url_prefix: str) -> None:
+    """405 on the API's paths as JSON too (a routing error never reaches the blueprint).
+
+    Registered only when the app has no 405 handler of its own; other paths keep Flask's.
+    """
+    if app.error_handler_spec.get(None, {}).get(405):
+        return
+    prefixes = tuple(url_prefix + p for p in ("/auth/", "/.well-known/jwks.json", "/healthz"))
+
+    def handle(error: MethodNotAllowed) -> Response | MethodNotAllowed:
+        return _http_error(error) if request.path.startswith(prefixes) else error
+
+    app.register_error_handler(MethodNotAllowed, handle)

@@ -18,14 +18,14 @@ header for form posts (:meth:`Satchel.csrf_token` hands out the token). Mark a v
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 
 from satchel.clock import Clock, system_clock
 from satchel.errors import NotSupported, SatchelError
 from satchel.identity import Identity
-from satchel.integrations.flask.api import blueprint
+from satchel.integrations.flask.api import blueprint, json_method_errors
 from satchel.integrations.flask.glue import is_csrf_exempt, to_response
 from satchel.integrations.http_api import ApiRequest, check_csrf
 from satchel.integrations.sync import Resolution, SyncAuth
@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     from satchel.stores.base import UserStore
 
 EXTENSION_KEY = "satchel"
-_G_KEY = "satchel_resolution"
-_G_EXTRA = "satchel_extra_headers"
+#: Where the request's :class:`Resolution` is kept (``request.environ``).
+ENVIRON_KEY = "satchel.resolution"
+_ENVIRON_EXTRA = "satchel.headers"
 
 
 class Satchel:
@@ -87,22 +88,31 @@ class Satchel:
         app.register_error_handler(SatchelError, self._error)
         if self.routes:
             app.register_blueprint(blueprint(self), url_prefix=self.url_prefix or None)
+            json_method_errors(app, self.url_prefix)
 
     # --- per request ------------------------------------------------------------------------
 
     def resolution(self) -> Resolution:
         """What authenticating the current request found (authenticates it on first use)."""
-        found: Resolution | None = g.get(_G_KEY)
-        if found is None:
-            found = self.sync.resolve(
-                credential_headers(request.environ), path=request.path, peer=request.remote_addr
-            )
-            setattr(g, _G_KEY, found)
+        environ = request.environ
+        found: Resolution | None = environ.get(ENVIRON_KEY)
+        return found if found is not None else self._resolve(environ)
+
+    def _resolve(self, environ: dict[str, Any]) -> Resolution:
+        # The raw environ values: path and peer matter only for a refresh in place.
+        found = self.sync.resolve(
+            credential_headers(environ),
+            path=environ.get("PATH_INFO") or "/",
+            peer=environ.get("REMOTE_ADDR"),
+        )
+        environ[ENVIRON_KEY] = found
         return found
 
     def _authenticate(self) -> None:
-        found = self.resolution()
-        if self.csrf and request.method not in SAFE_METHODS:
+        # The environ, not flask.g: each proxy lookup costs about a microsecond.
+        environ = request.environ
+        found = self._resolve(environ)
+        if self.csrf and environ.get("REQUEST_METHOD") not in SAFE_METHODS:
             view = current_app.view_functions.get(request.endpoint or "")
             if view is not None and not is_csrf_exempt(view):
                 self._check_csrf(found)
@@ -123,12 +133,17 @@ class Satchel:
     ) -> ApiRequest:
         """The current request as the shared API handlers read it."""
         form: dict[str, object] | None = None
+        repeated: frozenset[str] = frozenset()
         if with_form and request.mimetype in (
             "application/x-www-form-urlencoded",
             "multipart/form-data",
         ):
             form = {key: request.form[key] for key in request.form}
             form.update({key: request.files[key] for key in request.files})
+            counts = [
+                (k, len(request.form.getlist(k)) + len(request.files.getlist(k))) for k in form
+            ]
+            repeated = frozenset(k for k, n in counts if n > 1)
         return ApiRequest(
             method=request.method,
             path=request.path,
@@ -140,11 +155,13 @@ class Satchel:
             transport=found.transport,
             error=found.error,
             params=params or {},
+            repeated=repeated,
         )
 
     def _add_headers(self, response: Response) -> Response:
-        found: Resolution | None = g.get(_G_KEY)
-        extra: list[tuple[str, str]] = g.get(_G_EXTRA) or []
+        environ = request.environ
+        found: Resolution | None = environ.get(ENVIRON_KEY)
+        extra: list[tuple[str, str]] = environ.get(_ENVIRON_EXTRA) or []
         if found is not None and found.headers:
             extra = [*found.headers, *extra]
         if extra:
@@ -156,7 +173,7 @@ class Satchel:
         return response
 
     def _error(self, error: SatchelError) -> Response:
-        found: Resolution | None = g.get(_G_KEY)
+        found: Resolution | None = request.environ.get(ENVIRON_KEY)
         transport = found.transport if found is not None else None
         return to_response(self.sync.error_response(error, transport))
 
@@ -176,7 +193,8 @@ class Satchel:
             return auth.csrf.token_for(identity)
         token, headers = auth.csrf.login_form(all_headers(request.environ))
         # The pre-session cookie (when new) and no-store go out with this response.
-        setattr(g, _G_EXTRA, [*(g.get(_G_EXTRA) or []), *headers])
+        environ = request.environ
+        environ[_ENVIRON_EXTRA] = [*(environ.get(_ENVIRON_EXTRA) or []), *headers]
         return token
 
 
@@ -188,6 +206,12 @@ def extension() -> Satchel:
     return ext
 
 
+def current_resolution() -> Resolution:
+    """What authenticating the current request found."""
+    found: Resolution | None = request.environ.get(ENVIRON_KEY)
+    return found if found is not None else extension().resolution()
+
+
 def identity_or_none() -> Identity | None:
     """The caller's identity, or None for an anonymous request or a rejected credential."""
-    return extension().resolution().identity
+    return current_resolution().identity

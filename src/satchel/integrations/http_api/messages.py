@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from satchel.auth import Auth
 from satchel.errors import (
@@ -29,6 +29,7 @@ from satchel.errors import (
 )
 from satchel.identity import Identity
 from satchel.integrations.asgi import challenge_headers, json_body
+from satchel.integrations.http_api.bodies import LoginBody, PasswordChangeBody, RefreshBody
 from satchel.strategies.base import LoginContext
 from satchel.transports.base import HeaderPairs, RawHeaders, header_values
 from satchel.transports.client_ip import IPNetwork, client_ip
@@ -80,35 +81,6 @@ class InvalidFields(InvalidInput):
 # --- bodies ------------------------------------------------------------------------------------
 
 
-class LoginBody(BaseModel):
-    """Credentials for ``POST /auth/login`` (JSON or form fields of the same names)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    username: StrictStr
-    password: StrictStr
-    remember: StrictBool = False
-
-
-class TokenForm(BaseModel):
-    """``POST /auth/token``: the OAuth 2.0 password grant's form fields."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    username: StrictStr = Field(min_length=1, max_length=1024)
-    password: StrictStr = Field(max_length=4096)
-    grant_type: StrictStr | None = Field(default=None, pattern="^password$")
-
-
-class PasswordChangeBody(BaseModel):
-    """``POST /auth/password``: the current password and the new one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    current_password: StrictStr
-    new_password: StrictStr
-
-
 def describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
     """A short account of what was wrong with the request, without echoing any input."""
     parts = []
@@ -139,7 +111,8 @@ class ApiRequest:
     not a ``str`` is an uploaded file); ``identity``, ``transport`` and ``error`` are what
     authenticating the request found; ``params`` are the path parameters; ``own_origin``
     is the origin the request was addressed to when the framework knows it better than the
-    ``Host`` header (Django's ``get_host()`` checks ``ALLOWED_HOSTS``).
+    ``Host`` header (Django's ``get_host()`` checks ``ALLOWED_HOSTS``); ``repeated`` names
+    the form fields sent more than once.
     """
 
     method: str
@@ -154,6 +127,7 @@ class ApiRequest:
     error: SatchelError | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     own_origin: str | None = None
+    repeated: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"ApiRequest({self.method} {self.path})"
@@ -192,17 +166,20 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def form_fields(request: ApiRequest, names: Iterable[str]) -> dict[str, str]:
-    """The text fields ``names`` of a form body (an uploaded file is InvalidInput)."""
+def form_fields(
+    request: ApiRequest, names: Iterable[str], *, files: bool = False
+) -> dict[str, Any]:
+    """The fields ``names`` of a form body: text, or InvalidInput for an uploaded file
+    (``files=True`` hands files back for the caller to refuse in its own words)."""
     form = request.form or {}
     if len(form) > MAX_FORM_FIELDS:
         raise InvalidInput(f"Too many fields. Maximum number of fields is {MAX_FORM_FIELDS}.")
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     for key in names:
         value = form.get(key)
         if value is None:
             continue
-        if not isinstance(value, str):
+        if not isinstance(value, str) and not files:
             raise InvalidInput(f"The field {key!r} must be text.")
         out[key] = value
     return out
@@ -225,15 +202,6 @@ def read_login_body(request: ApiRequest) -> tuple[LoginBody, str | None]:
         raise UnsupportedMediaType()
     body: LoginBody = validate(LoginBody, data)
     return body, form_token
-
-
-def read_token_form(request: ApiRequest) -> TokenForm:
-    """The password grant's fields; a body that is not a form misses them all (422)."""
-    data = form_fields(request, ("username", "password", "grant_type"))
-    if request.content_type not in FORM_TYPES:
-        data = {}
-    form: TokenForm = validate(TokenForm, data)
-    return form
 
 
 def read_json_body(request: ApiRequest) -> dict[str, Any]:
@@ -342,7 +310,7 @@ __all__ = [
     "InvalidFields",
     "LoginBody",
     "PasswordChangeBody",
-    "TokenForm",
+    "RefreshBody",
     "UnsupportedMediaType",
     "describe_errors",
     "error_response",
@@ -355,7 +323,6 @@ __all__ = [
     "parse_json_object",
     "read_json_body",
     "read_login_body",
-    "read_token_form",
     "satchel_error_response",
     "validate",
 ]

@@ -43,12 +43,15 @@ async def api_request(request: AnyRequest, route: Route) -> ApiRequest:
     identity = await optional_identity(request)
     body = b""
     form: dict[str, object] | None = None
+    repeated: frozenset[str] = frozenset()
     if route.method != "GET":  # bodies and the CSRF form field; GET routes read none
         if content_type(headers) in FORM_TYPES:
             parsed = await request.form()
             form = {}
             for key in list(parsed.keys())[: MAX_FORM_FIELDS + 1]:
                 form[key] = parsed.get(key)
+            # The token endpoint refuses a parameter sent twice (RFC 6749 section 3.2).
+            repeated = frozenset(k for k in form if len(parsed.getall(k)) > 1)
         else:
             body = await request.body()
     return ApiRequest(
@@ -63,6 +66,7 @@ async def api_request(request: AnyRequest, route: Route) -> ApiRequest:
         transport=scope.get(SCOPE_TRANSPORT),
         error=scope.get(SCOPE_ERROR),
         params={k: str(v) for k, v in request.path_params.items()},
+        repeated=repeated,
     )
 
 

@@ -227,6 +227,8 @@ class SyncAuth:
 
     def _begin(self, auth: Auth, headers: RawHeaders, path: str, peer: str | None) -> Any:
         """The steady state: a :class:`Resolution` from memory, or a :class:`_Pending`."""
+        if not headers:  # no cookie, no Authorization: nothing to verify or refresh
+            return ANONYMOUS
         try:
             found = auth.find_credential(headers)
         except SatchelError as exc:  # two different credentials, a malformed carrier

@@ -111,10 +111,12 @@ class LoopThread:
                 return self._loop
             loop = asyncio.new_event_loop()
             ready = threading.Event()
+            # Each loop has its own set: a dying loop fails its own callers, not the next's.
+            inflight: set[concurrent.futures.Future[Any]] = set()
             thread = threading.Thread(
-                target=self._main, args=(loop, ready), name=self.name, daemon=True
+                target=self._main, args=(loop, ready, inflight), name=self.name, daemon=True
             )
-            self._loop, self._thread = loop, thread
+            self._loop, self._thread, self._inflight = loop, thread, inflight
             self.trusted_until = time.monotonic() + self.stale_after
             thread.start()
             if not ready.wait(_STOP_TIMEOUT):
@@ -122,7 +124,12 @@ class LoopThread:
             self.starts += 1
             return loop
 
-    def _main(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+    def _main(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ready: threading.Event,
+        inflight: set[concurrent.futures.Future[Any]],
+    ) -> None:
         asyncio.set_event_loop(loop)
         loop.call_soon(ready.set)
         beat = loop.create_task(self._beat(), name="satchel-loop-heartbeat")
@@ -132,14 +139,16 @@ class LoopThread:
             logger.error("satchel event loop stopped: %s", type(exc).__name__, exc_info=exc)
         finally:
             beat.cancel()
-            self._finish(loop)
+            self._finish(loop, inflight)
 
     async def _beat(self) -> None:
         while True:
             self.trusted_until = time.monotonic() + self.stale_after
             await asyncio.sleep(self.beat_interval)
 
-    def _finish(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _finish(
+        self, loop: asyncio.AbstractEventLoop, inflight: set[concurrent.futures.Future[Any]]
+    ) -> None:
         """In the loop thread, after ``run_forever`` returned: fail callers, clean up."""
         died = self._loop is loop
         if died:
@@ -156,11 +165,11 @@ class LoopThread:
             loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
         # ...and so do calls this loop will never run.
-        for future in list(self._inflight):
+        for future in list(inflight):
             if not future.done():
                 with contextlib.suppress(concurrent.futures.InvalidStateError):
                     future.set_exception(StoreUnavailable("The authentication loop stopped."))
-        self._inflight.clear()
+        inflight.clear()
 
     def stop(self, cleanup: Coroutine[Any, Any, Any] | None = None) -> None:
         """Run ``cleanup`` on the loop (bounded), then stop the loop and join its thread."""
@@ -211,9 +220,10 @@ class LoopThread:
             if loop is not None:
                 raise ConfigurationError("A blocking satchel call was made on its own loop.")
             raise StoreUnavailable("The authentication loop is not running.")
+        inflight = self._inflight
         future = asyncio.run_coroutine_threadsafe(coro, loop)
-        self._inflight.add(future)
-        future.add_done_callback(self._inflight.discard)
+        inflight.add(future)
+        future.add_done_callback(inflight.discard)
         return future
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:

@@ -2,73 +2,23 @@
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, Field
 
-from satchel.accounts.passwords import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS
-from satchel.accounts.users import MAX_USERNAME_CHARS
-from satchel.integrations.refresh import MAX_REFRESH_TOKEN
+# The request bodies every framework reads the same way (satchel.integrations.http_api),
+# re-exported here, where the routes and the OpenAPI document have always found them.
+from satchel.integrations.http_api.bodies import (
+    LoginBody,
+    NewPassword,
+    Password,
+    PasswordChangeBody,
+    RefreshBody,
+    Username,
+)
 
 if TYPE_CHECKING:
     from satchel.auth import LoginResult
-
-# The limits the server enforces, stated in the schema. The upper ones are checked by the
-# account code (400 for a username, 413 ``password_too_long`` for a password: over-long
-# input is refused before any hashing), so the models only state them.
-Username = Annotated[
-    StrictStr,
-    Field(
-        min_length=1,
-        json_schema_extra={"maxLength": MAX_USERNAME_CHARS},
-        description=f"1 to {MAX_USERNAME_CHARS} characters; compared case-insensitively.",
-    ),
-]
-Password = Annotated[
-    StrictStr,
-    Field(
-        min_length=1,
-        json_schema_extra={"maxLength": MAX_PASSWORD_BYTES},
-        description=f"At most {MAX_PASSWORD_BYTES} bytes in UTF-8 (413 above).",
-    ),
-]
-NewPassword = Annotated[
-    StrictStr,
-    Field(
-        min_length=MIN_PASSWORD_CHARS,
-        json_schema_extra={"maxLength": MAX_PASSWORD_BYTES},
-        description=(
-            f"{MIN_PASSWORD_CHARS} characters to {MAX_PASSWORD_BYTES} bytes; common passwords "
-            "and ones containing the username are refused (400 weak_password)."
-        ),
-    ),
-]
-
-
-class LoginBody(BaseModel):
-    """Credentials for ``POST /auth/login`` (JSON or form fields of the same names)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    username: Username
-    password: Password
-    remember: StrictBool = False
-
-
-class RefreshBody(BaseModel):
-    """``POST /auth/refresh`` from an API client (a browser sends the refresh cookie instead)."""
-
-    refresh_token: StrictStr = Field(min_length=1, max_length=MAX_REFRESH_TOKEN)
-
-
-class PasswordChangeBody(BaseModel):
-    """``POST /auth/password``: the current password and the new one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    current_password: Password
-    new_password: NewPassword
 
 
 class IdentityOut(BaseModel):
@@ -114,15 +64,9 @@ class TokenOut(BaseModel):
         own expiry and the identity's (a session token dies at its idle time-out, long
         before its absolute one, unless it is used).
         """
-        issued = result.credentials
-        # Whole seconds, never rounded up (to the millisecond first: float noise).
-        lives = math.floor(round(result.identity.expires_at - now, 3))
-        return cls(
-            access_token=issued.access_token,
-            expires_in=max(1, min(issued.expires_in, lives)),
-            refresh_token=issued.refresh_token,
-            refresh_expires_in=issued.refresh_expires_in if issued.refresh_token else None,
-        )
+        from satchel.integrations.http_api.token import token_body
+
+        return cls(**token_body(result, now))
 
     def body(self) -> dict[str, Any]:
         """The JSON body (absent refresh fields left out)."""
@@ -177,3 +121,20 @@ REFRESH_DOC: Final[dict[str, Any]] = {
     },
     "security": [{"RefreshCookie": []}, {}],
 }
+
+
+__all__ = [
+    "LOGIN_BODY_DOC",
+    "REFRESH_DOC",
+    "CSRFOut",
+    "IdentityOut",
+    "LoginBody",
+    "NewPassword",
+    "Password",
+    "PasswordChangeBody",
+    "RefreshBody",
+    "RevokedOut",
+    "SessionOut",
+    "TokenOut",
+    "Username",
+]

@@ -3,7 +3,6 @@ JSON or a form."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -12,26 +11,26 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from satchel.errors import InvalidInput, SatchelError
+from satchel.errors import InvalidInput
 from satchel.integrations.fastapi.deps import server_settings
 from satchel.integrations.fastapi.routes.models import LoginBody
+
+# The body rules every framework shares (satchel.integrations.http_api), re-exported here.
+from satchel.integrations.http_api.messages import (
+    FORM_TYPES,
+    MAX_FORM_FIELDS,
+    MAX_USER_AGENT,
+    UnsupportedMediaType,
+    is_json,
+    parse_json_object,
+)
 from satchel.strategies.base import LoginContext
 from satchel.transports.client_ip import client_ip, parse_networks
 from satchel.transports.csrf import FORM_FIELD
 
-MAX_USER_AGENT: Final = 512
-MAX_FORM_FIELDS: Final = 20
-FORM_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 #: Headers of every response that carries a credential.
 NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _TRUE_WORDS: Final = frozenset({"1", "true", "on", "yes"})
-
-
-class UnsupportedMediaType(SatchelError):
-    """Send the credentials as JSON or as a form."""
-
-    code = "unsupported_media_type"
-    status = 415
 
 
 def login_context(
@@ -51,22 +50,6 @@ def login_context(
     if agent is not None:
         agent = agent[:MAX_USER_AGENT]
     return LoginContext(ip=ip, user_agent=agent, remember=remember, transport=transport)
-
-
-def is_json(ctype: str) -> bool:
-    """True for ``application/json`` and its ``+json`` variants."""
-    return ctype == "application/json" or ctype.endswith("+json")
-
-
-def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """A JSON object body; InvalidInput (400) for anything else."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise InvalidInput("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("The request body must be a JSON object.")
-    return data
 
 
 async def read_login_body(request: Request) -> tuple[LoginBody, str | None]:
@@ -103,3 +86,17 @@ def apply_headers(response: Response, headers: Iterable[tuple[str, str]]) -> Non
         if name.lower() == "cache-control" and "cache-control" in response.headers:
             continue
         response.headers.append(name, value)
+
+
+__all__ = [
+    "FORM_TYPES",
+    "MAX_FORM_FIELDS",
+    "MAX_USER_AGENT",
+    "NO_STORE",
+    "UnsupportedMediaType",
+    "apply_headers",
+    "is_json",
+    "login_context",
+    "parse_json_object",
+    "read_login_body",
+]

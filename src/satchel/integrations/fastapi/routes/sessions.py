@@ -12,6 +12,7 @@ from satchel.integrations.fastapi.openapi import error_responses
 from satchel.integrations.fastapi.routes.csrf import CSRFChecked
 from satchel.integrations.fastapi.routes.models import RevokedOut, SessionOut
 from satchel.integrations.fastapi.routes.requests import NO_STORE, apply_headers
+from satchel.integrations.http_api.routes import session_view
 from satchel.stores.base import SessionRecord
 
 #: Longer ids are not looked up: no session has one.
@@ -22,15 +23,7 @@ router = APIRouter()
 
 def session_out(record: SessionRecord, current: str | None) -> SessionOut:
     """``record`` as the API shows it; ``current`` marks the caller's own session."""
-    return SessionOut(
-        id=record.id,
-        created=int(record.created_at),
-        last_seen=int(record.last_seen_at),
-        expires=int(record.expires_at()),
-        ip=record.ip,
-        user_agent=record.user_agent,
-        current=record.id == current,
-    )
+    return SessionOut.model_validate(session_view(record, current))
 
 
 @router.get(
