@@ -33,6 +33,10 @@ NOT_BASE = (
     "litestar",
     "jwt",
     "prometheus_client",
+    # satchel[mfa]: imported only when a second factor is set up or checked
+    "pyotp",
+    "segno",
+    "webauthn",
 )
 # Modules that are glue or optional drivers by design.
 GLUE = (

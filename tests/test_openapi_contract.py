@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import jsonschema_rs
+import pyotp
 import pytest
 
 from apps import Apps, RunningApp
 from procs import SatchelServer, satchel_cli
+from softauthn import SoftAuthenticator
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a different horse, stapled"
@@ -323,6 +325,44 @@ def test_a_client_built_from_the_document_uses_every_protected_route(
     response = client.call("post", "/auth/sessions/revoke-others")
     assert response.status_code == 200
     called.add(("post", "/auth/sessions/revoke-others"))
+    # Second factors: an authenticator app, recovery codes, a passkey (a software
+    # authenticator answering for the server's default origin), a step-up.
+    setup = client.call("post", "/auth/mfa/totp/setup", json={})
+    assert setup.status_code == 200, setup.text
+    secret = setup.json()["secret"]
+    code = pyotp.TOTP(secret).now()
+    confirmed = client.call("post", "/auth/mfa/totp/confirm", json={"code": code})
+    assert confirmed.status_code == 200 and len(confirmed.json()["recovery_codes"]) == 10
+    assert client.call("post", "/auth/mfa/recovery-codes", json={}).status_code == 200
+    assert client.call("delete", "/auth/mfa/totp").status_code == 204
+    device = SoftAuthenticator(f"http://localhost:{hybrid_server.port}")
+    options = client.call("post", "/auth/passkeys/register/options", json={}).json()
+    added = client.call(
+        "post", "/auth/passkeys/register", json={"credential": device.create(options)}
+    )
+    assert added.status_code == 201, added.text
+    key = {"passkey_id": added.json()["id"]}
+    renamed = client.call("post", "/auth/passkeys/{passkey_id}/name", key, json={"name": "Laptop"})
+    assert renamed.status_code == 204
+    options = client.call("post", "/auth/passkeys/reauthenticate/options", json={}).json()
+    stepped = client.call("post", "/auth/reauthenticate", json={"passkey": device.get(options)})
+    assert stepped.status_code == 200, stepped.text
+    client.token = stepped.json()["access_token"]  # carries the renewed auth_time
+    assert client.call("delete", "/auth/passkeys/{passkey_id}", key).status_code == 204
+    called.update(
+        {
+            ("post", "/auth/mfa/totp/setup"),
+            ("post", "/auth/mfa/totp/confirm"),
+            ("post", "/auth/mfa/recovery-codes"),
+            ("delete", "/auth/mfa/totp"),
+            ("post", "/auth/passkeys/register/options"),
+            ("post", "/auth/passkeys/register"),
+            ("post", "/auth/passkeys/{passkey_id}/name"),
+            ("post", "/auth/passkeys/reauthenticate/options"),
+            ("post", "/auth/reauthenticate"),
+            ("delete", "/auth/passkeys/{passkey_id}"),
+        }
+    )
     # The account routes a signed-in caller uses (202: the mail goes out in the background).
     response = client.call("post", "/auth/email/verify/resend")
     assert response.status_code == 202, response.text

@@ -20,12 +20,14 @@ from satchel.errors import (
     SatchelError,
 )
 from satchel.identity import Identity
-from satchel.stores.base import SessionRecord
+from satchel.stores.base import SessionRecord, UserRecord
+from satchel.strategies.auth_methods import PWD, combine
 from satchel.strategies.base import LoginContext, Strategy, SupportsRefresh, SupportsSessions
 from satchel.strategies.session_policy import is_remembered
 from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, Transport
 
 if TYPE_CHECKING:
+    from satchel.accounts.mfa.service import MfaService
     from satchel.keys.manager import KeyManager
     from satchel.revocation.base import RevocationBus
     from satchel.transports.csrf import CSRFProtect
@@ -54,7 +56,8 @@ class Auth:
     (``docs/library.md``): ``throttle`` defaults to the in-process
     :class:`~satchel.accounts.throttle.LoginThrottle`; ``csrf`` is required with the cookie
     transport (``ConfigurationError`` otherwise, never a silent skip); ``keys`` are what the
-    JWKS publishes, ``bus`` the revocation channel it starts and closes, ``audit`` the log.
+    JWKS publishes, ``bus`` the revocation channel it starts and closes, ``audit`` the log,
+    ``mfa`` second factors and step-up (:mod:`satchel.accounts.mfa`; None: password only).
 
     ``Auth`` owns its parts: :meth:`close` closes the strategy, the user store, the bus and
     the throttle.
@@ -71,6 +74,7 @@ class Auth:
         keys: KeyManager | None = None,
         bus: RevocationBus | None = None,
         audit: AuditLog | None = None,
+        mfa: MfaService | None = None,
         clock: Clock = system_clock,
     ) -> None:
         if not transports:
@@ -95,6 +99,9 @@ class Auth:
         self.bus: RevocationBus | None = bus
         self.audit: AuditLog = audit or AuditLog()
         self.clock = clock
+        self.mfa: MfaService | None = mfa
+        if mfa is not None:
+            mfa.bind(self)
         # Capabilities, decided once from the strategy's type (see strategies/base.py).
         self.refresher: SupportsRefresh | None = (
             strategy if isinstance(strategy, SupportsRefresh) else None
@@ -201,7 +208,8 @@ class Auth:
         """Check the password and issue a brand-new credential.
 
         Unknown user, wrong password and disabled account raise the same
-        :class:`satchel.errors.InvalidLogin`.
+        :class:`satchel.errors.InvalidLogin`. When a second factor is due the right password
+        raises :class:`~satchel.accounts.mfa.errors.MfaRequired` (with its ``mfa_token``).
         """
         ctx = ctx or LoginContext()
         # Before the password is looked at: during a lockout the right password gets the
@@ -222,6 +230,13 @@ class Auth:
                 AuditEvent("login.failure", username=username, ip=ctx.ip, reason=exc.code)
             )
             raise
+        ctx = replace(ctx, amr=frozenset({PWD}))
+        if self.mfa is not None:  # raises MfaRequired when a second factor is due
+            await self.mfa.after_password(user, ctx)
+        return await self.issue_login(user, ctx)
+
+    async def issue_login(self, user: UserRecord, ctx: LoginContext) -> LoginResult:
+        """A new credential for ``user``, whose authentication (``ctx.amr``) is complete."""
         identity, issued = await self.strategy.issue(user, ctx)
         await self.audit.emit(
             AuditEvent(
@@ -230,6 +245,7 @@ class Auth:
                 username=user.username,
                 session=identity.session_id,
                 ip=ctx.ip,
+                extra={"amr": " ".join(sorted(ctx.amr))},
             )
         )
         return LoginResult(identity, issued)
@@ -239,9 +255,8 @@ class Auth:
         if self.refresher is None:
             raise NotSupported("This strategy has no refresh tokens.")
         identity, issued = await self.refresher.refresh(refresh_token, ctx or LoginContext())
-        await self.audit.emit(
-            AuditEvent("refresh", user_id=identity.user_id, session=identity.session_id)
-        )
+        event = AuditEvent("refresh", user_id=identity.user_id, session=identity.session_id)
+        await self.audit.emit(event)
         return LoginResult(identity, issued)
 
     async def logout(self, identity: Identity) -> None:
@@ -276,12 +291,7 @@ class Auth:
         if not await self._session_keeper().revoke_session(session_id, user_id=user_id):
             raise NotFound("No such session.")
         await self.audit.emit(
-            AuditEvent(
-                "revoke",
-                user_id=user_id,
-                session=session_id,
-                actor=actor.user_id if actor else None,
-            )
+            AuditEvent("revoke", user_id=user_id, session=session_id, actor=_actor(actor))
         )
 
     async def revoke_other_sessions(self, identity: Identity) -> list[str]:
@@ -308,12 +318,7 @@ class Auth:
         user = await self.users.invalidate_credentials(user_id)
         await self.strategy.user_changed(user)
         await self.audit.emit(
-            AuditEvent(
-                "revoke",
-                user_id=user_id,
-                actor=actor.user_id if actor else None,
-                reason="all",
-            )
+            AuditEvent("revoke", user_id=user_id, actor=_actor(actor), reason="all")
         )
 
     # --- account changes ------------------------------------------------------------------
@@ -350,13 +355,10 @@ class Auth:
             raise
         # Ends every credential issued up to the new valid_after, the caller's included.
         await self.strategy.user_changed(user)
+        ctx = replace(ctx, amr=combine(identity.amr, {PWD}))
         issued_identity, issued = await self.strategy.issue(user, ctx)
         await self.audit.emit(
-            AuditEvent(
-                "password.changed",
-                user_id=user.id,
-                session=issued_identity.session_id,
-            )
+            AuditEvent("password.changed", user_id=user.id, session=issued_identity.session_id)
         )
         return LoginResult(issued_identity, issued)
 
@@ -379,7 +381,7 @@ class Auth:
             AuditEvent(
                 "roles.changed",
                 user_id=user_id,
-                actor=actor.user_id if actor else None,
+                actor=_actor(actor),
                 extra={"roles": ",".join(sorted(user.roles))},
             )
         )
@@ -390,10 +392,9 @@ class Auth:
         """Disable (ending every credential at once) or re-enable an account."""
         user = await self.users.set_disabled(user_id, disabled)
         await self.strategy.user_changed(user)
-        await self.audit.emit(
-            AuditEvent(
-                "user.disabled" if disabled else "user.enabled",
-                user_id=user_id,
-                actor=actor.user_id if actor else None,
-            )
-        )
+        name = "user.disabled" if disabled else "user.enabled"
+        await self.audit.emit(AuditEvent(name, user_id=user_id, actor=_actor(actor)))
+
+
+def _actor(actor: Identity | None) -> str | None:
+    return actor.user_id if actor else None

@@ -7,6 +7,8 @@ guessing. Messages never contain the credential that caused them.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SatchelError(Exception):
     """Base class of every satchel exception."""
@@ -17,6 +19,14 @@ class SatchelError(Exception):
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.__class__.__doc__ or self.code
         super().__init__(self.detail)
+
+    def body_fields(self) -> dict[str, Any]:
+        """JSON fields the error response carries besides ``error`` and ``detail``."""
+        return {}
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        """Headers the error response carries (a step-up challenge, for example)."""
+        return []
 
 
 class ConfigurationError(SatchelError):

@@ -14,7 +14,10 @@ class Identity:
     ``session_id`` is the public handle of the server-side session (or the ``sid`` claim of a
     token); it is not a credential on its own, but it is still kept out of ``repr``.
 
-    ``auth_time`` is the instant of the original login, kept through every refresh.
+    ``auth_time`` is the instant of the latest authentication: the sign-in, kept through
+    every refresh, or a later step-up (``POST /auth/reauthenticate``). ``amr`` names the
+    methods used (RFC 8176: ``pwd``, ``otp``, ``hwk``, ``swk``, ``mfa``; see
+    :mod:`satchel.strategies.auth_methods`).
     ``claims`` carries the account's application claims (``UserRecord.claims``, plus
     ``"email"`` when the account has one; rules in
     :mod:`satchel.strategies.application_claims`) in every strategy; for the jwt and hybrid
@@ -31,6 +34,7 @@ class Identity:
     session_id: str | None = None
     transport: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
+    amr: frozenset[str] = frozenset()
 
     def has_role(self, role: str) -> bool:
         """True when the identity carries ``role``."""
@@ -50,6 +54,7 @@ class Identity:
             session_id=self.session_id,
             transport=transport,
             claims=self.claims,
+            amr=self.amr,
         )
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -62,6 +67,7 @@ class Identity:
             "transport": self.transport,
             "session_id": self.session_id,
             "auth_time": int(self.auth_time),
+            "amr": sorted(self.amr),
             "expires_at": int(self.expires_at),
         }
 

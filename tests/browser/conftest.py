@@ -250,4 +250,4 @@ def login(
     if remember:
         page.get_by_label("Remember this device").check()
     with page.expect_navigation():
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()

@@ -345,7 +345,7 @@ def test_R01_hybrid_page_loads_refresh_through_the_refresh_cookie_and_reuse_ends
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill(ALICE_PASSWORD)
     with page.expect_navigation():
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
     assert page.url == server.url("/devices")
     assert page.get_by_role("heading", name="1 active session").is_visible()
 

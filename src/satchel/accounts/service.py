@@ -213,7 +213,14 @@ class AccountService:
             await self.tokens.delete_for_user(kind.value, user_id)
 
     async def sign_in(self, user: UserRecord, ctx: LoginContext, how: str) -> LoginResult:
-        """A brand-new credential for ``user`` (after a link or code proved the address)."""
+        """A brand-new credential for ``user`` (after a link or code proved the address).
+
+        A proven address is one factor: an account with a second factor (or that must set
+        one up) gets :class:`~satchel.accounts.mfa.errors.MfaRequired` here, as a password
+        sign-in does.
+        """
+        if self.auth.mfa is not None:
+            await self.auth.mfa.after_password(user, ctx)
         identity, issued = await self.auth.strategy.issue(user, ctx)
         await self.audit(
             "login.success",

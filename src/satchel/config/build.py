@@ -17,6 +17,7 @@ from satchel.audit import AuditLog
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
 from satchel.config.keys import key_manager, key_timing
+from satchel.config.mfa import mfa_service
 from satchel.config.settings import Settings
 from satchel.config.transports import build_transports
 from satchel.errors import ConfigurationError
@@ -86,7 +87,10 @@ class ConfiguredAuth(Auth):
             await sessions.get("-healthz-")
 
     async def purge_expired(self) -> int:
-        """Delete expired sessions now; returns how many went."""
+        """Delete expired sessions (and used-up second-factor records) now; returns how
+        many sessions went."""
+        if self.mfa is not None:
+            await self.mfa.docs.store.purge_expired(self.clock())
         return await self.stores.sessions.purge_expired(self.clock())
 
     async def _purge_forever(self, interval: float) -> None:
@@ -116,6 +120,8 @@ class ConfiguredAuth(Auth):
         finally:
             await self.stores.close()
             await self.throttle.close()
+            if self.mfa is not None:
+                await self.mfa.close()
             if self._owns_hasher:
                 self.users.hasher.close()
 
@@ -238,6 +244,7 @@ async def build_auth(
             keys=keys,
             bus=bus,
             audit=audit,
+            mfa=mfa_service(settings, stores, clock),
             clock=clock,
         )
         configured.bounded = bounded

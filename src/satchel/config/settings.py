@@ -226,13 +226,36 @@ class Settings(BaseSettings):
             raise ValueError("must look like https://host[:port][/path], no query")
         return text
 
+    # --- second factors, passkeys and step-up (docs/mfa.md) --------------------------------
+    #: When a second factor is required: off, optional (accounts that set one up use it),
+    #: required_for_admins (the admin role must set one up at sign-in), required.
+    mfa: Literal["off", "optional", "required_for_admins", "required"] = "optional"
+    #: Password change, email change, adding or removing a factor and admin actions need
+    #: an authentication (sign-in or POST /auth/reauthenticate) this many seconds old at most.
+    fresh_age: int = Field(default=300, ge=10, le=86_400)
+    #: Seconds an mfa_token (password accepted, second factor pending) lives; single use.
+    mfa_token_ttl: int = Field(default=300, ge=30, le=1800)
+    #: Failed second-factor codes allowed per account in ``mfa_attempt_window`` seconds.
+    mfa_attempts: int = Field(default=5, ge=1, le=1000)
+    mfa_attempt_window: int = Field(default=900, ge=10, le=7 * 86_400)
+    #: The name authenticator apps show beside the account (default: ``issuer``).
+    totp_issuer: str | None = Field(default=None, min_length=1, max_length=100)
+    #: WebAuthn relying party id: the site's registrable domain (passkeys are bound to it).
+    webauthn_rp_id: str = Field(default="localhost", pattern=r"^[a-z0-9.\-]{1,253}$")
+    webauthn_rp_name: str = Field(default="satchel", min_length=1, max_length=100)
+    #: Origins passkey ceremonies may come from (default: https://RP_ID, and for
+    #: localhost also http://localhost:PORT).
+    webauthn_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
         except ValidationError as exc:
             raise ConfigurationError(describe_validation_error(exc)) from None
 
-    @field_validator("transports", "trusted_origins", "trusted_proxies", mode="before")
+    @field_validator(
+        "transports", "trusted_origins", "trusted_proxies", "webauthn_origins", mode="before"
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         value = _split_list(value)
@@ -253,7 +276,7 @@ class Settings(BaseSettings):
             raise ValueError("each transport may be listed once")
         return value
 
-    @field_validator("trusted_origins")
+    @field_validator("trusted_origins", "webauthn_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         for origin in value:
@@ -270,6 +293,16 @@ class Settings(BaseSettings):
         if self.remember_absolute_timeout < self.absolute_timeout:
             raise ValueError("remember_absolute_timeout must be at least absolute_timeout")
         return self
+
+    @property
+    def passkey_origins(self) -> tuple[str, ...]:
+        """The origins passkey ceremonies are accepted from (see ``webauthn_origins``)."""
+        if self.webauthn_origins:
+            return tuple(self.webauthn_origins)
+        out = [f"https://{self.webauthn_rp_id}"]
+        if self.webauthn_rp_id == "localhost":
+            out.append(f"http://localhost:{self.port}")
+        return tuple(out)
 
     @property
     def transport_names(self) -> tuple[str, ...]:

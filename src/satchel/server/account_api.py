@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from satchel.accounts.service import AccountService
 from satchel.auth import Auth, LoginResult
 from satchel.errors import ConfigurationError, InvalidInput, NotSupported
-from satchel.integrations.fastapi import CurrentIdentity, get_auth
+from satchel.integrations.fastapi import CurrentIdentity, FreshIdentity, get_auth
 from satchel.integrations.fastapi.routes import CSRFChecked, TokenOut, login_context
 from satchel.server.errors import error_responses
 from satchel.transports.csrf import scope_origin
@@ -243,7 +243,9 @@ async def consume_sign_in_link(request: Request, body: ConsumeBody) -> JSONRespo
     auth = get_auth(request)
     check_mode(request, auth, body.mode)
     service = accounts(request)
-    ctx = login_context(request)
+    wanted = body.mode or ("cookie" if "cookie" in auth.transport_by_name else "token")
+    # A second factor, if due, finishes on the transport asked for here.
+    ctx = login_context(request, transport="bearer" if wanted == "token" else "cookie")
     if body.token is not None and body.code is None and body.email is None:
         result = await service.links.use_link(body.token, ctx)
     elif body.token is None and body.code is not None and body.email is not None:
@@ -261,9 +263,11 @@ async def consume_sign_in_link(request: Request, body: ConsumeBody) -> JSONRespo
     summary="Ask to change the caller's address (confirmed at the new address)",
 )
 async def change_email(
-    request: Request, identity: CurrentIdentity, body: EmailChangeBody
+    request: Request, identity: FreshIdentity, body: EmailChangeBody
 ) -> JSONResponse:
-    """Needs the current password; the same answer whether the new address is free or not."""
+    """Needs the current password and a fresh sign-in (``SATCHEL_FRESH_AGE``; 401
+    ``reauthentication_required`` otherwise); the same answer whether the new address is
+    free or not."""
     await accounts(request).email.request(
         identity, body.email, body.password, login_context(request).ip
     )

@@ -185,6 +185,19 @@ class SessionStore(Protocol):
 
 
 @runtime_checkable
+class SessionDataStore(Protocol):
+    """A session store that can rewrite a session's ``data`` in place (every bundled backend).
+
+    A step-up (``POST /auth/reauthenticate``) records the renewed authentication there.
+    """
+
+    async def update_data(self, session_id: str, data: dict[str, Any]) -> bool:
+        """Replace the ``data`` of a live session; never recreates a deleted one. False when
+        there is no such session."""
+        ...
+
+
+@runtime_checkable
 class UserStore(Protocol):
     """Accounts."""
 

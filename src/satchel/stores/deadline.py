@@ -21,11 +21,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
 
-from satchel.errors import ConfigurationError, StoreUnavailable
+from satchel.errors import ConfigurationError, NotSupported, StoreUnavailable
 from satchel.stores.base import (
     CreateResult,
     OnExceed,
     RotateOutcome,
+    SessionDataStore,
     SessionRecord,
     StoredKey,
     Stores,
@@ -111,6 +112,11 @@ class DeadlineStore:
         return await self._call(
             self.inner.touch(session_id, last_seen_at=last_seen_at, idle_expires_at=idle_expires_at)
         )
+
+    async def update_data(self, session_id: str, data: dict[str, Any]) -> bool:
+        if not isinstance(self.inner, SessionDataStore):
+            raise NotSupported("This session store cannot record a renewed authentication.")
+        return await self._call(self.inner.update_data(session_id, data))
 
     async def delete(self, session_id: str) -> SessionRecord | None:
         return await self._call(self.inner.delete(session_id))

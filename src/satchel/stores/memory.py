@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from satchel.errors import NotFound, UserExists
 from satchel.stores import codec, rules
@@ -116,6 +117,16 @@ class MemoryStore:
             return False
         rec.last_seen_at = last_seen_at
         rec.idle_expires_at = idle_expires_at
+        self._put(rec)
+        return True
+
+    async def update_data(self, session_id: str, data: dict[str, Any]) -> bool:
+        """Replace the session's ``data``; False when the session is gone."""
+        entry = self._sessions.get(session_id)
+        rec = None if entry is None else self._decode(session_id, entry)
+        if rec is None:
+            return False
+        rec.data = dict(data)
         self._put(rec)
         return True
 

@@ -190,6 +190,14 @@ class PostgresStore:
             )
         return found is not None
 
+    async def update_data(self, session_id: str, data: dict[str, Any]) -> bool:
+        """Replace the session's ``data``; an UPDATE, so a deleted session is never recreated."""
+        async with self._errors():
+            found = await self.pool.fetchval(
+                self._sql["set_data"], codec.data_to_json(data), session_id
+            )
+        return found is not None
+
     async def delete(self, session_id: str) -> SessionRecord | None:
         """Remove a session; idempotent."""
         async with self._errors():

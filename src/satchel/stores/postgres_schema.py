@@ -71,6 +71,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX one_time_tokens_user_idx ON {s}.one_time_tokens (user_id, kind)",
         "CREATE INDEX one_time_tokens_expiry_idx ON {s}.one_time_tokens (expires_at)",
     ),
+    (
+        # Second factors, one document per account, and single-use records (mfa_token,
+        # WebAuthn challenges): satchel.stores.factors.
+        """CREATE TABLE {s}.mfa_factors (
+            user_id text PRIMARY KEY,
+            document text NOT NULL,
+            version bigint NOT NULL
+        )""",
+        """CREATE TABLE {s}.mfa_once (
+            key text PRIMARY KEY,
+            value text NOT NULL,
+            expires_at double precision NOT NULL
+        )""",
+        "CREATE INDEX mfa_once_expiry_idx ON {s}.mfa_once (expires_at)",
+    ),
 ]
 
 # Statement templates: {s} is the validated, quoted schema, {cols} the session columns and
@@ -84,6 +99,7 @@ SQL_TEMPLATES: dict[str, str] = {
     "delete_many": "DELETE FROM {s}.sessions WHERE id = ANY($1::text[])",
     "touch": "UPDATE {s}.sessions SET last_seen_at = $1, idle_expires_at = $2,"
     " expires_at = least($2, absolute_expires_at) WHERE id = $3 RETURNING 1",
+    "set_data": "UPDATE {s}.sessions SET data = $1::jsonb WHERE id = $2 RETURNING 1",
     "delete": "DELETE FROM {s}.sessions WHERE id = $1 RETURNING {cols}",
     "delete_user": "DELETE FROM {s}.sessions"
     " WHERE user_id = $1 AND id IS DISTINCT FROM $2 RETURNING id, created_at",

@@ -173,6 +173,13 @@ class RedisStore:
             )
         return bool(done)
 
+    async def update_data(self, session_id: str, data: dict[str, Any]) -> bool:
+        """Replace the session's ``data``; never recreates a deleted session."""
+        script = redis_client.register_script(self.client, redis_lua.SET_DATA)  # step-ups only
+        async with unavailable():
+            done = await script(keys=[self._s + session_id], args=[codec.data_to_json(data)])
+        return bool(done)
+
     async def delete(self, session_id: str) -> SessionRecord | None:
         """Remove a session and its index entry; idempotent."""
         async with unavailable():

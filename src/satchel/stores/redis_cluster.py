@@ -41,7 +41,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from satchel.errors import ConfigurationError, SessionLimitExceeded
-from satchel.stores import redis_client, redis_cluster_client, redis_lua, rules
+from satchel.stores import codec, redis_client, redis_cluster_client, redis_lua, rules
 from satchel.stores.base import CreateResult, OnExceed, RotateOutcome, SessionRecord
 from satchel.stores.redis import RedisStore
 from satchel.stores.redis_client import DEFAULT_TIMEOUT, aw, glob_escape, unavailable
@@ -203,6 +203,18 @@ class RedisClusterStore(RedisStore):
         async with unavailable():
             raw = await aw(self.client.hgetall(self.session_key(user_id, session_id)))
         return self._session(session_id, raw)
+
+    async def update_data(self, session_id: str, data: dict[str, Any]) -> bool:
+        """Replace the session's ``data`` in the user's slot; never recreates a session."""
+        user_id = await self.owner(session_id)
+        if user_id is None:
+            return False
+        script = redis_client.register_script(self.client, redis_lua.SET_DATA)  # step-ups only
+        async with unavailable():
+            done = await script(
+                keys=[self.session_key(user_id, session_id)], args=[codec.data_to_json(data)]
+            )
+        return bool(done)
 
     async def touch(self, session_id: str, *, last_seen_at: float, idle_expires_at: float) -> bool:
         """Record activity and move the expiry; never recreates a deleted session."""

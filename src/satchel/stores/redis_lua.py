@@ -207,3 +207,10 @@ HSETNX_THEN_HGET = """
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('HGET', KEYS[1], ARGV[1])
 """
+
+# KEYS: session key. ARGV: data (JSON). Never recreates a deleted or expired session.
+SET_DATA = """
+if redis.call('HEXISTS', KEYS[1], 'u') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+return 1
+"""

@@ -211,6 +211,14 @@ class SQLiteStore:
             )
             return cur.rowcount > 0
 
+    async def update_data(self, session_id: str, data: dict[str, Any]) -> bool:
+        """Replace the session's ``data``; an UPDATE, so a deleted session is never recreated."""
+        with self._errors():
+            cur = self._conn.execute(
+                "UPDATE sessions SET data = ? WHERE id = ?", (codec.data_to_json(data), session_id)
+            )
+            return cur.rowcount > 0
+
     async def delete(self, session_id: str) -> SessionRecord | None:
         """Remove a session; idempotent."""
         with self._errors():

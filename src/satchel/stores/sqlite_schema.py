@@ -80,6 +80,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX one_time_tokens_user ON one_time_tokens (user_id, kind)",
         "CREATE INDEX one_time_tokens_expiry ON one_time_tokens (expires_at)",
     ),
+    (
+        # Second factors, one document per account, and single-use records (mfa_token,
+        # WebAuthn challenges): satchel.stores.factors.
+        """CREATE TABLE mfa_factors (
+            user_id TEXT PRIMARY KEY,
+            document TEXT NOT NULL,
+            version INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE mfa_once (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX mfa_once_expiry ON mfa_once (expires_at)",
+    ),
 ]
 
 # The statements below are built once from constants at import time; values are bound.

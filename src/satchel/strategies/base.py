@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
+from satchel.errors import NotSupported
 from satchel.identity import Identity
 from satchel.stores.base import SessionRecord, UserRecord
 from satchel.strategies.counters import Counters
@@ -14,11 +16,19 @@ from satchel.transports.base import IssuedCredentials
 
 @dataclass(frozen=True, slots=True)
 class LoginContext:
-    """Facts about the client at login, recorded on stateful sessions."""
+    """Facts about the client at login, recorded on stateful sessions.
+
+    ``amr`` are the authentication methods of the login (RFC 8176, see
+    :mod:`satchel.strategies.auth_methods`); they reach the identity and every token.
+    ``transport`` is the transport the login was asked for on, when the route knows it (a
+    login finished in a second step answers on the same one).
+    """
 
     ip: str | None = None
     user_agent: str | None = None
     remember: bool = False
+    amr: frozenset[str] = frozenset()
+    transport: str | None = None
 
 
 class UserLookup(Protocol):
@@ -73,6 +83,18 @@ class Strategy(ABC):
     @abstractmethod
     async def logout(self, identity: Identity) -> None:
         """End the credential behind ``identity``; idempotent."""
+
+    async def reauthenticated(
+        self, identity: Identity, amr: Collection[str]
+    ) -> tuple[Identity, IssuedCredentials | None]:
+        """Renew the authentication of ``identity``'s session (a step-up): ``auth_time``
+        becomes now and ``amr`` gains ``amr``; the session stays the same.
+
+        Returns the renewed identity and, when the credential itself carries the time (a
+        signed token), a new access credential for the same session (no new refresh token).
+        Raises :class:`~satchel.errors.InvalidCredential` when the session has ended.
+        """
+        raise NotSupported("This strategy cannot renew an authentication.")
 
     async def user_changed(self, user: UserRecord) -> None:
         """React to a change of the account (disabled, roles, ``valid_after``).

@@ -3,10 +3,9 @@
 Login creates a session record exactly as the session strategy does and hands out two
 credentials of different kinds, never accepted in each other's place:
 
-* an **access token**: a JWT (header ``typ: at+jwt``; claims ``sub``, ``sid``, ``jti``,
-  ``roles``, ``preferred_username``, ``auth_time``, ``iat``, ``exp``, ``iss``, ``aud`` and the
-  account's application claims, :mod:`satchel.strategies.application_claims`), valid for
-  ``access_ttl`` seconds (5 minutes by default), never past the session's absolute expiry;
+* an **access token**: a JWT (``typ: at+jwt``; ``sub``, ``sid``, ``jti``, ``roles``,
+  ``preferred_username``, ``auth_time``, ``amr``, ``iat``, ``exp``, ``iss``, ``aud``, application
+  claims) for ``access_ttl`` seconds (5 minutes), never past the session's absolute expiry;
 * a **refresh token** ``<sid>.<generation>.<secret>``: opaque, bound to the session and
   stored only as a SHA-256 hash (:mod:`satchel.strategies.refresh_tokens`).
 
@@ -60,11 +59,8 @@ from satchel.jose.keyset import KeySet
 from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus, RevocationEvent
 from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
-from satchel.strategies.application_claims import (
-    AUTH_TIME_CLAIM,
-    USERNAME_CLAIM,
-    application_claims,
-)
+from satchel.strategies.application_claims import application_claims
+from satchel.strategies.auth_methods import record_auth, token_claims
 from satchel.strategies.base import LoginContext
 from satchel.strategies.identity_claims import identity_from_claims
 from satchel.strategies.refresh_family import RefreshFamilies
@@ -228,21 +224,17 @@ class HybridStrategy(SessionStrategy):
         record: SessionRecord,
         user: UserRecord,
         app: Mapping[str, Any],
-        refresh: str,
+        refresh: str | None,
         now: float,
     ) -> tuple[Identity, IssuedCredentials]:
         remaining = record.absolute_expires_at - now
         ttl = min(self.access_ttl, remaining)
         if ttl < 1:
             raise ExpiredCredential("The session has expired.")
+        # auth_time and amr of the record: the sign-in's, kept through refresh until a step-up
+        extra = token_claims(app, user.username, *record_auth(record.data, record.created_at))
         claims = claims_mod.build_claims(
-            self.claims,
-            sub=user.id,
-            now=now,
-            ttl=ttl,
-            roles=user.roles,
-            sid=record.id,
-            extra={**app, USERNAME_CLAIM: user.username, AUTH_TIME_CLAIM: record.created_at},
+            self.claims, sub=user.id, now=now, ttl=ttl, roles=user.roles, sid=record.id, extra=extra
         )
         keyset = self.keyset
         access = claims_mod.sign(keyset, self.claims, claims)
@@ -253,11 +245,17 @@ class HybridStrategy(SessionStrategy):
             access_token=access,
             expires_in=max(1, int(claims["exp"] - now)),
             refresh_token=refresh,
-            refresh_expires_in=int(remaining),
+            refresh_expires_in=int(remaining) if refresh is not None else None,
             session_id=record.id,
             remember=is_remembered(record),
         )
         return identity, issued
+
+    async def _renewed(
+        self, record: SessionRecord, user: UserRecord, now: float
+    ) -> tuple[Identity, IssuedCredentials | None]:
+        await self._refresh_keys()  # a new access token; the refresh token stays
+        return self._pair(record, user, application_claims(user), None, now)
 
     async def _family_reused(self, sid: str, record: SessionRecord | None) -> None:
         until = record.absolute_expires_at if record else self.clock() + self.policy.longest

@@ -9,6 +9,7 @@ from satchel.errors import InvalidToken
 from satchel.identity import Identity
 from satchel.jose import claims as claims_mod
 from satchel.strategies.application_claims import AUTH_TIME_CLAIM, USERNAME_CLAIM
+from satchel.strategies.auth_methods import AMR_CLAIM, methods_from
 from satchel.strategies.session_tokens import ID_LENGTH
 
 __all__ = ["AUTH_TIME_CLAIM", "USERNAME_CLAIM", "identity_from_claims"]
@@ -41,4 +42,5 @@ def identity_from_claims(claims: Mapping[str, Any], strategy: str) -> Identity:
         expires_at=float(claims["exp"]),
         session_id=sid,
         claims=dict(claims),
+        amr=methods_from(claims.get(AMR_CLAIM)),
     )

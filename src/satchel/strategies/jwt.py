@@ -21,16 +21,15 @@ is no store record to re-read), so the token stays usable there until it expires
 depend on the token string (J21): a re-encoded twin of a revoked token carries the same
 ``sid`` and ``auth_time``.
 
-Tokens carry ``sub``, ``sid``, ``roles``, ``preferred_username``, ``auth_time``, the
-account's application claims (:mod:`satchel.strategies.application_claims`) and the
-registered ``iss``, ``aud``, ``iat``, ``exp``, ``jti``.
+Tokens carry ``sub``, ``sid``, ``roles``, ``preferred_username``, ``auth_time``, ``amr``,
+application claims (:mod:`.application_claims`), ``iss``, ``aud``, ``iat``, ``exp``, ``jti``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from satchel.clock import Clock, system_clock
@@ -55,8 +54,10 @@ from satchel.strategies.application_claims import (
     USERNAME_CLAIM,
     application_claims,
 )
+from satchel.strategies.auth_methods import AMR_CLAIM, methods_from, token_claims
 from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
+from satchel.strategies.jwt_stepup import renew_token
 from satchel.strategies.refresh_tokens import is_refresh_token_shape
 from satchel.strategies.session_tokens import new_session_id
 from satchel.strategies.token_cache import drop_expired_front
@@ -174,7 +175,7 @@ class JWTStrategy(Strategy):
             raise InvalidLogin()
         app = application_claims(user)
         now = self.clock()
-        identity, token = await self._mint(user, app, new_session_id(), now, now)
+        identity, token = await self._mint(user, app, new_session_id(), now, now, ctx.amr)
         issued = IssuedCredentials(
             access_token=token,
             expires_in=max(1, int(identity.expires_at - now)),
@@ -190,6 +191,7 @@ class JWTStrategy(Strategy):
         sid: str,
         auth_time: float,
         now: float,
+        amr: Collection[str],
         ttl: float | None = None,
     ) -> tuple[Identity, str]:
         """A signed access token of session ``sid`` (and its identity, already cached)."""
@@ -200,7 +202,7 @@ class JWTStrategy(Strategy):
             ttl=self.access_ttl if ttl is None else ttl,
             roles=user.roles,
             sid=sid,
-            extra={**app, USERNAME_CLAIM: user.username, AUTH_TIME_CLAIM: auth_time},
+            extra=token_claims(app, user.username, auth_time, amr),
         )
         await self._refresh_keys()
         keyset = self.keyset
@@ -295,6 +297,7 @@ class JWTStrategy(Strategy):
             expires_at=float(claims["exp"]),
             session_id=claims.get("sid"),
             claims=claims,
+            amr=methods_from(claims.get(AMR_CLAIM)),
         )
 
     def _remember(self, token: str, identity: Identity, kid: str) -> None:
@@ -330,6 +333,8 @@ class JWTStrategy(Strategy):
         if user_id not in self._valid_after and len(self._valid_after) >= self.cache_size:
             del self._valid_after[next(iter(self._valid_after))]
         self._valid_after[user_id] = (valid_after, now + self.cache_ttl)
+
+    reauthenticated = renew_token  # a step-up: a new token for the same sid (jwt_stepup.py)
 
     # --- revocation -----------------------------------------------------------------------
 

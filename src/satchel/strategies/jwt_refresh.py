@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 from satchel.audit import AuditLog
@@ -41,11 +41,13 @@ from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus
 from satchel.stores.base import KeyStore, SessionRecord, SessionStore, UserRecord
 from satchel.strategies.application_claims import application_claims
+from satchel.strategies.auth_methods import AMR_CLAIM, as_claim, record_auth
 from satchel.strategies.base import LoginContext, UserLookup
 from satchel.strategies.jwt import JWTStrategy
 from satchel.strategies.refresh_family import RefreshFamilies
 from satchel.strategies.refresh_tokens import RefreshTokens
 from satchel.strategies.session import MAX_IP, MAX_USER_AGENT
+from satchel.strategies.session_auth import renew_session
 from satchel.strategies.session_policy import REMEMBER_KEY, is_remembered, session_valid
 from satchel.strategies.session_tokens import is_session_id, new_session_id
 from satchel.transports.base import IssuedCredentials
@@ -182,6 +184,8 @@ class RefreshingJWTStrategy(JWTStrategy):
         data: dict[str, object] = {"u": user.username, "r": sorted(user.roles)}
         if ctx.remember:
             data[REMEMBER_KEY] = True
+        if ctx.amr:
+            data[AMR_CLAIM] = as_claim(ctx.amr)
         expires = now + self.refresh_ttl
         return SessionRecord(
             id=new_session_id(),
@@ -202,25 +206,35 @@ class RefreshingJWTStrategy(JWTStrategy):
         record: SessionRecord,
         user: UserRecord,
         app: Mapping[str, Any],
-        refresh: str,
+        refresh: str | None,
         now: float,
     ) -> tuple[Identity, IssuedCredentials]:
         remaining = record.absolute_expires_at - now
         ttl = min(self.access_ttl, remaining)
         if ttl < 1:
             raise ExpiredCredential("The session has expired.")
-        # auth_time stays the login's through every refresh (it is what "valid after" and
-        # max_age-style checks of the application compare against).
-        identity, token = await self._mint(user, app, record.id, record.created_at, now, ttl)
+        # auth_time and amr stay the login's through every refresh (what "valid after" and
+        # max_age-style checks compare against), until a step-up renews them on the record.
+        auth_time, amr = record_auth(record.data, record.created_at)
+        identity, token = await self._mint(user, app, record.id, auth_time, now, amr, ttl)
         issued = IssuedCredentials(
             access_token=token,
             expires_in=max(1, int(identity.expires_at - now)),
             refresh_token=refresh,
-            refresh_expires_in=int(remaining),
+            refresh_expires_in=int(remaining) if refresh is not None else None,
             session_id=record.id,
             remember=is_remembered(record),
         )
         return identity, issued
+
+    async def reauthenticated(
+        self, identity: Identity, amr: Collection[str]
+    ) -> tuple[Identity, IssuedCredentials | None]:
+        """Renew the family's authentication and sign a new access token carrying it; the
+        refresh token stays as it is."""
+        now = self.clock()
+        record, user = await renew_session(self.sessions, self.users, self._io, identity, amr, now)
+        return await self._pair(record, user, application_claims(user), None, now)
 
     # --- ending ---------------------------------------------------------------------------
 
@@ -264,12 +278,18 @@ class RefreshingJWTStrategy(JWTStrategy):
 
     async def user_changed(self, user: UserRecord) -> None:
         """End the families the change invalidates, then publish the new "valid after"."""
+        ended: list[str] = []
         if user.disabled:
-            await self._io(self.sessions.delete_user(user.id))
+            ended = await self._io(self.sessions.delete_user(user.id))
         else:
             for record in await self._io(self.sessions.list_user(user.id)):
                 if record.created_at <= user.valid_after:
                     await self._io(self.sessions.delete(record.id))
+                    ended.append(record.id)
+        # Published by id too: a step-up may have renewed a family's auth_time meanwhile.
+        until = self._revoke_until()
+        for sid in ended:
+            await self._revoke_sid(sid, until)
         await super().user_changed(user)
 
     # --- listing --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ entries everywhere (the whole cache goes on a reconnect).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from satchel.clock import Clock, system_clock
@@ -25,8 +25,10 @@ from satchel.identity import Identity
 from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
 from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
 from satchel.strategies.application_claims import application_claims
+from satchel.strategies.auth_methods import AMR_CLAIM, as_claim
 from satchel.strategies.base import LoginContext, Strategy
 from satchel.strategies.counters import Counters
+from satchel.strategies.session_auth import renew_session, session_identity, with_expiry
 from satchel.strategies.session_cache import CacheEntry, SessionCache
 from satchel.strategies.session_policy import (
     REMEMBER_KEY,
@@ -139,6 +141,8 @@ class SessionStrategy(Strategy):
         data: dict[str, object] = {"u": user.username, "r": sorted(user.roles)}
         if remember:
             data[REMEMBER_KEY] = True
+        if ctx.amr:
+            data[AMR_CLAIM] = as_claim(ctx.amr)
         record = SessionRecord(
             id=sid,
             user_id=user.id,
@@ -221,7 +225,7 @@ class SessionStrategy(Strategy):
             raise InvalidCredential(_UNKNOWN)
         entry.last_seen_at = now
         entry.idle_expires_at = idle
-        entry.identity = _with_expiry(entry.identity, min(idle, entry.absolute_expires_at))
+        entry.identity = with_expiry(entry.identity, min(idle, entry.absolute_expires_at))
         entry.refresh(self.policy.touch_interval)
         return entry.identity
 
@@ -296,13 +300,17 @@ class SessionStrategy(Strategy):
         ``valid_after`` end. Every process then drops the user's cached tokens, so roles are
         re-read from the account on the next request.
         """
+        ended: list[str] = []
         if user.disabled:
-            await self._io(self.store.delete_user(user.id))
+            ended = await self._io(self.store.delete_user(user.id))
         else:
             records = await self._io(self.store.list_user(user.id))
             for record in records:
                 if record.created_at <= user.valid_after:
                     await self._io(self.store.delete(record.id))
+                    ended.append(record.id)
+        # Published by id too: a racing step-up may have renewed auth_time past valid_after.
+        await self._ended(ended, self.clock() + self.policy.longest)
         self.cache.drop_user(user.id)
         await self._publish(
             RevocationEvent(
@@ -312,6 +320,21 @@ class SessionStrategy(Strategy):
                 valid_after=user.valid_after,
             )
         )
+
+    async def reauthenticated(
+        self, identity: Identity, amr: Collection[str]
+    ) -> tuple[Identity, IssuedCredentials | None]:
+        """Record a renewed authentication on the session; the token stays the same."""
+        now = self.clock()
+        record, user = await renew_session(self.store, self.users, self._io, identity, amr, now)
+        self.cache.drop_session(record.id)
+        return await self._renewed(record, user, now)
+
+    async def _renewed(
+        self, record: SessionRecord, user: UserRecord, now: float
+    ) -> tuple[Identity, IssuedCredentials | None]:
+        """The identity (and credential, for signed tokens) of a renewed session."""
+        return _identity(record, user, application_claims(user)), None
 
     # --- listing ----------------------------------------------------------------------------
 
@@ -373,27 +396,4 @@ class SessionStrategy(Strategy):
 
 
 def _identity(record: SessionRecord, user: UserRecord, claims: Mapping[str, Any]) -> Identity:
-    return Identity(
-        user_id=record.user_id,
-        username=user.username,
-        roles=frozenset(user.roles),
-        strategy=SessionStrategy.name,
-        auth_time=record.created_at,
-        expires_at=record.expires_at(),
-        session_id=record.id,
-        claims=claims,
-    )
-
-
-def _with_expiry(identity: Identity, expires_at: float) -> Identity:
-    return Identity(
-        user_id=identity.user_id,
-        username=identity.username,
-        roles=identity.roles,
-        strategy=identity.strategy,
-        auth_time=identity.auth_time,
-        expires_at=expires_at,
-        session_id=identity.session_id,
-        transport=identity.transport,
-        claims=identity.claims,
-    )
+    return session_identity(record, user, claims, SessionStrategy.name)

@@ -3,6 +3,7 @@ routes, and :func:`install` putting them all on an app.
 
 - :mod:`.deps` — :data:`current_identity`, :data:`optional_identity`, :func:`require_roles`
   (and the ``CurrentIdentity`` / ``OptionalIdentity`` annotations), :func:`get_auth`;
+- :mod:`.fresh` — :func:`require_fresh` (and ``FreshIdentity``): step-up, RFC 9470;
 - :mod:`.errors` — :func:`satchel_exception_handlers`: every error as
   ``{"error": code, "detail": text}``;
 - :mod:`.openapi` — :func:`document_security` and the documented error bodies;
@@ -37,6 +38,7 @@ from satchel.integrations.fastapi.errors import (
     error_response,
     satchel_exception_handlers,
 )
+from satchel.integrations.fastapi.fresh import FreshIdentity, fresh_identity, require_fresh
 from satchel.integrations.fastapi.install import install
 from satchel.integrations.fastapi.openapi import (
     DEFAULT_COOKIE_NAME,
@@ -50,6 +52,7 @@ from satchel.integrations.fastapi.routes.csrf import check_csrf
 __all__ = [
     "DEFAULT_COOKIE_NAME",
     "CurrentIdentity",
+    "FreshIdentity",
     "IdentityDependency",
     "OptionalIdentity",
     "SatchelHTTPException",
@@ -62,9 +65,11 @@ __all__ = [
     "error_headers",
     "error_response",
     "error_responses",
+    "fresh_identity",
     "get_auth",
     "install",
     "optional_identity",
+    "require_fresh",
     "require_roles",
     "satchel_exception_handlers",
     "server_settings",

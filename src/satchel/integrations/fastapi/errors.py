@@ -43,6 +43,9 @@ class SatchelHTTPException(StarletteHTTPException):
 
 def error_headers(conn: HTTPConnection, error: SatchelError) -> list[tuple[str, str]]:
     """Extra response headers an error needs: challenges for 401, Retry-After for 429/503."""
+    own = error.response_headers()
+    if own:
+        return own
     if isinstance(error, Throttled | StoreUnavailable):
         return [("Retry-After", str(error.retry_after))]
     if isinstance(error, AuthenticationError):
@@ -54,10 +57,15 @@ def error_headers(conn: HTTPConnection, error: SatchelError) -> list[tuple[str, 
 
 
 def error_response(
-    status: int, code: str, detail: str, headers: Iterable[tuple[str, str]] = ()
+    status: int,
+    code: str,
+    detail: str,
+    headers: Iterable[tuple[str, str]] = (),
+    fields: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    """The ``{"error": code, "detail": text}`` response every error uses."""
-    response = JSONResponse({"error": code, "detail": detail}, status_code=status)
+    """The ``{"error": code, "detail": text}`` response every error uses (``fields``: what
+    an error adds, such as the ``mfa_token`` of ``mfa_required``)."""
+    response = JSONResponse({**(fields or {}), "error": code, "detail": detail}, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     for name, value in headers:
         response.headers.append(name, value)
@@ -71,14 +79,17 @@ def describe_validation(exc: RequestValidationError) -> str:
 
 async def _satchel_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SatchelError)
-    return error_response(exc.status, exc.code, exc.detail, error_headers(request, exc))
+    return error_response(
+        exc.status, exc.code, exc.detail, error_headers(request, exc), exc.body_fields()
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, SatchelHTTPException):
         error = exc.error
-        return error_response(error.status, error.code, error.detail, (exc.headers or {}).items())
+        headers = (exc.headers or {}).items()
+        return error_response(error.status, error.code, error.detail, headers, error.body_fields())
     status = exc.status_code
     code = _CODES_BY_STATUS.get(status, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase

@@ -271,12 +271,17 @@ def satchel_error_response(
 ) -> ApiResponse:
     """``error`` as JSON with its status, plus Retry-After (429, 503) or the transports'
     challenge headers (401)."""
-    headers: HeaderPairs = []
-    if isinstance(error, Throttled | StoreUnavailable):
+    # An error's own headers first: a step-up challenge (RFC 9470) replaces the transports'.
+    headers: HeaderPairs = list(error.response_headers())
+    if not headers and isinstance(error, Throttled | StoreUnavailable):
         headers.append(("retry-after", str(error.retry_after)))
-    elif isinstance(error, AuthenticationError) and auth is not None:
+    elif not headers and isinstance(error, AuthenticationError) and auth is not None:
         headers.extend(challenge_headers(auth, transport, error))
-    return error_response(error.status, error.code, error.detail, headers)
+    response = error_response(error.status, error.code, error.detail, headers)
+    fields = error.body_fields()  # mfa_required's mfa_token and methods
+    if fields and isinstance(response.body, dict):
+        response.body = {**fields, **response.body}
+    return response
 
 
 def http_error_response(status: int, detail: str | None = None) -> ApiResponse:

@@ -17,6 +17,7 @@ import base64
 import binascii
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
@@ -59,16 +60,19 @@ class OAuthError(Exception):
         code: str,
         description: str,
         headers: Iterable[tuple[str, str]] = (),
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(description)
         self.status = status
         self.code = code
         self.description = description
         self.headers = list(headers)
+        self.fields = dict(fields or {})  # mfa_required's mfa_token and methods
 
-    def body(self) -> dict[str, str]:
-        """``{"error", "error_description", "detail"}``."""
+    def body(self) -> dict[str, Any]:
+        """``{"error", "error_description", "detail"}`` (and an error's own fields)."""
         return {
+            **self.fields,
             "error": self.code,
             "error_description": self.description,
             "detail": self.description,
@@ -91,7 +95,7 @@ def as_oauth_error(exc: SatchelError) -> OAuthError:
     headers = []
     if isinstance(exc, Throttled | StoreUnavailable):
         headers.append(("Retry-After", str(exc.retry_after)))
-    return OAuthError(exc.status, exc.code, exc.detail, headers)
+    return OAuthError(exc.status, exc.code, exc.detail, headers, exc.body_fields())
 
 
 def token_parameters(form: Mapping[str, object], repeated: Collection[str] = ()) -> dict[str, str]:
@@ -182,7 +186,8 @@ async def grant(auth: Auth, params: Mapping[str, str], ctx: LoginContext) -> Log
     if grant_type == GRANT_PASSWORD:
         username = _required(params, "username", grant_type)
         password = _required(params, "password", grant_type)
-        return await auth.login(username, password, ctx)
+        # A second factor, if due, finishes as a token response too (POST /auth/mfa/verify).
+        return await auth.login(username, password, replace(ctx, transport="bearer"))
     token = _required(params, "refresh_token", grant_type)
     if not auth.can_refresh:
         raise OAuthError(

@@ -17,6 +17,7 @@ from satchel.server.account_pages.forms import (
     problem,
     signed_in,
 )
+from satchel.server.pages.forms import fresh_enough
 from satchel.server.pages.render import redirect
 
 router = APIRouter(include_in_schema=False)
@@ -28,6 +29,8 @@ async def email_form(request: Request, identity: OptionalIdentity) -> Response:
     me = signed_in(identity)
     if me is None:
         return redirect("/login?next=/email")
+    if not fresh_enough(get_auth(request), me):  # an address change needs a recent sign-in
+        return redirect("/reauthenticate?next=/email")
     user = await get_auth(request).users.get(me.user_id)
     return page(
         request,
@@ -45,6 +48,8 @@ async def email_submit(request: Request, identity: OptionalIdentity) -> Response
     me = signed_in(identity)
     if me is None:
         return redirect("/login?next=/email")
+    if not fresh_enough(get_auth(request), me):  # an address change needs a recent sign-in
+        return redirect("/reauthenticate?next=/email")
     form = await posted(request, me)
     if isinstance(form, Response):
         return form

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, Request, Response
 
+from satchel.accounts.mfa.errors import MfaRequired
 from satchel.errors import InvalidInput, Throttled
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
 from satchel.integrations.fastapi.routes import login_context
@@ -24,6 +25,7 @@ from satchel.server.account_pages.forms import (
     token_param,
 )
 from satchel.server.pages.render import redirect
+from satchel.server.pages.second_step import second_step_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -142,6 +144,8 @@ async def link_submit(request: Request, identity: OptionalIdentity) -> Response:
             result = await service.links.use_code(email, field(form, "code"), ctx)
         else:
             raise InvalidInput("Unknown action.")
+    except MfaRequired as exc:  # the address proven, the account's second factor is next
+        return await second_step_page(request, auth, exc, "/")
     except (*EXPECTED, Throttled) as exc:
         status, error, headers = problem(exc)
         return page(

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from fastapi import Response
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
+from satchel.accounts.mfa.policy import is_fresh
 from satchel.auth import Auth
 from satchel.errors import CSRFError, InvalidInput
 from satchel.identity import Identity
 from satchel.integrations.fastapi import get_auth
 from satchel.server.pages.access import csrf_for, page_identity, to_login
 from satchel.server.pages.notices import notice_text
-from satchel.server.pages.render import ADMIN_ROLE, error_page
+from satchel.server.pages.render import ADMIN_ROLE, error_page, redirect
 from satchel.transports.csrf import FORM_FIELD, CSRFProtect, binding_for, scope_origin
 
 MAX_FORM_FIELDS: Final = 20
@@ -98,7 +100,17 @@ async def accept_post(
         return csrf_refused()
     if admin and not identity.has_role(ADMIN_ROLE):
         return error_page(403)
+    if admin and not fresh_enough(auth, identity):
+        # Administrators' actions need a recent sign-in (SATCHEL_FRESH_AGE).
+        return redirect("/reauthenticate?" + urlencode({"next": "/admin"}))
     return Posted(auth, identity, form)
+
+
+def fresh_enough(auth: Auth, identity: Identity) -> bool:
+    """True when the caller signed in (or confirmed it is them) recently enough for a
+    sensitive action (``SATCHEL_FRESH_AGE``)."""
+    age = auth.mfa.config.fresh_age if auth.mfa is not None else 300
+    return is_fresh(identity.auth_time, auth.clock(), age)
 
 
 async def page_context(request: Request, auth: Auth, identity: Identity) -> dict[str, Any]:

@@ -27,6 +27,12 @@ NOTICES: Final[Mapping[str, str]] = {
     "roles-changed": "Roles changed; the user's sessions were ended so the new roles apply.",
     "password-reset": "Password reset; the user's sessions were ended.",
     "user-logged-out": "Every session of the user was ended.",
+    "totp-enabled": "Authenticator app set up.",
+    "totp-removed": "Authenticator app removed.",
+    "passkey-added": "Passkey added.",
+    "passkey-renamed": "Passkey renamed.",
+    "passkey-removed": "Passkey removed; it can no longer sign in.",
+    "mfa-reset": "The user's second factors were removed and their sessions ended.",
     "keys-rotated": "New signing key published. It starts signing after the publish delay, "
     "once every server has loaded it; until then the current key keeps signing.",
 }

@@ -9,7 +9,7 @@ from satchel.errors import InvalidInput, InvalidLogin
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
 from satchel.integrations.fastapi.routes import login_context
 from satchel.server.pages.access import page_identity, to_login
-from satchel.server.pages.forms import accept_post, field, page_context
+from satchel.server.pages.forms import accept_post, field, fresh_enough, page_context
 from satchel.server.pages.notices import with_notice
 from satchel.server.pages.render import redirect, render
 
@@ -23,6 +23,8 @@ async def password_form(request: Request, identity: OptionalIdentity) -> Respons
     identity = page_identity(request, identity)
     if identity is None:
         return to_login(request, auth)
+    if not fresh_enough(auth, identity):
+        return redirect("/reauthenticate?next=/password")
     context = await page_context(request, auth, identity)
     return render("password.html", active="password", **context)
 
@@ -34,6 +36,8 @@ async def password_submit(request: Request, identity: OptionalIdentity) -> Respo
     if isinstance(posted, Response):
         return posted
     auth, me, form = posted.auth, posted.identity, posted.form
+    if not fresh_enough(auth, me):
+        return redirect("/reauthenticate?next=/password")
     current, new, confirm = field(form, "current"), field(form, "new"), field(form, "confirm")
 
     async def again(status: int, error: str) -> Response:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
+from satchel.accounts.mfa.errors import MfaRequired
 from satchel.auth import Auth
 from satchel.errors import (
     CSRFError,
@@ -33,6 +34,7 @@ from satchel.server.pages.formatting import retry_text
 from satchel.server.pages.forms import accept_post, check_form, field, read_form
 from satchel.server.pages.notices import notice_text, with_notice
 from satchel.server.pages.render import error_page, redirect, render
+from satchel.server.pages.second_step import second_step_page, with_script
 from satchel.transports.csrf import CSRFProtect
 
 _GENERIC_LOGIN_ERROR: Final = "Invalid username or password."
@@ -111,7 +113,7 @@ async def _login_page(
         csrf = csrf_for(auth)
         token, form_headers = csrf.login_form(request.scope.get("headers") or ())
         extra.extend(form_headers)
-    return render(
+    page = render(
         "login.html",
         status=status,
         headers=extra,
@@ -122,8 +124,11 @@ async def _login_page(
         remember=remember,
         remember_days=_remember_days(request, auth),
         cookie_enabled=cookie is not None,
+        passkeys=auth.mfa is not None,
         next_path=next_path,
     )
+    with_script(page)  # the "Sign in with a passkey" button
+    return page
 
 
 @router.get("/login")
@@ -179,7 +184,9 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
             remember=remember,
         )
     try:
-        result = await auth.login(username, password, login_context(request, remember))
+        result = await auth.login(username, password, login_context(request, remember, "cookie"))
+    except MfaRequired as exc:
+        return await second_step_page(request, auth, exc, target)
     except PasswordTooLong as exc:
         return await _login_page(
             request, auth, status=exc.status, error=exc.detail, username=username, next_path=target

@@ -14,6 +14,7 @@ STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
 _STATIC_TYPES: Final = {
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
+    "passkeys.js": "text/javascript; charset=utf-8",
 }
 
 router = APIRouter(include_in_schema=False)

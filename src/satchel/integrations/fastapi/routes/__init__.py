@@ -16,7 +16,10 @@ from satchel.integrations.fastapi.routes import (
     csrf,
     keys,
     login,
+    mfa,
+    passkeys,
     password,
+    reauth,
     refresh,
     sessions,
     token,
@@ -40,6 +43,9 @@ from satchel.integrations.fastapi.routes.requests import (
 router = APIRouter()
 for _module in (login, token, refresh, sessions, password, csrf, keys):
     router.include_router(_module.router)
+router.include_router(mfa.router)  # second factors (docs/mfa.md)
+router.include_router(passkeys.router)  # WebAuthn
+router.include_router(reauth.router)  # step-up
 
 __all__ = [
     "CSRFChecked",

@@ -50,7 +50,8 @@ async def login(request: Request, response: Response) -> dict[str, Any]:
             binding=csrf.login_binding(headers),
             form_token=form_token,
         )
-    result = await auth.login(body.username, body.password, login_context(request, body.remember))
+    ctx = login_context(request, body.remember, transport="cookie")
+    result = await auth.login(body.username, body.password, ctx)
     apply_headers(response, auth.login_headers(result, "cookie"))
     response.headers["Cache-Control"] = "no-store"
     return result.identity.with_transport("cookie").to_public_dict()

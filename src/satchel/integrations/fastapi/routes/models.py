@@ -32,6 +32,8 @@ class IdentityOut(BaseModel):
     session_id: str | None
     auth_time: int
     expires_at: int
+    #: How the session authenticated (RFC 8176: pwd, otp, hwk, swk, mfa).
+    amr: list[str] = []
 
 
 class TokenOut(BaseModel):

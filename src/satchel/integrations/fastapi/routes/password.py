@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
+from satchel.integrations.fastapi.deps import get_auth
+from satchel.integrations.fastapi.fresh import FreshIdentity
 from satchel.integrations.fastapi.openapi import error_responses
 from satchel.integrations.fastapi.routes.csrf import CSRFChecked
 from satchel.integrations.fastapi.routes.models import IdentityOut, PasswordChangeBody, TokenOut
@@ -22,11 +23,12 @@ router = APIRouter()
     summary="Change the caller's password; ends every other session",
 )
 async def change_password(
-    request: Request, identity: CurrentIdentity, body: PasswordChangeBody
+    request: Request, identity: FreshIdentity, body: PasswordChangeBody
 ) -> Response:
-    """Needs the current password. Every earlier credential of the user ends (all devices,
-    signed tokens too); the caller gets a fresh one: a new cookie, or a new bearer token in
-    the body."""
+    """Needs the current password and a fresh authentication (``SATCHEL_FRESH_AGE``; 401
+    ``reauthentication_required`` otherwise). Every earlier credential of the user ends
+    (all devices, signed tokens too); the caller gets a fresh one: a new cookie, or a new
+    bearer token in the body."""
     auth = get_auth(request)
     result = await auth.change_password(
         identity, body.current_password, body.new_password, login_context(request)

@@ -33,7 +33,9 @@ NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _TRUE_WORDS: Final = frozenset({"1", "true", "on", "yes"})
 
 
-def login_context(request: Request, remember: bool = False) -> LoginContext:
+def login_context(
+    request: Request, remember: bool = False, transport: str | None = None
+) -> LoginContext:
     """Client facts for a new session: the client address and a bounded User-Agent.
 
     ``X-Forwarded-For`` counts only when the peer is one of ``settings.trusted_proxies``
@@ -47,7 +49,7 @@ def login_context(request: Request, remember: bool = False) -> LoginContext:
     agent = request.headers.get("user-agent")
     if agent is not None:
         agent = agent[:MAX_USER_AGENT]
-    return LoginContext(ip=ip, user_agent=agent, remember=remember)
+    return LoginContext(ip=ip, user_agent=agent, remember=remember, transport=transport)
 
 
 async def read_login_body(request: Request) -> tuple[LoginBody, str | None]:
