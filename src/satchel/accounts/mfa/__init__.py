@@ -10,7 +10,7 @@
 - :mod:`.service` — :class:`MfaService`, what :class:`~satchel.Auth` calls;
 - :mod:`.errors` — ``mfa_required``, ``reauthentication_required`` and the rest.
 
-See ``docs/mfa.md`` for the flows and ``docs/security-mfa.md`` for the decisions.
+See ``docs/mfa.md`` for the flows and ``docs/security.md`` ("Second factors") for the decisions.
 """
 
 from __future__ import annotations
