@@ -63,9 +63,9 @@ from satchel.strategies.application_claims import application_claims
 from satchel.strategies.auth_methods import record_auth, token_claims
 from satchel.strategies.base import LoginContext
 from satchel.strategies.identity_claims import identity_from_claims
-from satchel.strategies.refresh_family import RefreshFamilies
+from satchel.strategies.refresh_family import FamilyAccessors, RefreshFamilies
 from satchel.strategies.refresh_tokens import PEPPER_NAME as PEPPER_NAME  # its old home
-from satchel.strategies.refresh_tokens import RefreshTokens, is_refresh_token_shape
+from satchel.strategies.refresh_tokens import is_refresh_token_shape
 from satchel.strategies.revocation_state import RevocationState
 from satchel.strategies.session import SessionStrategy
 from satchel.strategies.session_policy import (
@@ -87,7 +87,7 @@ _IN_FLIGHT_MARGIN = 60.0
 _REVOKED = "The session has ended."
 
 
-class HybridStrategy(SessionStrategy):
+class HybridStrategy(FamilyAccessors, SessionStrategy):
     """Sessions in the store, signed access tokens on the wire, rotating refresh tokens.
 
     Session handling (creation under the per-user cap, logout, listing, revoking, account
@@ -175,25 +175,6 @@ class HybridStrategy(SessionStrategy):
     def keyset(self) -> KeySet:
         """The keys that sign and verify access tokens."""
         return self.keys.keyset
-
-    @property
-    def audit(self) -> AuditLog:
-        """Where refresh-token theft is reported."""
-        return self.families.audit
-
-    @audit.setter
-    def audit(self, audit: AuditLog) -> None:
-        self.families.audit = audit
-
-    @property
-    def refresh_grace(self) -> float:
-        """Seconds in which a just-retired refresh token still gets the same successor."""
-        return self.families.grace
-
-    @property
-    def refresh_tokens(self) -> RefreshTokens:
-        """The refresh-token codec (ConfigurationError before :meth:`start`)."""
-        return self.families.tokens
 
     # --- issuing ----------------------------------------------------------------------------
 

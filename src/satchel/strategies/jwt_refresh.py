@@ -44,8 +44,7 @@ from satchel.strategies.application_claims import application_claims
 from satchel.strategies.auth_methods import AMR_CLAIM, as_claim, record_auth
 from satchel.strategies.base import LoginContext, UserLookup
 from satchel.strategies.jwt import JWTStrategy
-from satchel.strategies.refresh_family import RefreshFamilies
-from satchel.strategies.refresh_tokens import RefreshTokens
+from satchel.strategies.refresh_family import FamilyAccessors, RefreshFamilies
 from satchel.strategies.session import MAX_IP, MAX_USER_AGENT
 from satchel.strategies.session_auth import renew_session
 from satchel.strategies.session_policy import REMEMBER_KEY, is_remembered, session_valid
@@ -58,7 +57,7 @@ _IN_FLIGHT_MARGIN = 60.0
 _MAX_REFRESH_TTL = 400 * 86_400
 
 
-class RefreshingJWTStrategy(JWTStrategy):
+class RefreshingJWTStrategy(FamilyAccessors, JWTStrategy):
     """Signed access tokens plus a rotating refresh token per login; see the module docstring.
 
     ``sessions`` keeps the families. The refresh-token pepper is read from (or, the first
@@ -136,25 +135,6 @@ class RefreshingJWTStrategy(JWTStrategy):
         """Load the signing keys and the refresh-token pepper."""
         await super().start()
         await self.families.start()
-
-    @property
-    def audit(self) -> AuditLog:
-        """Where refresh-token theft is reported."""
-        return self.families.audit
-
-    @audit.setter
-    def audit(self, audit: AuditLog) -> None:
-        self.families.audit = audit
-
-    @property
-    def refresh_grace(self) -> float:
-        """Seconds in which a just-retired refresh token still gets the same successor."""
-        return self.families.grace
-
-    @property
-    def refresh_tokens(self) -> RefreshTokens:
-        """The refresh-token codec (ConfigurationError before :meth:`start`)."""
-        return self.families.tokens
 
     # --- issuing and refreshing -----------------------------------------------------------
 

@@ -173,3 +173,28 @@ class RefreshFamilies:
             )
         )
         await self._on_reuse(sid, record)
+
+
+class FamilyAccessors:
+    """What a strategy with refresh-token families exposes of them (hybrid, jwt-refresh)."""
+
+    families: RefreshFamilies
+
+    @property
+    def audit(self) -> AuditLog:
+        """Where refresh-token theft is reported."""
+        return self.families.audit
+
+    @audit.setter
+    def audit(self, audit: AuditLog) -> None:
+        self.families.audit = audit
+
+    @property
+    def refresh_grace(self) -> float:
+        """Seconds in which a just-retired refresh token still gets the same successor."""
+        return self.families.grace
+
+    @property
+    def refresh_tokens(self) -> RefreshTokens:
+        """The refresh-token codec (ConfigurationError before ``start()``)."""
+        return self.families.tokens
