@@ -111,7 +111,7 @@ def run_soak(settings: Settings, seconds: float, progress: Progress) -> dict[str
         def login() -> str:
             response = httpx.post(
                 f"{server.url}/auth/token",
-                data={"username": USER, "password": PASSWORD},
+                data={"grant_type": "password", "username": USER, "password": PASSWORD},
                 timeout=10,
             )
             response.raise_for_status()
