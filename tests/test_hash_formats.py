@@ -50,18 +50,8 @@ def argon2_hash(kind: argon2.Type, **params: int) -> str:
 @pytest.fixture(scope="module")
 def django_hashers() -> Any:
     # Django (dev extra) writes the hashes, so this checks satchel against the real thing.
-    from django.conf import settings
-
-    if not settings.configured:
-        settings.configure(
-            PASSWORD_HASHERS=[
-                "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-                "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
-                "django.contrib.auth.hashers.Argon2PasswordHasher",
-                "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
-                "django.contrib.auth.hashers.BCryptPasswordHasher",
-            ]
-        )
+    # Its hasher classes need no settings; configuring them here would fix Django's settings
+    # for every later test of this process (the Django integration's own).
     from django.contrib.auth import hashers
 
     return hashers
@@ -92,7 +82,15 @@ def test_django_pbkdf2_vectors(encoded: str, scheme: str) -> None:
     ],
 )
 def test_hashes_made_by_django_verify(django_hashers: Any, algorithm: str, scheme: str) -> None:
-    encoded = django_hashers.make_password(PASSWORD, hasher=algorithm)
+    classes = {
+        "pbkdf2_sha256": django_hashers.PBKDF2PasswordHasher,
+        "pbkdf2_sha1": django_hashers.PBKDF2SHA1PasswordHasher,
+        "argon2": django_hashers.Argon2PasswordHasher,
+        "bcrypt_sha256": django_hashers.BCryptSHA256PasswordHasher,
+        "bcrypt": django_hashers.BCryptPasswordHasher,
+    }
+    hasher = classes[algorithm]()
+    encoded = hasher.encode(PASSWORD, hasher.salt())
     assert hash_scheme(encoded) == scheme
     assert verify_hash(encoded, RAW)
     assert not verify_hash(encoded, b"lEtmein")

@@ -59,13 +59,19 @@ async def stored_hash(auth: ConfiguredAuth, user_id: str) -> str:
 
 
 def django_make_password(password: str, algorithm: str) -> str:
-    from django.conf import settings
+    from django.contrib.auth import hashers
 
-    if not settings.configured:
-        settings.configure()
-    from django.contrib.auth.hashers import make_password
-
-    encoded: str = make_password(password, hasher=algorithm)
+    # The hasher classes themselves, which need no Django settings: configuring settings
+    # here would fix them for every later test of this process (the Django integration's).
+    classes = {
+        "pbkdf2_sha256": hashers.PBKDF2PasswordHasher,
+        "pbkdf2_sha1": hashers.PBKDF2SHA1PasswordHasher,
+        "argon2": hashers.Argon2PasswordHasher,
+        "bcrypt_sha256": hashers.BCryptSHA256PasswordHasher,
+        "bcrypt": hashers.BCryptPasswordHasher,
+    }
+    hasher = classes[algorithm]()
+    encoded: str = hasher.encode(password, hasher.salt())
     return encoded
 
 
