@@ -43,28 +43,6 @@ def test_the_option_is_satchels_and_is_removed_before_asyncpg_sees_it() -> None:
         split_pooler_option("postgresql://db/main?pgbouncer=maybe")
 
 
-async def test_without_the_option_asyncpg_prepared_statements_break(
-    pgbouncer: LocalPgBouncer,
-) -> None:
-    # What ?pgbouncer=true avoids: asyncpg's named statements, prepared on one server
-    # connection and executed on another (the pooler has 4 for the 8 clients here).
-    pool = await asyncpg.create_pool(pgbouncer.plain_url, min_size=8, max_size=8)
-    failures: list[str] = []
-
-    async def query(i: int) -> None:
-        try:
-            await pool.fetchval("SELECT $1::int + length($2::text)", i, "x" * (i % 7))
-        except asyncpg.PostgresError as exc:
-            failures.append(type(exc).__name__)
-
-    try:
-        await asyncio.gather(*(query(i) for i in range(400)))
-    finally:
-        await pool.close()
-    assert failures, "named prepared statements survived transaction pooling"
-    assert {"InvalidSQLStatementNameError", "DuplicatePreparedStatementError"} & set(failures)
-
-
 async def test_session_limit_holds_under_concurrency_through_the_pooler(
     make_stores: MakeStores,
 ) -> None:
