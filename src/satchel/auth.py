@@ -28,6 +28,7 @@ from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, 
 
 if TYPE_CHECKING:
     from satchel.accounts.mfa.service import MfaService
+    from satchel.dpop.guard import DPoPGuard
     from satchel.keys.manager import KeyManager
     from satchel.revocation.base import RevocationBus
     from satchel.transports.csrf import CSRFProtect
@@ -57,11 +58,12 @@ class Auth:
     :class:`~satchel.accounts.throttle.LoginThrottle`; ``csrf`` is required with the cookie
     transport (``ConfigurationError`` otherwise, never a silent skip); ``keys`` are what the
     JWKS publishes, ``bus`` the revocation channel it starts and closes, ``audit`` the log,
-    ``mfa`` second factors and step-up (:mod:`satchel.accounts.mfa`; None: password only).
-
-    ``Auth`` owns its parts: :meth:`close` closes the strategy, the user store, the bus and
-    the throttle.
+    ``mfa`` second factors and step-up (:mod:`satchel.accounts.mfa`; None: password only),
+    ``dpop`` DPoP proofs (:mod:`satchel.dpop`; None: no DPoP). ``Auth`` owns its parts:
+    :meth:`close` closes the strategy, the user store, the bus and the throttle.
     """
+
+    dpop: DPoPGuard | None = None
 
     def __init__(
         self,
@@ -160,10 +162,8 @@ class Auth:
         self, headers: RawHeaders, *, only: Collection[str] | None = None
     ) -> tuple[Transport, str] | None:
         """The single credential in ``headers`` and its transport, or None when there is none.
-
         Like :meth:`extract`, but an anonymous request is not an exception: that is the
-        common case of public routes, and raising costs more than the lookup itself.
-        """
+        common case of public routes, and raising costs more than the lookup itself."""
         found: tuple[Transport, str] | None = None
         for transport in self.transports:
             if only is not None and transport.name not in only:

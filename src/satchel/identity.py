@@ -36,6 +36,18 @@ class Identity:
     claims: Mapping[str, Any] = field(default_factory=dict)
     amr: frozenset[str] = frozenset()
 
+    @property
+    def jkt(self) -> str | None:
+        """Thumbprint of the DPoP key the credential is bound to (``cnf.jkt``), or None.
+
+        A ``cnf`` claim that is present but malformed binds to no key at all ("").
+        """
+        cnf = self.claims.get("cnf")
+        if cnf is None:
+            return None
+        jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+        return jkt if isinstance(jkt, str) else ""
+
     def has_role(self, role: str) -> bool:
         """True when the identity carries ``role``."""
         return role in self.roles

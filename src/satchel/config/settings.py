@@ -177,6 +177,15 @@ class Settings(BaseSettings):
     key_publish_delay: float = Field(default=120.0, gt=0, le=30 * 86_400)
     #: Longest time, seconds, a process keeps its view of the stored keys.
     key_reload_interval: float = Field(default=60.0, gt=0, le=86_400)
+    #: DPoP (RFC 9449, docs/dpop.md): ``off`` ignores DPoP headers and issues Bearer tokens;
+    #: ``allowed`` binds the tokens of a token request that carries a proof; ``required``
+    #: also refuses token requests without a proof and unbound bearer tokens.
+    dpop: Literal["off", "allowed", "required"] = "allowed"
+    #: Demand a server nonce (``DPoP-Nonce``) in every proof; it lives this many seconds.
+    dpop_nonce: bool = False
+    dpop_nonce_ttl: int = Field(default=300, ge=10, le=86_400)
+    #: A proof's ``iat`` may be this many seconds old (and 5 seconds ahead of our clock).
+    dpop_max_age: int = Field(default=60, ge=5, le=600)
     #: ``/readyz`` gives each store and the revocation channel this many seconds to answer.
     ready_timeout: float = Field(default=1.0, gt=0, le=30)
     #: On SIGTERM, in-flight requests get this many seconds to finish before they are cut.

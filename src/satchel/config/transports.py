@@ -25,5 +25,5 @@ def build_transports(settings: Settings) -> list[Transport]:
                 )
             )
         else:
-            out.append(BearerTransport(realm=settings.issuer))
+            out.append(BearerTransport(realm=settings.issuer, dpop=settings.dpop))
     return out

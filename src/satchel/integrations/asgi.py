@@ -38,6 +38,7 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.identity import Identity
+from satchel.integrations.dpop import check_scope
 from satchel.integrations.refresh import refresh_in_place
 from satchel.integrations.scope import (
     SCOPE_AUTH,
@@ -98,7 +99,10 @@ async def resolve_scope(auth: Auth, scope: Scope) -> Identity | None:
         found = auth.find_credential(scope.get("headers") or ())
         if found is not None:
             name = found[0].name
-            identity = with_transport(await auth.strategy.authenticate(found[1]), name)
+            verified = await auth.strategy.authenticate(found[1])
+            if name == "bearer" and (auth.dpop is not None or verified.jkt is not None):
+                await check_scope(auth, verified, found[1], scope)  # DPoP (RFC 9449)
+            identity = with_transport(verified, name)
     except MissingCredential:
         pass
     except StoreUnavailable:

@@ -9,6 +9,8 @@ each key's :meth:`~SigningKey.public_jwk`; a JWK Set is :meth:`KeySet.jwks
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from satchel.errors import ConfigurationError
+from satchel.jose import b64
 from satchel.jose.jwa import BY_ALG, P256_ORDER, Ed25519Key, ES256Key, HS256Key, RS256Key
 from satchel.jose.signing_key import (
     ALGORITHMS,
@@ -47,7 +50,15 @@ __all__ = [
     "key_from_jwk",
     "key_from_stored",
     "new_kid",
+    "thumbprint",
 ]
+
+# RFC 7638 §3.2: the required members of each key type, the only ones hashed.
+_THUMBPRINT_MEMBERS: dict[str, tuple[str, ...]] = {
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "RSA": ("e", "kty", "n"),
+}
 
 
 def generate_key(
@@ -117,6 +128,22 @@ def key_from_jwk(jwk: Mapping[str, Any], *, kid: str | None = None) -> SigningKe
     except ValueError:
         raise ConfigurationError("JWK does not describe a valid public key.") from None
     return HS256Key(key_id, decode_member(jwk.get("k"), "JWK member 'k'"))
+
+
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url (``cnf.jkt``, RFC 9449).
+
+    Only the key type's required members count, as UTF-8 JSON with sorted names and no
+    whitespace; ConfigurationError for an unknown key type or a member that is not text.
+    """
+    members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
+    if members is None:
+        raise ConfigurationError("Unsupported JWK key type for a thumbprint.")
+    required = {name: jwk.get(name) for name in members}
+    if any(not isinstance(value, str) or not value for value in required.values()):
+        raise ConfigurationError("JWK lacks a member its thumbprint needs.")
+    text = json.dumps(required, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return b64.encode(hashlib.sha256(text.encode("utf-8")).digest())
 
 
 def key_from_stored(stored: StoredKey) -> SigningKey:

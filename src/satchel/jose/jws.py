@@ -159,6 +159,31 @@ def decode_raw(token: object, keyset: KeySet, now: float) -> tuple[dict[str, Any
     return header, _segment(std[end_header + 1 : end_payload], token[end_payload - 1], "payload")
 
 
+def split_unverified(
+    token: object, max_length: int = MAX_TOKEN_LENGTH
+) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Header, payload, signing input and signature of a compact JWS, **not verified**.
+
+    The same strict parsing as :func:`decode` (canonical base64url, strict JSON objects),
+    for JWS whose key travels in the header (a DPoP proof, :mod:`satchel.dpop.proof`): the
+    caller checks the header, picks the key and verifies the signature itself.
+    """
+    if type(token) is not str:
+        raise InvalidToken("Token must be text.")
+    if len(token) > max_length:
+        raise InvalidToken("Token too long.")
+    match = _TOKEN_RE.fullmatch(token)
+    if match is None:
+        raise InvalidToken("Malformed token.")
+    end_header, end_payload = match.end(1), match.end(2)
+    raw = token.encode("ascii")
+    std = raw.translate(b64.TO_STANDARD)
+    header = _object(_segment(std[:end_header], token[end_header - 1], "header"), "header")
+    payload_bytes = _segment(std[end_header + 1 : end_payload], token[end_payload - 1], "payload")
+    signature = _segment(std[end_payload + 1 :], token[-1], "signature")
+    return header, _object(payload_bytes, "payload"), raw[:end_payload], signature
+
+
 def decode(token: object, keyset: KeySet, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify ``token`` and return its header and its JSON-object payload.
 

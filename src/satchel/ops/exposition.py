@@ -111,6 +111,14 @@ class SatchelCollector(Collector):
         )
         changes.add_metric([], events.password_change_failures)
         yield changes
+        dpop = _counter(
+            "satchel_dpop_failures",
+            "DPoP proofs and key bindings refused, by reason (htm, htu, ath, iat, replay, ...).",
+            ["reason"],
+        )
+        for reason, n in sorted(events.dpop_failures.items()):
+            dpop.add_metric([reason], n)
+        yield dpop
 
     def _stores(self) -> Iterator[Metric]:
         calls = self.metrics.store_calls.by_call

@@ -107,6 +107,14 @@ class OneTimeTokenStore(Protocol):
         """The live record, without using it up (to check a form before consuming)."""
         ...
 
+    async def add(self, record: OneTimeRecord, now: float) -> bool:
+        """Insert the record unless a live one of ``(kind, token_hash)`` exists; True if it did.
+
+        Atomic across processes (a replay cache: of concurrent adds of one key exactly one
+        gets True). An expired record of the same key is replaced.
+        """
+        ...
+
     async def consume(self, kind: str, token_hash: bytes, now: float) -> OneTimeRecord | None:
         """Atomically delete and return the live record; None when absent or expired.
 
@@ -156,6 +164,13 @@ class MemoryOneTimeStore:
 
     async def peek(self, kind: str, token_hash: bytes, now: float) -> OneTimeRecord | None:
         return self._live((kind, bytes(token_hash)), now)
+
+    async def add(self, record: OneTimeRecord, now: float) -> bool:
+        key = (record.kind, bytes(record.token_hash))
+        if self._live(key, now) is not None:
+            return False
+        self._records[key] = encode(record)
+        return True
 
     async def consume(self, kind: str, token_hash: bytes, now: float) -> OneTimeRecord | None:
         key = (kind, bytes(token_hash))
@@ -212,6 +227,9 @@ class DeadlineOneTimeStore:
 
     async def peek(self, kind: str, token_hash: bytes, now: float) -> OneTimeRecord | None:
         return await self._call(self.inner.peek(kind, token_hash, now))
+
+    async def add(self, record: OneTimeRecord, now: float) -> bool:
+        return await self._call(self.inner.add(record, now))
 
     async def consume(self, kind: str, token_hash: bytes, now: float) -> OneTimeRecord | None:
         return await self._call(self.inner.consume(kind, token_hash, now))

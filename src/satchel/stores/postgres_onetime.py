@@ -28,6 +28,13 @@ _TEMPLATES: Final = {
     " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT (kind, token_hash) DO UPDATE"
     " SET user_id = excluded.user_id, email = excluded.email, data = excluded.data,"
     " created_at = excluded.created_at, expires_at = excluded.expires_at",
+    # An expired row of the same key is replaced; a live one is left alone ("INSERT 0 0").
+    "add": "INSERT INTO {s}.one_time_tokens"
+    " (kind, token_hash, user_id, email, data, created_at, expires_at)"
+    " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT (kind, token_hash) DO UPDATE"
+    " SET user_id = excluded.user_id, email = excluded.email, data = excluded.data,"
+    " created_at = excluded.created_at, expires_at = excluded.expires_at"
+    " WHERE {s}.one_time_tokens.expires_at <= $8",
     "peek": "SELECT {cols} FROM {s}.one_time_tokens"
     " WHERE kind = $1 AND token_hash = $2 AND expires_at > $3",
     "consume": "DELETE FROM {s}.one_time_tokens WHERE kind = $1 AND token_hash = $2"
@@ -91,6 +98,21 @@ class PostgresOneTimeStore:
                 float(record.created_at),
                 float(record.expires_at),
             )
+
+    async def add(self, record: OneTimeRecord, now: float) -> bool:
+        async with self._errors():
+            status = await self.pool.execute(
+                self._sql["add"],
+                record.kind,
+                bytes(record.token_hash),
+                record.user_id,
+                record.email,
+                data_json(record),
+                float(record.created_at),
+                float(record.expires_at),
+                float(now),
+            )
+        return _count(status) == 1
 
     async def peek(self, kind: str, token_hash: bytes, now: float) -> OneTimeRecord | None:
         async with self._errors():

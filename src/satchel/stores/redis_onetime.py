@@ -62,6 +62,17 @@ class RedisOneTimeStore:
                 pipe.pexpireat(index, expiry, gt=True)
             await pipe.execute()
 
+    async def add(self, record: OneTimeRecord, now: float) -> bool:
+        """One ``SET NX PXAT``: Redis drops an expired key itself, so NX sees live ones only."""
+        if record.user_id is not None:
+            raise ValueError("add() keeps records without a user (no per-user index)")
+        key = self._key(record.kind, record.token_hash)
+        async with unavailable():
+            done = await aw(
+                self.client.set(key, encode(record), pxat=_ms(record.expires_at), nx=True)
+            )
+        return bool(done)
+
     async def peek(self, kind: str, token_hash: bytes, now: float) -> OneTimeRecord | None:
         async with unavailable():
             raw = await aw(self.client.get(self._key(kind, token_hash)))

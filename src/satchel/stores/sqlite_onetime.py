@@ -19,6 +19,13 @@ _PUT: Final = (
     f"INSERT OR REPLACE INTO one_time_tokens ({_COLUMNS})"  # noqa: S608
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+# An expired row of the same key is replaced; a live one is left alone (no row changes).
+_ADD: Final = (
+    f"INSERT INTO one_time_tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+    " ON CONFLICT (kind, token_hash) DO UPDATE SET user_id = excluded.user_id,"
+    " email = excluded.email, data = excluded.data, created_at = excluded.created_at,"
+    " expires_at = excluded.expires_at WHERE one_time_tokens.expires_at <= ?"
+)
 _PEEK: Final = (
     f"SELECT {_COLUMNS} FROM one_time_tokens"  # noqa: S608
     " WHERE kind = ? AND token_hash = ? AND expires_at > ?"
@@ -48,6 +55,18 @@ def _record(row: Sequence[Any] | None) -> OneTimeRecord | None:
     )
 
 
+def _row(record: OneTimeRecord) -> tuple[Any, ...]:
+    return (
+        record.kind,
+        bytes(record.token_hash),
+        record.user_id,
+        record.email,
+        data_json(record),
+        float(record.created_at),
+        float(record.expires_at),
+    )
+
+
 class SQLiteOneTimeStore:
     """The one-time tokens of ``store``'s file."""
 
@@ -58,17 +77,12 @@ class SQLiteOneTimeStore:
         return f"SQLiteOneTimeStore({self.store.path!r})"
 
     async def put(self, record: OneTimeRecord) -> None:
-        row = (
-            record.kind,
-            bytes(record.token_hash),
-            record.user_id,
-            record.email,
-            data_json(record),
-            float(record.created_at),
-            float(record.expires_at),
-        )
         with self.store._tx() as conn:
-            conn.execute(_PUT, row)
+            conn.execute(_PUT, _row(record))
+
+    async def add(self, record: OneTimeRecord, now: float) -> bool:
+        with self.store._tx() as conn:
+            return conn.execute(_ADD, (*_row(record), float(now))).rowcount == 1
 
     async def peek(self, kind: str, token_hash: bytes, now: float) -> OneTimeRecord | None:
         with self.store._errors():

@@ -21,7 +21,9 @@ class LoginContext:
     ``amr`` are the authentication methods of the login (RFC 8176, see
     :mod:`satchel.strategies.auth_methods`); they reach the identity and every token.
     ``transport`` is the transport the login was asked for on, when the route knows it (a
-    login finished in a second step answers on the same one).
+    login finished in a second step answers on the same one). ``dpop_jkt`` is the
+    thumbprint of the DPoP key the token request proved (RFC 9449): the credentials issued
+    are bound to it (:mod:`satchel.strategies.key_binding`).
     """
 
     ip: str | None = None
@@ -29,6 +31,7 @@ class LoginContext:
     remember: bool = False
     amr: frozenset[str] = frozenset()
     transport: str | None = None
+    dpop_jkt: str | None = None
 
 
 class UserLookup(Protocol):

@@ -63,6 +63,7 @@ from satchel.strategies.application_claims import application_claims
 from satchel.strategies.auth_methods import record_auth, token_claims
 from satchel.strategies.base import LoginContext
 from satchel.strategies.identity_claims import identity_from_claims
+from satchel.strategies.key_binding import cnf_claim, record_jkt
 from satchel.strategies.refresh_family import FamilyAccessors, RefreshFamilies
 from satchel.strategies.refresh_tokens import PEPPER_NAME as PEPPER_NAME  # its old home
 from satchel.strategies.refresh_tokens import is_refresh_token_shape
@@ -214,6 +215,7 @@ class HybridStrategy(FamilyAccessors, SessionStrategy):
             raise ExpiredCredential("The session has expired.")
         # auth_time and amr of the record: the sign-in's, kept through refresh until a step-up
         extra = token_claims(app, user.username, *record_auth(record.data, record.created_at))
+        extra.update(cnf_claim(record_jkt(record.data)))  # a DPoP-bound session (RFC 9449)
         claims = claims_mod.build_claims(
             self.claims, sub=user.id, now=now, ttl=ttl, roles=user.roles, sid=record.id, extra=extra
         )

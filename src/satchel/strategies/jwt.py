@@ -14,15 +14,14 @@ refresh reads). What still has to be checked per request, and how:
 * ended sessions (logout) — ``sid`` values received as SESSION events, kept until the
   tokens they block have expired.
 
-Limits of statelessness, on purpose: a logout reaches other processes only through the bus.
-A process that was disconnected when the event was published does not learn of it (there
-is no store record to re-read), so the token stays usable there until it expires, at most
-``access_ttl``. Use the hybrid strategy where that is not acceptable. Revocations never
-depend on the token string (J21): a re-encoded twin of a revoked token carries the same
-``sid`` and ``auth_time``.
+Limits of statelessness, on purpose: a logout reaches other processes only through the bus;
+one disconnected when it was published never learns of it (no store record to re-read), so
+the token stays usable there until it expires, ``access_ttl`` at most: use the hybrid strategy
+where that is not acceptable. Revocations never depend on the token string (J21): a
+re-encoded twin of a revoked token carries the same ``sid`` and ``auth_time``.
 
 Tokens carry ``sub``, ``sid``, ``roles``, ``preferred_username``, ``auth_time``, ``amr``,
-application claims (:mod:`.application_claims`), ``iss``, ``aud``, ``iat``, ``exp``, ``jti``.
+application claims, ``iss``, ``aud``, ``iat``, ``exp``, ``jti`` (and ``cnf``: DPoP).
 """
 
 from __future__ import annotations
@@ -58,6 +57,7 @@ from satchel.strategies.auth_methods import AMR_CLAIM, methods_from, token_claim
 from satchel.strategies.base import LoginContext, Strategy, UserLookup
 from satchel.strategies.counters import Counters
 from satchel.strategies.jwt_stepup import renew_token
+from satchel.strategies.key_binding import cnf_claim
 from satchel.strategies.refresh_tokens import is_refresh_token_shape
 from satchel.strategies.session_tokens import new_session_id
 from satchel.strategies.token_cache import drop_expired_front
@@ -173,9 +173,8 @@ class JWTStrategy(Strategy):
         """A new access token with a fresh random ``sid``."""
         if user.disabled:
             raise InvalidLogin()
-        app = application_claims(user)
-        now = self.clock()
-        identity, token = await self._mint(user, app, new_session_id(), now, now, ctx.amr)
+        app, now, sid = application_claims(user), self.clock(), new_session_id()
+        identity, token = await self._mint(user, app, sid, now, now, ctx.amr, jkt=ctx.dpop_jkt)
         issued = IssuedCredentials(
             access_token=token,
             expires_in=max(1, int(identity.expires_at - now)),
@@ -193,8 +192,9 @@ class JWTStrategy(Strategy):
         now: float,
         amr: Collection[str],
         ttl: float | None = None,
+        jkt: str | None = None,
     ) -> tuple[Identity, str]:
-        """A signed access token of session ``sid`` (and its identity, already cached)."""
+        """A signed access token of session ``sid``, bound to DPoP key ``jkt`` if given."""
         claims = claims_mod.build_claims(
             self.policy,
             sub=user.id,
@@ -202,7 +202,7 @@ class JWTStrategy(Strategy):
             ttl=self.access_ttl if ttl is None else ttl,
             roles=user.roles,
             sid=sid,
-            extra=token_claims(app, user.username, auth_time, amr),
+            extra={**token_claims(app, user.username, auth_time, amr), **cnf_claim(jkt)},
         )
         await self._refresh_keys()
         keyset = self.keyset

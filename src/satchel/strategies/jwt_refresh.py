@@ -41,13 +41,14 @@ from satchel.keys.manager import KeyManager
 from satchel.revocation.base import RevocationBus
 from satchel.stores.base import KeyStore, SessionRecord, SessionStore, UserRecord
 from satchel.strategies.application_claims import application_claims
-from satchel.strategies.auth_methods import AMR_CLAIM, as_claim, record_auth
+from satchel.strategies.auth_methods import record_auth
 from satchel.strategies.base import LoginContext, UserLookup
 from satchel.strategies.jwt import JWTStrategy
+from satchel.strategies.key_binding import record_jkt
 from satchel.strategies.refresh_family import FamilyAccessors, RefreshFamilies
 from satchel.strategies.session import MAX_IP, MAX_USER_AGENT
-from satchel.strategies.session_auth import renew_session
-from satchel.strategies.session_policy import REMEMBER_KEY, is_remembered, session_valid
+from satchel.strategies.session_auth import record_data, renew_session
+from satchel.strategies.session_policy import is_remembered, session_valid
 from satchel.strategies.session_tokens import is_session_id, new_session_id
 from satchel.transports.base import IssuedCredentials
 
@@ -161,11 +162,6 @@ class RefreshingJWTStrategy(FamilyAccessors, JWTStrategy):
         )
 
     def _new_family(self, user: UserRecord, ctx: LoginContext, now: float) -> SessionRecord:
-        data: dict[str, object] = {"u": user.username, "r": sorted(user.roles)}
-        if ctx.remember:
-            data[REMEMBER_KEY] = True
-        if ctx.amr:
-            data[AMR_CLAIM] = as_claim(ctx.amr)
         expires = now + self.refresh_ttl
         return SessionRecord(
             id=new_session_id(),
@@ -178,7 +174,7 @@ class RefreshingJWTStrategy(FamilyAccessors, JWTStrategy):
             absolute_expires_at=expires,
             ip=ctx.ip[:MAX_IP] if ctx.ip else None,
             user_agent=ctx.user_agent[:MAX_USER_AGENT] if ctx.user_agent else None,
-            data=data,
+            data=record_data(user, ctx),
         )
 
     async def _pair(
@@ -196,7 +192,8 @@ class RefreshingJWTStrategy(FamilyAccessors, JWTStrategy):
         # auth_time and amr stay the login's through every refresh (what "valid after" and
         # max_age-style checks compare against), until a step-up renews them on the record.
         auth_time, amr = record_auth(record.data, record.created_at)
-        identity, token = await self._mint(user, app, record.id, auth_time, now, amr, ttl)
+        jkt = record_jkt(record.data)
+        identity, token = await self._mint(user, app, record.id, auth_time, now, amr, ttl, jkt)
         issued = IssuedCredentials(
             access_token=token,
             expires_in=max(1, int(identity.expires_at - now)),

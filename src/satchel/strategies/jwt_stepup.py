@@ -36,6 +36,7 @@ async def renew_token(
     if sid is None or sid in strategy._ended:
         raise InvalidCredential(_REVOKED)
     methods = combine(identity.amr, amr)
-    renewed, token = await strategy._mint(user, application_claims(user), sid, now, now, methods)
+    app = application_claims(user)
+    renewed, token = await strategy._mint(user, app, sid, now, now, methods, jkt=identity.jkt)
     expires_in = max(1, int(renewed.expires_at - now))
     return renewed, IssuedCredentials(access_token=token, expires_in=expires_in, session_id=sid)

@@ -27,6 +27,7 @@ from satchel.errors import ConfigurationError, ExpiredCredential, InvalidCredent
 from satchel.stores.base import KeyStore, RotateOutcome, SessionRecord, SessionStore, UserRecord
 from satchel.strategies.application_claims import application_claims
 from satchel.strategies.base import LoginContext, UserLookup
+from satchel.strategies.key_binding import RefreshKeyMismatch, check_refresh_key, record_jkt
 from satchel.strategies.refresh_tokens import PEPPER_NAME, UNKNOWN_REFRESH, RefreshTokens
 from satchel.strategies.session_policy import session_valid
 
@@ -137,6 +138,14 @@ class RefreshFamilies:
         if user is None or user.disabled or record.created_at < user.valid_after:
             raise InvalidCredential(UNKNOWN_REFRESH)
         claims = application_claims(user)
+        try:  # before the token is used up: the key's holder can still refresh with it
+            check_refresh_key(record_jkt(record.data), ctx.dpop_jkt)
+        except RefreshKeyMismatch:
+            reason = "refresh_key_mismatch"
+            await self.audit.emit(
+                AuditEvent("dpop.failure", user_id=user.id, session=sid, ip=ctx.ip, reason=reason)
+            )
+            raise
         outcome = await self._io(
             self.store.rotate_refresh(
                 sid,

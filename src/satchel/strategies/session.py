@@ -25,13 +25,16 @@ from satchel.identity import Identity
 from satchel.revocation.base import RevocationBus, RevocationEvent, RevocationKind
 from satchel.stores.base import SessionRecord, SessionStore, UserRecord, UserStore
 from satchel.strategies.application_claims import application_claims
-from satchel.strategies.auth_methods import AMR_CLAIM, as_claim
 from satchel.strategies.base import LoginContext, Strategy
 from satchel.strategies.counters import Counters
-from satchel.strategies.session_auth import renew_session, session_identity, with_expiry
+from satchel.strategies.session_auth import (
+    record_data,
+    renew_session,
+    session_identity,
+    with_expiry,
+)
 from satchel.strategies.session_cache import CacheEntry, SessionCache
 from satchel.strategies.session_policy import (
-    REMEMBER_KEY,
     SessionPolicy,
     initial_expiries,
     next_idle_expiry,
@@ -138,11 +141,6 @@ class SessionStrategy(Strategy):
         remember = bool(ctx.remember)
         sid, secret, token = new_token()
         idle, absolute = initial_expiries(now, self.policy, remember)
-        data: dict[str, object] = {"u": user.username, "r": sorted(user.roles)}
-        if remember:
-            data[REMEMBER_KEY] = True
-        if ctx.amr:
-            data[AMR_CLAIM] = as_claim(ctx.amr)
         record = SessionRecord(
             id=sid,
             user_id=user.id,
@@ -153,7 +151,7 @@ class SessionStrategy(Strategy):
             absolute_expires_at=absolute,
             ip=ctx.ip[:MAX_IP] if ctx.ip else None,
             user_agent=ctx.user_agent[:MAX_USER_AGENT] if ctx.user_agent else None,
-            data=data,
+            data=record_data(user, ctx),
         )
         return record, token
 

@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 from satchel.errors import InvalidCredential, NotSupported
 from satchel.identity import Identity
 from satchel.stores.base import SessionDataStore, SessionRecord, SessionStore, UserRecord
-from satchel.strategies.auth_methods import combine, record_auth, stamped
-from satchel.strategies.base import UserLookup
-from satchel.strategies.session_policy import session_valid
+from satchel.strategies.auth_methods import AMR_CLAIM, as_claim, combine, record_auth, stamped
+from satchel.strategies.base import LoginContext, UserLookup
+from satchel.strategies.key_binding import bind_record, cnf_claim, record_jkt
+from satchel.strategies.session_policy import REMEMBER_KEY, session_valid
 from satchel.strategies.session_tokens import is_session_id
 
 _T = TypeVar("_T")
@@ -23,11 +24,25 @@ GuardedIO = Callable[[Awaitable[_T]], Awaitable[_T]]
 _ENDED = "Unknown or ended session."
 
 
+def record_data(user: UserRecord, ctx: LoginContext) -> dict[str, object]:
+    """The data of a new session record: who, "remember me", the methods and the DPoP key."""
+    data: dict[str, object] = {"u": user.username, "r": sorted(user.roles)}
+    if ctx.remember:
+        data[REMEMBER_KEY] = True
+    if ctx.amr:
+        data[AMR_CLAIM] = as_claim(ctx.amr)
+    bind_record(data, ctx.dpop_jkt)
+    return data
+
+
 def session_identity(
     record: SessionRecord, user: UserRecord, claims: Mapping[str, Any], strategy: str
 ) -> Identity:
     """The identity of a verified session ``record`` of ``user``."""
     auth_time, amr = record_auth(record.data, record.created_at)
+    jkt = record_jkt(record.data)
+    if jkt is not None:  # a DPoP-bound session (RFC 9449): its identity says so like a JWT's
+        claims = {**claims, **cnf_claim(jkt)}
     return Identity(
         user_id=record.user_id,
         username=user.username,

@@ -1,4 +1,6 @@
-"""The bearer transport: ``Authorization: Bearer <token>`` (RFC 6750 §2.1 only).
+"""The bearer transport: ``Authorization: Bearer <token>`` (RFC 6750 §2.1 only), and
+``Authorization: DPoP <token>`` (RFC 9449 §7.1) when DPoP is on; the proof itself is checked
+by :mod:`satchel.dpop.guard`.
 
 Tokens in the query string or a form body (RFC 6750 §2.2/2.3) are deliberately not
 supported: they leak into logs, history and Referer headers (S08).
@@ -30,19 +32,36 @@ _NOT_QUOTABLE_RE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _MAX_DESCRIPTION = 200
 
 
+# RFC 9449 §7.1: the DPoP challenge of a server accepting proofs by these algorithms.
+_DPOP_CHALLENGE = 'DPoP algs="ES256 EdDSA"'
+
+
+def dpop_scheme(headers: RawHeaders) -> bool:
+    """True when the request's ``Authorization`` header uses the ``DPoP`` scheme."""
+    for key, raw in headers:
+        if key == b"authorization":
+            return raw[:5].lower() == b"dpop "
+    return False
+
+
 class BearerTransport(Transport):
-    """Credential in the ``Authorization`` header with the ``Bearer`` scheme."""
+    """Credential in the ``Authorization`` header with the ``Bearer`` scheme (and ``DPoP``
+    unless ``dpop`` is ``"off"``: ``SATCHEL_DPOP``)."""
 
     name = "bearer"
 
-    def __init__(self, realm: str = "satchel") -> None:
+    def __init__(self, realm: str = "satchel", *, dpop: str = "off") -> None:
         if not isinstance(realm, str) or not realm or not _QUOTABLE_RE.fullmatch(realm):
             raise ConfigurationError("realm must be printable ASCII without quotes or '\\'.")
+        if dpop not in ("off", "allowed", "required"):
+            raise ConfigurationError("dpop must be off, allowed or required.")
         self.realm = realm
+        self.dpop = dpop
         self._challenge = f'Bearer realm="{realm}"'
+        self._schemes = (b"bearer ",) if dpop == "off" else (b"bearer ", b"dpop ")
 
     def __repr__(self) -> str:
-        return f"BearerTransport(realm={self.realm!r})"
+        return f"BearerTransport(realm={self.realm!r}, dpop={self.dpop!r})"
 
     def extract(self, headers: RawHeaders) -> str | None:
         """The bearer token, or None when there is no ``Authorization: Bearer`` header.
@@ -59,13 +78,17 @@ class BearerTransport(Transport):
         if value is None:
             return None
         # The scheme is case-insensitive and followed by exactly one space.
-        if value[:7].lower() != b"bearer ":
-            if value[:6].lower() == b"bearer" and (len(value) == 6 or value[6] in b" \t"):
+        if value[:7].lower() == b"bearer ":
+            token = value[7:]
+        elif value[:5].lower() == b"dpop " and len(self._schemes) == 2:
+            token = value[5:]
+        else:
+            scheme = value.split(b" ", 1)[0].split(b"\t", 1)[0].lower() + b" "
+            if scheme in self._schemes:  # the scheme alone, or a tab or second space after it
                 raise InvalidCredential("Malformed bearer token.")
             return None  # another scheme (Basic, Digest, Bearerx...): not ours
-        if len(value) - 7 > MAX_TOKEN_LENGTH:
+        if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidCredential("The bearer token is too long.")
-        token = value[7:]
         body = token.rstrip(b"=")
         if not body or body.translate(None, _TOKEN68_CHARS):
             raise InvalidCredential("Malformed bearer token.")
@@ -85,8 +108,14 @@ class BearerTransport(Transport):
         Without a presented credential only the realm is sent; a rejected credential adds
         ``error="invalid_token"`` and a short description.
         """
+        own = error.response_headers() if error is not None else []
+        if own:  # a DPoP refusal: its own challenge (and nonce)
+            return [(name.lower(), value) for name, value in own]
         if error is None or isinstance(error, MissingCredential):
-            return [("www-authenticate", self._challenge)]
+            challenges = [("www-authenticate", self._challenge)]
+            if self.dpop != "off":
+                challenges.append(("www-authenticate", _DPOP_CHALLENGE))
+            return challenges
         code = "invalid_request" if isinstance(error, AmbiguousCredentials) else "invalid_token"
         description = _describe(error)
         return [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from satchel.auth import Auth, LoginResult
@@ -48,6 +48,7 @@ from satchel.integrations.http_api.token import (
     as_oauth_error,
     check_client,
     grant,
+    proved_key,
     token_body,
     token_parameters,
 )
@@ -165,8 +166,18 @@ async def token(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiRespons
         realm = getattr(getattr(auth, "settings", None), "issuer", None) or "satchel"
         authorizations = [v.decode("latin-1") for k, v in request.headers if k == b"authorization"]
         check_client(authorizations, params, realm)
+        jkt = await proved_key(  # DPoP (RFC 9449)
+            auth,
+            {
+                "method": request.method,
+                "path": request.path,
+                "headers": request.headers,
+                "scheme": request.scheme,
+            },
+        )
         try:
-            result = await grant(auth, params, login_context(request, proxies))
+            ctx = replace(login_context(request, proxies), dpop_jkt=jkt)
+            result = await grant(auth, params, ctx)
         except SatchelError as exc:
             raise as_oauth_error(exc) from None
     except OAuthError as exc:

@@ -9,6 +9,10 @@ Basic) is refused with 401 ``invalid_client`` rather than silently not checked.
 
 Errors carry the RFC's ``error`` and ``error_description`` plus the project's ``detail``
 (the same text). docs/oauth.md says what each answer means.
+
+DPoP (RFC 9449, docs/dpop.md): a request with a valid ``DPoP`` proof gets tokens bound to
+the proof's key and ``token_type: DPoP``; a bad proof is 400 ``invalid_dpop_proof`` (or
+``use_dpop_nonce`` with a ``DPoP-Nonce`` header).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from satchel.auth import Auth, LoginResult
+from satchel.dpop.proof import DPoPProofError, UseDPoPNonce
 from satchel.errors import (
     AuthenticationError,
     InvalidInput,
@@ -30,6 +35,7 @@ from satchel.errors import (
     StoreUnavailable,
     Throttled,
 )
+from satchel.integrations.dpop import proofs, request_url
 from satchel.integrations.refresh import presented_token, rotate
 from satchel.strategies.base import LoginContext
 
@@ -160,6 +166,22 @@ def _required(params: Mapping[str, str], name: str, grant_type: str) -> str:
     return value
 
 
+async def proved_key(auth: Auth, scope: Mapping[str, Any]) -> str | None:
+    """The thumbprint of the DPoP key the token request in ``scope`` proved, or None
+    (Bearer tokens). ``scope`` needs ``method``, ``path``, ``headers`` and ``scheme``, as an
+    ASGI scope has them. A bad proof is :class:`OAuthError` 400 with the RFC 9449 code."""
+    guard = auth.dpop
+    if guard is None:
+        return None
+    headers = scope.get("headers") or ()
+    method, url = str(scope.get("method") or "POST"), request_url(scope, guard.public_url)
+    try:
+        return await guard.token_request(proofs(headers), method, url)
+    except DPoPProofError as exc:
+        nonce = [("DPoP-Nonce", exc.nonce)] if isinstance(exc, UseDPoPNonce) else []
+        raise OAuthError(400, exc.code, exc.detail, nonce) from None
+
+
 async def grant(auth: Auth, params: Mapping[str, str], ctx: LoginContext) -> LoginResult:
     """Run the requested grant; SatchelErrors propagate for :func:`as_oauth_error`."""
     grant_type = params.get("grant_type")
@@ -213,7 +235,7 @@ def token_body(result: LoginResult, now: float) -> dict[str, Any]:
     lives = math.floor(round(result.identity.expires_at - now, 3))
     body: dict[str, Any] = {
         "access_token": issued.access_token,
-        "token_type": "Bearer",
+        "token_type": "Bearer" if result.identity.jkt is None else "DPoP",
         "expires_in": max(1, min(issued.expires_in, lives)),
     }
     if issued.refresh_token is not None:

@@ -34,6 +34,7 @@ from satchel.clock import Clock, system_clock
 from satchel.errors import InvalidCredential, SatchelError, StoreUnavailable
 from satchel.identity import Identity
 from satchel.integrations.asgi import with_transport
+from satchel.integrations.dpop import proofless_refusal
 from satchel.integrations.http_api.messages import (
     ApiRequest,
     ApiResponse,
@@ -245,6 +246,10 @@ class SyncAuth:
             except SatchelError as exc:  # refused from memory (revoked): never refreshed
                 return Resolution(None, name, exc)
             if identity is not None:
+                if name == "bearer" and (auth.dpop is not None or identity.jkt is not None):
+                    refusal = proofless_refusal(auth, identity, headers)
+                    if refusal is not None:
+                        return Resolution(None, name, refusal)
                 return Resolution(with_transport(identity, name), name)
         return _Pending(name, token, headers, path, peer)
 
@@ -316,7 +321,11 @@ async def _finish(auth: Auth, pending: _Pending) -> Resolution:
             error = exc
         else:
             assert name is not None
-            return Resolution(with_transport(identity, name), name)
+            bearer = name == "bearer"
+            refusal = proofless_refusal(auth, identity, pending.headers) if bearer else None
+            if refusal is None:
+                return Resolution(with_transport(identity, name), name)
+            error = refusal
     if auth.refresher is None or not _refresh_cookie(
         auth, pending.headers, pending.path, error, name
     ):

@@ -40,7 +40,9 @@ class TokenOut(BaseModel):
     """An OAuth 2.0 token response (RFC 6749 §5.1)."""
 
     access_token: str
-    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the RFC 6750 scheme name
+    token_type: Literal["Bearer", "DPoP"] = Field(  # the RFC 6750 / RFC 9449 scheme names
+        default="Bearer", description="DPoP when the token request carried a DPoP proof."
+    )
     expires_in: int = Field(
         ge=1,
         description=(

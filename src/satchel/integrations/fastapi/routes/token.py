@@ -14,6 +14,7 @@ module reads the request and writes the response.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
@@ -40,6 +41,7 @@ from satchel.integrations.http_api.token import (
     as_oauth_error,
     check_client,
     grant,
+    proved_key,
     token_parameters,
 )
 from satchel.integrations.refresh import MAX_REFRESH_TOKEN
@@ -134,8 +136,9 @@ async def token(request: Request) -> JSONResponse:
         check_client(
             request.headers.getlist("authorization"), params, server_settings(request).issuer
         )
+        jkt = await proved_key(auth, request.scope)  # DPoP (RFC 9449)
         try:
-            result = await grant(auth, params, login_context(request))
+            result = await grant(auth, params, replace(login_context(request), dpop_jkt=jkt))
         except SatchelError as exc:
             raise as_oauth_error(exc) from None
     except OAuthError as exc:
