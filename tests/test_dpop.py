@@ -272,7 +272,7 @@ async def test_binding_failures_are_counted(make_app: Apps) -> None:
     assert metrics.events.dpop_failures == {"htu": 1, "bound_as_bearer": 1}
 
 
-# --- modes and nonces ------------------------------------------------------------------------------
+# --- modes and nonces ----------------------------------------------------------------------------
 
 
 async def test_off_ignores_proofs_and_issues_bearer(make_app: Apps) -> None:
