@@ -62,11 +62,15 @@ async def test_secure_cookies_keep_their_prefixed_names(make_app: Apps) -> None:
 
 
 async def test_only_the_configured_transports_are_schemes(make_app: Apps) -> None:
-    bearer_only = await spec_of(await make_app(transports="bearer"))
+    bearer_only = await spec_of(await make_app(transports="bearer", dpop="off"))
     schemes = bearer_only["components"]["securitySchemes"]
     assert set(schemes) == {"BearerToken", "OAuth2Password"}
     me = bearer_only["paths"]["/auth/me"]["get"]["security"]
     assert me == [{"BearerToken": []}, {"OAuth2Password": []}]
+    # With DPoP on (the default), the DPoP scheme of RFC 9449 is one more way in.
+    with_dpop = await spec_of(await make_app(transports="bearer"))
+    assert with_dpop["components"]["securitySchemes"]["DPoPToken"]["scheme"] == "DPoP"
+    assert {"DPoPToken": []} in with_dpop["paths"]["/auth/me"]["get"]["security"]
     # The password flow says where a client gets its token.
     flow = schemes["OAuth2Password"]["flows"]["password"]
     assert flow["tokenUrl"] == flow["refreshUrl"] == "/auth/token"

@@ -23,6 +23,13 @@ back on, so it fails closed: while the channel is down :meth:`Verifier.verify` r
 (re)subscribed is refused as unknown — a revocation of it may have been missed — so the
 client refreshes it once at the auth server. Without ``redis_url`` only signature and
 claims are checked: a token then stays usable until it expires, like any plain JWT.
+
+DPoP (RFC 9449): pass the request's ``method``, ``url`` and ``DPoP`` header as ``proof``
+(``verify(token, method="GET", url="https://api.example/x", proof=header)``) for a token
+presented under the ``DPoP`` scheme. A DPoP-bound token (``cnf.jkt``) is refused without a
+proof by its key; the proof's ``jti`` replay cache is ``dpop_replay``, by default Redis under
+``prefix`` with ``redis_url`` (shared by every verifier, and by the auth server) and this
+process's memory otherwise.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import urllib.request
 from typing import Any
 
 from satchel.clock import Clock, system_clock
+from satchel.dpop.guard import DPoPGuard
 from satchel.errors import ConfigurationError, InvalidCredential, InvalidToken, StoreUnavailable
 from satchel.identity import Identity
 from satchel.jose import claims as claims_mod
@@ -45,6 +53,7 @@ from satchel.jose.claims import ClaimsPolicy
 from satchel.jose.jwk import SigningKey, key_from_jwk
 from satchel.jose.keyset import KeySet
 from satchel.revocation.base import RevocationBus, RevocationEvent
+from satchel.stores.onetime import MemoryOneTimeStore, OneTimeTokenStore
 from satchel.strategies.identity_claims import identity_from_claims
 from satchel.strategies.revocation_state import RevocationState
 from satchel.strategies.token_cache import drop_expired_front
@@ -115,6 +124,8 @@ class Verifier:
         cache_size: int = 10_000,
         clock: Clock = system_clock,
         bus: RevocationBus | None = None,
+        dpop_replay: OneTimeTokenStore | None = None,
+        dpop_max_age: float = 60.0,
     ) -> None:
         scheme = urllib.parse.urlsplit(jwks_url).scheme.lower()
         if scheme not in ("http", "https"):
@@ -134,7 +145,16 @@ class Verifier:
             from satchel.revocation.redis import RedisBus
 
             bus = RedisBus(redis_url, prefix=prefix)
+            if dpop_replay is None:
+                import redis.asyncio as aioredis
+
+                from satchel.stores.redis_onetime import RedisOneTimeStore
+
+                self._redis: Any = aioredis.Redis.from_url(redis_url)
+                dpop_replay = RedisOneTimeStore(self._redis, prefix=prefix)
         self.bus = bus
+        replay = dpop_replay if dpop_replay is not None else MemoryOneTimeStore()
+        self.dpop = DPoPGuard(replay, clock=clock, max_age=dpop_max_age)
         self.revoked = RevocationState(max_lifetime + leeway)
         self.keyset = KeySet.verify_only(())
         self._fetched_at = -math.inf
@@ -171,6 +191,9 @@ class Verifier:
             task.cancel()
         if self.bus is not None:
             await self.bus.close()
+        client = getattr(self, "_redis", None)
+        if client is not None:
+            await client.aclose()
 
     async def refresh_keys(self, *, force: bool = False) -> bool:
         """Re-fetch the JWKS (rate limited unless ``force``); False when it failed."""
@@ -193,8 +216,19 @@ class Verifier:
             self._verified.clear()
             return True
 
-    async def verify(self, token: str) -> Identity:
-        """The identity of a valid, unrevoked access token; raises otherwise."""
+    async def verify(
+        self,
+        token: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        proof: str | None = None,
+    ) -> Identity:
+        """The identity of a valid, unrevoked access token; raises otherwise.
+
+        ``proof`` (the ``DPoP`` header, with the request's ``method`` and full ``url``) is
+        for a token sent as ``Authorization: DPoP``; a bound token without one is refused.
+        """
         now = self.clock()
         watched = self.bus is not None
         if watched and not self._trusted():
@@ -210,6 +244,11 @@ class Verifier:
             identity.session_id, identity.user_id, identity.auth_time
         ):
             raise InvalidCredential(_REVOKED)
+        if proof is not None and (method is None or url is None):
+            raise ConfigurationError("A DPoP proof is checked against the method and url.")
+        proofs = [proof] if proof is not None else []
+        dpop = proof is not None
+        await self.dpop.resource_request(identity, token, dpop, proofs, method or "", url or "")
         return identity
 
     async def _verify(self, token: str, now: float) -> Identity:

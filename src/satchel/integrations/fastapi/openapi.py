@@ -47,6 +47,16 @@ REFRESH_COOKIE: Final = "RefreshCookie"
 #: The OAuth 2.0 password flow of ``POST /auth/token`` (with the bearer transport).
 OAUTH2_PASSWORD: Final = "OAuth2Password"  # noqa: S105 - a scheme name
 TOKEN_PATH: Final = "/auth/token"  # noqa: S105 - a route
+#: The DPoP scheme (RFC 9449) of the bearer transport unless ``SATCHEL_DPOP=off``.
+DPOP_TOKEN: Final = "DPoPToken"  # noqa: S105 - a scheme name
+_DPOP_SCHEME: Final[dict[str, Any]] = {
+    "type": "http",
+    "scheme": "DPoP",
+    "description": (
+        "DPoP-bound access token from POST /auth/token (sent with a DPoP proof header) in "
+        "`Authorization: DPoP <token>`, with a new proof of the same key in `DPoP` (RFC 9449)."
+    ),
+}
 _VALIDATION_REF: Final = '"#/components/schemas/HTTPValidationError"'
 
 #: The schemes shown in the OpenAPI document. satchel's dependencies do not call them (the
@@ -187,8 +197,9 @@ def _transports(app: FastAPI) -> Sequence[Transport] | None:
 def security_schemes(app: FastAPI) -> dict[str, dict[str, Any]]:
     """The OpenAPI security schemes of ``app``, named after its configured transports:
     ``SessionCookie`` (the real cookie name, e.g. ``satchel_session`` with insecure
-    cookies) and ``RefreshCookie`` for the cookie transport, ``BearerToken`` for bearer
-    (plus ``OAuth2Password`` in the document when the app serves ``POST /auth/token``)."""
+    cookies) and ``RefreshCookie`` for the cookie transport, ``BearerToken`` (and
+    ``DPoPToken`` unless DPoP is off) for bearer (plus ``OAuth2Password`` in the document
+    when the app serves ``POST /auth/token``)."""
     transports = _transports(app)
     if transports is None:
         cookie: Any = CookieTransport()
@@ -211,6 +222,8 @@ def security_schemes(app: FastAPI) -> dict[str, dict[str, Any]]:
             }
         elif isinstance(transport, BearerTransport):
             schemes[bearer_scheme.scheme_name] = _model(bearer_scheme)
+            if transport.dpop != "off":
+                schemes[DPOP_TOKEN] = dict(_DPOP_SCHEME)
     return schemes
 
 
@@ -240,7 +253,7 @@ def _add_security(app: FastAPI, schema: dict[str, Any]) -> None:
     flow = _oauth2_password(paths) if bearer_scheme.scheme_name in schemes else None
     if flow is not None:
         schemes[OAUTH2_PASSWORD] = flow
-    names = (cookie_scheme.scheme_name, bearer_scheme.scheme_name, OAUTH2_PASSWORD)
+    names = (cookie_scheme.scheme_name, bearer_scheme.scheme_name, DPOP_TOKEN, OAUTH2_PASSWORD)
     access: list[dict[str, list[str]]] = [{name: []} for name in names if name in schemes]
     used: set[str] = set()
     for route in _api_routes(app):
