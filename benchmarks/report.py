@@ -458,6 +458,10 @@ def _seed_table(results: Results) -> str:
         ["authenticate(), repeated", *cells(lambda c, d: us(d["authenticate_repeated_us"] * 1000))],
         ["authenticate(), first seen", *cells(lambda c, d: us(d["authenticate_first_us"] * 1000))],
         [
+            "DPoP proof check added to a request (signature + replay-cache insert)",
+            *cells(lambda c, d: us(d["dpop_extra_us"] * 1000)),
+        ],
+        [
             "GET /me req/s (FastAPI, best pass)",
             *cells(lambda c, d: f"{_e2e_best(results, _app_name(c)):,.0f}"),
         ],

@@ -25,6 +25,7 @@ from benchmarks.common import (
     time_each_async,
     time_group_async,
 )
+from benchmarks.dpop_micro import dpop_extra
 from benchmarks.specs import AppSpec, Credential
 
 Progress = Callable[[str], None]
@@ -293,6 +294,7 @@ async def _authenticate_one(config: Config, settings: Settings, results: Results
         group = "authenticate()"
         results.micro.append(_micro(group, f"{config.label} — first seen", first))
         results.micro.append(_micro(group, f"{config.label} — repeated", repeated))
+        dpop = await dpop_extra(auth, user, settings)
         header = f"Authorization: Bearer {token}\r\n"
         column = results.table.setdefault(config.label, {})
         column.update(
@@ -309,6 +311,11 @@ async def _authenticate_one(config: Config, settings: Settings, results: Results
                 "authenticate_repeated_us": repeated.best_us,
             }
         )
+        if dpop is not None:  # the proof check of a DPoP-bound token, less the bearer path's
+            group = "DPoP proof check"
+            results.micro.append(_micro(group, f"{config.label} — bearer token", dpop[0]))
+            results.micro.append(_micro(group, f"{config.label} — DPoP proof", dpop[1]))
+            column["dpop_extra_us"] = dpop[1].best_us - dpop[0].best_us
 
 
 def authenticate_micro(settings: Settings, results: Results, progress: Progress) -> None:

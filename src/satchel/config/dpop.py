@@ -9,10 +9,18 @@ from satchel.clock import Clock
 from satchel.config.settings import Settings
 from satchel.dpop.guard import DPoPGuard
 from satchel.dpop.nonce import SECRET_NAME, NonceKey
+from satchel.errors import ConfigurationError
 from satchel.stores.base import Stores
 from satchel.stores.deadline import with_deadline
-from satchel.stores.onetime import DeadlineOneTimeStore
+from satchel.stores.onetime import DeadlineOneTimeStore, OneTimeTokenStore
 from satchel.stores.onetime_backends import onetime_store_for
+
+
+def _replay_store(stores: Stores) -> OneTimeTokenStore:
+    try:
+        return onetime_store_for(stores.sessions)
+    except ConfigurationError:  # an application's own session store: satchel's main one
+        return onetime_store_for(stores.keys)
 
 
 async def dpop_guard(
@@ -20,8 +28,9 @@ async def dpop_guard(
 ) -> DPoPGuard | None:
     """The guard of ``settings`` (None when ``SATCHEL_DPOP=off``).
 
-    Its replay cache is the one-time token table beside satchel's keys, so every process of
-    the deployment shares it; the nonce key is a key-store secret, shared the same way.
+    Its replay cache is the one-time token table of the sessions backend (the store every
+    request already uses: Redis when ``SATCHEL_SESSIONS_STORE`` is Redis), so every process
+    of the deployment shares it; the nonce key is a key-store secret, shared the same way.
     """
     if settings.dpop == "off":
         return None
@@ -31,7 +40,7 @@ async def dpop_guard(
         secret = await keys.set_secret_if_absent(SECRET_NAME, secrets.token_bytes(32))
         nonces = NonceKey(secret, float(settings.dpop_nonce_ttl))
     return DPoPGuard(
-        DeadlineOneTimeStore(onetime_store_for(stores.keys), settings.store_timeout),
+        DeadlineOneTimeStore(_replay_store(stores), settings.store_timeout),
         mode=settings.dpop,
         audit=audit,
         clock=clock,

@@ -10,6 +10,7 @@ Replay (the ``jti``) and nonces are the caller's: :mod:`satchel.dpop.guard`.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 
 from satchel.errors import AuthenticationError, ConfigurationError, InvalidToken
 from satchel.jose import b64, jws
-from satchel.jose.jwk import key_from_jwk, thumbprint
+from satchel.jose.jwk import SigningKey, key_from_jwk, thumbprint
 
 #: Proof signature algorithms, in the order the challenge lists them.
 ALGS: Final = ("ES256", "EdDSA")
@@ -29,6 +30,9 @@ MAX_JTI: Final = 256
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _KEY_TYPES: Final = {"ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519")}
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# Parsed public keys and their thumbprints by JWK text (bounded: cleared when full).
+_KEYS: dict[str, tuple[SigningKey, str]] = {}
+_MAX_KEYS: Final = 4096
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -112,7 +116,7 @@ def normalize_htu(url: str) -> str:
     return f"{scheme}://{netloc}{path}"
 
 
-def _public_jwk(header: dict[str, Any], alg: str) -> tuple[Any, str]:
+def _public_jwk(header: dict[str, Any], alg: str) -> tuple[SigningKey, str]:
     jwk = header.get("jwk")
     if type(jwk) is not dict:
         raise DPoPProofError("The proof header needs a jwk object.", "jwk")
@@ -121,10 +125,20 @@ def _public_jwk(header: dict[str, Any], alg: str) -> tuple[Any, str]:
     kty, crv = _KEY_TYPES[alg]
     if jwk.get("kty") != kty or jwk.get("crv") != crv:
         raise DPoPProofError("The proof's jwk does not fit its alg.", "jwk")
+    # A client signs every request with one key: its point is not rebuilt and checked again.
+    # Keyed by the whole JWK, so a variant (another use, alg or kid) is parsed on its own.
+    text = json.dumps(jwk, sort_keys=True, separators=(",", ":"))
+    known = _KEYS.get(text)
+    if known is not None:
+        return known
     try:
-        return key_from_jwk(jwk, kid="dpop"), thumbprint(jwk)
+        known = key_from_jwk(jwk, kid="dpop"), thumbprint(jwk)
     except ConfigurationError:
         raise DPoPProofError("The proof's jwk is not a valid public key.", "jwk") from None
+    if len(_KEYS) >= _MAX_KEYS:
+        _KEYS.clear()
+    _KEYS[text] = known
+    return known
 
 
 def _text(claims: dict[str, Any], name: str, limit: int = MAX_JTI) -> str:
