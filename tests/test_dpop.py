@@ -331,3 +331,49 @@ async def test_nonce_flow(make_app: Apps) -> None:
     forged = fresh[:-2] + ("AA" if fresh[-2:] != "AA" else "BA")
     bad = key.proof("GET", ME_URL, now=app.clock(), access_token=token, nonce=forged)
     assert_refused(await me(app, token, bad), "use_dpop_nonce")
+
+
+@pytest.mark.parametrize("strategy", ["session", "jwt", "hybrid"])
+async def test_a_password_change_keeps_the_binding(make_app: Apps, strategy: str) -> None:
+    app = await make_app(
+        strategy=strategy, transports="bearer", users={"alice": []}, password=PASSWORD
+    )
+    key = DPoPKey()
+    token = (await bound(app, key))["access_token"]
+    url = f"{BASE}/auth/password"
+    headers = {
+        "authorization": f"DPoP {token}",
+        "DPoP": key.proof("POST", url, now=app.clock(), access_token=token),
+    }
+    body = {"current_password": PASSWORD, "new_password": "an entirely new passphrase 42"}
+    async with app.fresh_client() as client:
+        changed = await client.post("/auth/password", json=body, headers=headers)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["token_type"] == "DPoP"
+    renewed = changed.json()["access_token"]
+    proof = key.proof("GET", ME_URL, now=app.clock(), access_token=renewed)
+    assert (await me(app, renewed, proof)).status_code == 200
+    assert (await me(app, renewed, None, scheme="Bearer")).status_code == 401
+
+
+@pytest.mark.parametrize("strategy", ["jwt", "hybrid"])
+async def test_a_step_up_renews_a_token_bound_to_the_same_key(
+    make_app: Apps, strategy: str
+) -> None:
+    app = await make_app(
+        strategy=strategy, transports="bearer", users={"alice": []}, password=PASSWORD
+    )
+    key = DPoPKey()
+    token = (await bound(app, key))["access_token"]
+    url = f"{BASE}/auth/reauthenticate"
+    headers = {
+        "authorization": f"DPoP {token}",
+        "DPoP": key.proof("POST", url, now=app.clock(), access_token=token),
+    }
+    async with app.fresh_client() as client:
+        renewed = await client.post(
+            "/auth/reauthenticate", json={"password": PASSWORD}, headers=headers
+        )
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json()["token_type"] == "DPoP"
+    assert claims_of(renewed.json()["access_token"])["cnf"] == {"jkt": key.jkt}

@@ -253,7 +253,8 @@ async def change_password(auth: Auth, request: ApiRequest, proxies: Proxies) -> 
     check_csrf(auth, request)  # first, as the FastAPI route's dependency
     identity = require_identity(request)
     body: PasswordChangeBody = validate(PasswordChangeBody, read_json_body(request))
-    ctx = login_context(request, proxies)
+    # A DPoP-bound caller (its proof was checked) gets a token bound to the same key.
+    ctx = replace(login_context(request, proxies), dpop_jkt=identity.jkt)
     result = await auth.change_password(identity, body.current_password, body.new_password, ctx)
     if identity.transport != "cookie":
         return token_response(auth, result)

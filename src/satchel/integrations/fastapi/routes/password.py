@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -30,9 +32,9 @@ async def change_password(
     (all devices, signed tokens too); the caller gets a fresh one: a new cookie, or a new
     bearer token in the body."""
     auth = get_auth(request)
-    result = await auth.change_password(
-        identity, body.current_password, body.new_password, login_context(request)
-    )
+    # A DPoP-bound caller (its proof was checked) gets a token bound to the same key.
+    ctx = replace(login_context(request), dpop_jkt=identity.jkt)
+    result = await auth.change_password(identity, body.current_password, body.new_password, ctx)
     response: Response
     if identity.transport == "cookie":
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
