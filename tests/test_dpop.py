@@ -377,3 +377,26 @@ async def test_a_step_up_renews_a_token_bound_to_the_same_key(
     assert renewed.status_code == 200, renewed.text
     assert renewed.json()["token_type"] == "DPoP"
     assert claims_of(renewed.json()["access_token"])["cnf"] == {"jkt": key.jkt}
+
+
+async def test_a_login_with_a_second_factor_stays_bound_to_the_key(make_app: Apps) -> None:
+    from mfahelpers import code, enroll_totp, post
+
+    app = await make_app(strategy="jwt", users={"alice": []}, password=PASSWORD)
+    await app.login()
+    secret, _ = await enroll_totp(app)
+    key = DPoPKey()
+    step = await dpop_token(app, key)
+    assert step.status_code in (400, 403) and step.json()["error"] == "mfa_required", step.text
+    async with app.fresh_client() as client:
+        done = await post(
+            app,
+            "/auth/mfa/verify",
+            {"mfa_token": step.json()["mfa_token"], "code": code(app, secret)},
+            client=client,
+        )
+    assert done.status_code == 200, done.text
+    assert done.json()["token_type"] == "DPoP"
+    token = done.json()["access_token"]
+    assert claims_of(token)["cnf"] == {"jkt": key.jkt}
+    assert (await me(app, token, None, scheme="Bearer")).status_code == 401

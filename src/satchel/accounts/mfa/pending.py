@@ -45,6 +45,8 @@ class PendingLogin:
     amr: frozenset[str]
     remember: bool = False
     transport: str | None = None
+    #: The DPoP key the password step proved (RFC 9449): the finished login is bound to it.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -85,6 +87,7 @@ def encode(pending: PendingLogin) -> str:
             "m": sorted(pending.amr),
             "r": pending.remember,
             "t": pending.transport,
+            "k": pending.dpop_jkt,
         },
         separators=(",", ":"),
     )
@@ -94,7 +97,7 @@ def decode(raw: str) -> PendingLogin:
     """Parse :func:`encode` output; :class:`CorruptRecord` otherwise."""
     try:
         d = json.loads(raw)
-        transport = d.get("t")
+        transport, jkt = d.get("t"), d.get("k")
         return PendingLogin(
             user_id=str(d["u"]),
             purpose=str(d["p"]),
@@ -102,6 +105,7 @@ def decode(raw: str) -> PendingLogin:
             amr=frozenset(str(m) for m in d["m"]),
             remember=bool(d.get("r", False)),
             transport=None if transport is None else str(transport),
+            dpop_jkt=None if jkt is None else str(jkt),
         )
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise CorruptRecord("unreadable mfa_token record") from exc

@@ -166,7 +166,9 @@ class MfaService:
         """Store a half-finished login and return its ``mfa_token``."""
         now = self.clock()
         token = pending_mod.new_token()
-        record = PendingLogin(user_id, purpose, now, ctx.amr, ctx.remember, ctx.transport)
+        record = PendingLogin(
+            user_id, purpose, now, ctx.amr, ctx.remember, ctx.transport, ctx.dpop_jkt
+        )
         key = pending_mod.key_of(token)
         expires = now + self.config.token_ttl
         await self.docs.io(self.docs.store.put_once(key, pending_mod.encode(record), expires, now))
@@ -204,7 +206,9 @@ class MfaService:
         # The account may have changed since the password step (disabled, new password).
         if user.disabled or found.created_at < user.valid_after:
             raise InvalidMfaToken()
-        done = replace(ctx, amr=combine(found.amr, amr), remember=found.remember)
+        # Bound to the password step's DPoP key: only that key's holder can use the token.
+        amr = combine(found.amr, amr)
+        done = replace(ctx, amr=amr, remember=found.remember, dpop_jkt=found.dpop_jkt)
         return Finished(await self.auth.issue_login(user, done), found.transport)
 
     async def _throttled(self, user_id: str, ctx: LoginContext) -> None:
