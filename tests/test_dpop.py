@@ -291,8 +291,8 @@ async def test_required_refuses_bearer(make_app: Apps) -> None:
         response = await client.post("/auth/token", data=GRANT)
         assert response.status_code == 400 and response.json()["error"] == "invalid_dpop_proof"
         anonymous = await client.get("/auth/me")
-    challenges = anonymous.headers.get_list("www-authenticate")
-    assert any(c.startswith("DPoP ") and CHALLENGE_ALGS in c for c in challenges)
+    challenge = anonymous.headers["www-authenticate"]
+    assert challenge == f'Bearer realm="satchel", DPoP {CHALLENGE_ALGS}'  # RFC 9449 §7.1
     key = DPoPKey()
     token = (await bound(app, key))["access_token"]
     assert (

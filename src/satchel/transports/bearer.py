@@ -59,6 +59,8 @@ class BearerTransport(Transport):
         self.dpop = dpop
         self._challenge = f'Bearer realm="{realm}"'
         self._schemes = (b"bearer ",) if dpop == "off" else (b"bearer ", b"dpop ")
+        dpop_challenge = "" if dpop == "off" else f", {_DPOP_CHALLENGE}"
+        self._anonymous = self._challenge + dpop_challenge
 
     def __repr__(self) -> str:
         return f"BearerTransport(realm={self.realm!r}, dpop={self.dpop!r})"
@@ -112,10 +114,9 @@ class BearerTransport(Transport):
         if own:  # a DPoP refusal: its own challenge (and nonce)
             return [(name.lower(), value) for name, value in own]
         if error is None or isinstance(error, MissingCredential):
-            challenges = [("www-authenticate", self._challenge)]
-            if self.dpop != "off":
-                challenges.append(("www-authenticate", _DPOP_CHALLENGE))
-            return challenges
+            # One header with both challenges (RFC 9110 §11.6.1): frameworks that keep
+            # headers in a dict would drop a second WWW-Authenticate line.
+            return [("www-authenticate", self._anonymous)]
         code = "invalid_request" if isinstance(error, AmbiguousCredentials) else "invalid_token"
         description = _describe(error)
         return [
