@@ -90,3 +90,38 @@ def none_proof(jwk: dict[str, Any], method: str, url: str, now: float) -> str:
     payload = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url, "iat": int(now)}
     parts = [b64url(json.dumps(part).encode()) for part in (header, payload)]
     return f"{parts[0]}.{parts[1]}."
+
+
+def wsgi_flow(rig: Any, base: str, password: str) -> None:
+    """DPoP through a WSGI integration's rig (Flask, Django): a bound token from its token
+    endpoint opens its protected view with a proof, and only so."""
+    rig.create_user("alice")
+    client = rig.client()
+    key = DPoPKey()
+    grant = {"grant_type": "password", "username": "alice", "password": password}
+    proof = key.proof("POST", f"{base}/auth/token", now=rig.clock())
+    issued = client.request("POST", "/auth/token", data=grant, headers={"DPoP": proof})
+    assert issued.status == 200, issued.body
+    assert issued.json()["token_type"] == "DPoP"
+    token = issued.json()["access_token"]
+    url = f"{base}/hello"
+
+    def hello(scheme: str, proof: str | None) -> Any:
+        headers = {"Authorization": f"{scheme} {token}"}
+        if proof is not None:
+            headers["DPoP"] = proof
+        return client.request("GET", "/hello", headers=headers)
+
+    proof = key.proof("GET", url, now=rig.clock(), access_token=token)
+    ok = hello("DPoP", proof)
+    assert ok.status == 200 and ok.json() == {"hello": "alice"}, ok.body
+    replayed = hello("DPoP", proof)
+    assert replayed.status == 401 and replayed.json()["error"] == "invalid_dpop_proof"
+    assert 'DPoP error="invalid_dpop_proof"' in (replayed.header("www-authenticate") or "")
+    wrong = key.proof("GET", f"{base}/elsewhere", now=rig.clock(), access_token=token)
+    assert hello("DPoP", wrong).json()["error"] == "invalid_dpop_proof"
+    other = DPoPKey().proof("GET", url, now=rig.clock(), access_token=token)
+    assert hello("DPoP", other).json()["error"] == "invalid_dpop_proof"
+    assert hello("DPoP", None).json()["error"] == "invalid_dpop_proof"
+    bearer = hello("Bearer", key.proof("GET", url, now=rig.clock(), access_token=token))
+    assert bearer.status == 401 and bearer.json()["error"] == "invalid_token"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from satchel.auth import Auth
 from satchel.dpop.binding import DPoPSchemeError, scheme_refusal
@@ -45,7 +46,16 @@ async def check_scope(auth: Auth, identity: Identity, token: str, scope: Mapping
     A DPoP-bound token needs the ``DPoP`` scheme and a valid proof; under
     ``SATCHEL_DPOP=required`` an unbound bearer token is refused (:mod:`satchel.dpop.binding`).
     """
+    method = str(scope.get("method") or "GET")  # a WebSocket handshake is a GET
     headers = scope.get("headers") or ()
+    await check_request(auth, identity, token, headers, method, request_url(scope, None))
+
+
+async def check_request(
+    auth: Auth, identity: Identity, token: str, headers: RawHeaders, method: str, url: str
+) -> None:
+    """:func:`check_scope` for a request given by its headers, method and URL as the app
+    sees it (``SATCHEL_PUBLIC_URL``, when set, replaces its scheme and host)."""
     scheme = dpop_scheme(headers)
     guard = auth.dpop
     if guard is None:
@@ -53,16 +63,16 @@ async def check_scope(auth: Auth, identity: Identity, token: str, scope: Mapping
         if refusal is not None:
             raise refusal
         return
-    method = str(scope.get("method") or "GET")  # a WebSocket handshake is a GET
-    url = request_url(scope, guard.public_url)
+    if guard.public_url is not None:
+        url = guard.public_url.rstrip("/") + (urlsplit(url).path or "/")
     await guard.resource_request(identity, token, scheme, proofs(headers), method, url)
 
 
 def proofless_refusal(
     auth: Auth, identity: Identity, headers: RawHeaders
 ) -> DPoPSchemeError | None:
-    """What refuses a bearer-transport credential where proofs cannot be checked (the WSGI
-    driver sees no method or URL): a DPoP-bound token, the ``DPoP`` scheme, or, under
+    """What refuses a bearer-transport credential whose proof is not checked (a WSGI request
+    given without its method and URL): a DPoP-bound token, the ``DPoP`` scheme, or, under
     ``required``, any token."""
     scheme = dpop_scheme(headers)
     refusal = scheme_refusal(identity.jkt, scheme, auth.dpop.mode if auth.dpop else "off")

@@ -29,7 +29,7 @@ from satchel.errors import SatchelError, StoreUnavailable
 from satchel.integrations.django.conf import get_sync, users_provider
 from satchel.integrations.django.responses import add_set_cookies, to_django
 from satchel.integrations.sync import Resolution
-from satchel.integrations.sync.environ import credential_headers
+from satchel.integrations.sync.environ import credential_headers, proof_request
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -68,11 +68,22 @@ def attach(request: HttpRequest, found: Resolution) -> None:
         request.auser = auser
 
 
+def _proof_request(request: HttpRequest) -> tuple[str, str] | None:
+    """Method and URL a DPoP proof is checked against (None: the request has none); the
+    host is Django's ``get_host()``, checked against ``ALLOWED_HOSTS``."""
+    if proof_request(request.META) is None:
+        return None
+    return request.method or "GET", request.build_absolute_uri(request.path)
+
+
 def resolve(request: HttpRequest) -> Resolution:
     """Authenticate ``request`` (synchronous callers)."""
     meta = request.META
     return get_sync().resolve(
-        credential_headers(meta), path=request.path_info, peer=meta.get("REMOTE_ADDR")
+        credential_headers(meta),
+        path=request.path_info,
+        peer=meta.get("REMOTE_ADDR"),
+        request=_proof_request(request),
     )
 
 
@@ -80,7 +91,10 @@ async def aresolve(request: HttpRequest) -> Resolution:
     """Authenticate ``request`` from an event loop (ASGI)."""
     meta = request.META
     return await get_sync().aresolve(
-        credential_headers(meta), path=request.path_info, peer=meta.get("REMOTE_ADDR")
+        credential_headers(meta),
+        path=request.path_info,
+        peer=meta.get("REMOTE_ADDR"),
+        request=_proof_request(request),
     )
 
 

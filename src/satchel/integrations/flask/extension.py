@@ -29,7 +29,7 @@ from satchel.integrations.flask.api import blueprint, json_method_errors
 from satchel.integrations.flask.glue import is_csrf_exempt, to_response
 from satchel.integrations.http_api import ApiRequest, check_csrf
 from satchel.integrations.sync import Resolution, SyncAuth
-from satchel.integrations.sync.environ import all_headers, credential_headers
+from satchel.integrations.sync.environ import all_headers, credential_headers, proof_request
 from satchel.transports.csrf import SAFE_METHODS, needs_check
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class Satchel:
             credential_headers(environ),
             path=environ.get("PATH_INFO") or "/",
             peer=environ.get("REMOTE_ADDR"),
+            request=proof_request(environ),  # None unless a DPoP proof came
         )
         environ[ENVIRON_KEY] = found
         return found

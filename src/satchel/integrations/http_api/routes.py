@@ -174,6 +174,7 @@ async def token(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiRespons
                 "headers": request.headers,
                 "scheme": request.scheme,
             },
+            request.own_origin,
         )
         try:
             ctx = replace(login_context(request, proxies), dpop_jkt=jkt)

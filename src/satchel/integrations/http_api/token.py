@@ -166,15 +166,21 @@ def _required(params: Mapping[str, str], name: str, grant_type: str) -> str:
     return value
 
 
-async def proved_key(auth: Auth, scope: Mapping[str, Any]) -> str | None:
+async def proved_key(auth: Auth, scope: Mapping[str, Any], origin: str | None = None) -> str | None:
     """The thumbprint of the DPoP key the token request in ``scope`` proved, or None
     (Bearer tokens). ``scope`` needs ``method``, ``path``, ``headers`` and ``scheme``, as an
-    ASGI scope has them. A bad proof is :class:`OAuthError` 400 with the RFC 9449 code."""
+    ASGI scope has them; ``origin`` is the request's own origin when the framework knows it
+    better than the ``Host`` header. A bad proof is :class:`OAuthError` 400 with the RFC 9449
+    code."""
     guard = auth.dpop
     if guard is None:
         return None
     headers = scope.get("headers") or ()
-    method, url = str(scope.get("method") or "POST"), request_url(scope, guard.public_url)
+    method = str(scope.get("method") or "POST")
+    if origin is not None and guard.public_url is None:
+        url = origin + str(scope.get("path") or "/")
+    else:
+        url = request_url(scope, guard.public_url)
     try:
         return await guard.token_request(proofs(headers), method, url)
     except DPoPProofError as exc:

@@ -34,7 +34,7 @@ from satchel.clock import Clock, system_clock
 from satchel.errors import InvalidCredential, SatchelError, StoreUnavailable
 from satchel.identity import Identity
 from satchel.integrations.asgi import with_transport
-from satchel.integrations.dpop import proofless_refusal
+from satchel.integrations.dpop import check_request, proofless_refusal
 from satchel.integrations.http_api.messages import (
     ApiRequest,
     ApiResponse,
@@ -46,6 +46,7 @@ from satchel.integrations.refresh import REFRESH_ROUTE, refresh_in_place, refres
 from satchel.integrations.scope import SCOPE_ERROR, SCOPE_IDENTITY, SCOPE_TRANSPORT
 from satchel.integrations.sync.loop import LoopThread
 from satchel.transports.base import RawHeaders
+from satchel.transports.bearer import dpop_scheme
 from satchel.transports.client_ip import IPNetwork, parse_networks
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class _Pending:
     headers: RawHeaders
     path: str
     peer: str | None
+    request: tuple[str, str] | None = None  # method and URL, for a DPoP proof
 
 
 class SyncAuth:
@@ -226,7 +228,14 @@ class SyncAuth:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _begin(self, auth: Auth, headers: RawHeaders, path: str, peer: str | None) -> Any:
+    def _begin(
+        self,
+        auth: Auth,
+        headers: RawHeaders,
+        path: str,
+        peer: str | None,
+        request: tuple[str, str] | None = None,
+    ) -> Any:
         """The steady state: a :class:`Resolution` from memory, or a :class:`_Pending`."""
         if not headers:  # no cookie, no Authorization: nothing to verify or refresh
             return ANONYMOUS
@@ -240,6 +249,9 @@ class SyncAuth:
             return ANONYMOUS
         transport, token = found
         name = transport.name
+        if request is not None and name == "bearer" and dpop_scheme(headers):
+            # A DPoP proof: its replay check is a store write, on the loop.
+            return _Pending(name, token, headers, path, peer, request)
         if time.monotonic() < self.runner.trusted_until:
             try:
                 identity = auth.strategy.authenticate_cached(token)
@@ -254,26 +266,39 @@ class SyncAuth:
         return _Pending(name, token, headers, path, peer)
 
     def resolve(
-        self, headers: RawHeaders, *, path: str = "/", peer: str | None = None
+        self,
+        headers: RawHeaders,
+        *,
+        path: str = "/",
+        peer: str | None = None,
+        request: tuple[str, str] | None = None,
     ) -> Resolution:
         """Authenticate a request from its raw headers (lower-case byte pairs).
 
-        Only the credential headers matter here (``cookie``, ``authorization``). Raises
-        :class:`StoreUnavailable` (answer 503): a store outage must not look like a logout.
+        Only the credential headers matter here (``cookie``, ``authorization``, ``dpop``);
+        ``request`` is the method and URL a DPoP proof is checked against
+        (:func:`~satchel.integrations.sync.environ.proof_request`; without it a DPoP-bound
+        token is refused). Raises :class:`StoreUnavailable` (answer 503): a store outage
+        must not look like a logout.
         """
         auth = self._auth if self._auth is not None else self._ensure()
-        begun = self._begin(auth, headers, path, peer)
+        begun = self._begin(auth, headers, path, peer, request)
         if type(begun) is Resolution:
             return begun
         result: Resolution = self.runner.run(_finish(auth, begun), self.call_timeout)
         return result
 
     async def aresolve(
-        self, headers: RawHeaders, *, path: str = "/", peer: str | None = None
+        self,
+        headers: RawHeaders,
+        *,
+        path: str = "/",
+        peer: str | None = None,
+        request: tuple[str, str] | None = None,
     ) -> Resolution:
         """:meth:`resolve` for a caller on another event loop (ASGI)."""
         auth = self._auth if self._auth is not None else await asyncio.to_thread(self._ensure)
-        begun = self._begin(auth, headers, path, peer)
+        begun = self._begin(auth, headers, path, peer, request)
         if type(begun) is Resolution:
             return begun
         result: Resolution = await self.runner.arun(_finish(auth, begun), self.call_timeout)
@@ -315,17 +340,20 @@ async def _finish(auth: Auth, pending: _Pending) -> Resolution:
     if pending.token is not None:
         try:
             identity = await auth.strategy.authenticate(pending.token)
+            if name == "bearer" and pending.request is not None:
+                method, url = pending.request
+                await check_request(auth, identity, pending.token, pending.headers, method, url)
+            elif name == "bearer":
+                refusal = proofless_refusal(auth, identity, pending.headers)
+                if refusal is not None:
+                    raise refusal
         except StoreUnavailable:
             raise
         except SatchelError as exc:
             error = exc
         else:
             assert name is not None
-            bearer = name == "bearer"
-            refusal = proofless_refusal(auth, identity, pending.headers) if bearer else None
-            if refusal is None:
-                return Resolution(with_transport(identity, name), name)
-            error = refusal
+            return Resolution(with_transport(identity, name), name)
     if auth.refresher is None or not _refresh_cookie(
         auth, pending.headers, pending.path, error, name
     ):
