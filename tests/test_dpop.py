@@ -400,3 +400,22 @@ async def test_a_login_with_a_second_factor_stays_bound_to_the_key(make_app: App
     token = done.json()["access_token"]
     assert claims_of(token)["cnf"] == {"jkt": key.jkt}
     assert (await me(app, token, None, scheme="Bearer")).status_code == 401
+
+
+async def test_a_page_on_a_cors_origin_may_send_proofs_and_read_nonces(make_app: Apps) -> None:
+    spa = "https://spa.example"
+    app = await make_app(transports="bearer", users={"alice": []}, cors_origins=[spa])
+    async with app.fresh_client() as client:
+        preflight = await client.options(
+            "/auth/me",
+            headers={
+                "origin": spa,
+                "access-control-request-method": "GET",
+                "access-control-request-headers": "authorization, dpop",
+            },
+        )
+        answer = await client.get("/auth/me", headers={"origin": spa})
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert "dpop" in [h.strip() for h in allowed.split(",")]
+    exposed = answer.headers["access-control-expose-headers"].lower()
+    assert "dpop-nonce" in [h.strip() for h in exposed.split(",")]

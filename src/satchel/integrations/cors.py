@@ -28,9 +28,9 @@ from satchel.transports.csrf import parse_origin
 #: Methods a listed origin may use (every method an API route may declare).
 ALLOW_METHODS: Final = "GET, HEAD, POST, PUT, PATCH, DELETE"
 #: Request headers a listed origin may send besides the CORS-safelisted ones.
-ALLOW_HEADERS: Final = "Authorization, Content-Type, X-CSRF-Token"
+ALLOW_HEADERS: Final = "Authorization, Content-Type, DPoP, X-CSRF-Token"
 #: Response headers the page may read besides the safelisted ones.
-EXPOSE_HEADERS: Final = "Retry-After, WWW-Authenticate"
+EXPOSE_HEADERS: Final = "DPoP-Nonce, Retry-After, WWW-Authenticate"
 #: Seconds a browser may cache a preflight answer.
 MAX_AGE: Final = 600
 _PREFLIGHT_VARY: Final = b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
