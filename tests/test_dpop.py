@@ -419,3 +419,19 @@ async def test_a_page_on_a_cors_origin_may_send_proofs_and_read_nonces(make_app:
     assert "dpop" in [h.strip() for h in allowed.split(",")]
     exposed = answer.headers["access-control-expose-headers"].lower()
     assert "dpop-nonce" in [h.strip() for h in exposed.split(",")]
+
+
+@pytest.mark.parametrize("strategy", ["session", "jwt", "hybrid"])
+async def test_a_bound_token_in_a_cookie_is_refused(make_app: Apps, strategy: str) -> None:
+    app = await make_app(strategy=strategy, users={"alice": []}, password=PASSWORD)
+    token = (await bound(app, DPoPKey()))["access_token"]
+    cookie = app.auth.transport("cookie").cookie_name  # type: ignore[attr-defined]
+    async with app.fresh_client() as client:
+        response = await client.get("/auth/me", headers={"cookie": f"{cookie}={token}"})
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_token"
+    # Nor does the library's own entry point accept it without its proof.
+    from satchel.dpop.binding import DPoPSchemeError
+
+    with pytest.raises(DPoPSchemeError):
+        await app.auth.authenticate([(b"authorization", f"DPoP {token}".encode())])

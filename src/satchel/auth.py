@@ -10,6 +10,7 @@ from satchel.accounts.throttle import LoginThrottle, LoginThrottled
 from satchel.accounts.users import UserService
 from satchel.audit import AuditEvent, AuditLog
 from satchel.clock import Clock, system_clock
+from satchel.dpop.binding import bound_elsewhere
 from satchel.errors import (
     AmbiguousCredentials,
     AuthenticationError,
@@ -104,7 +105,6 @@ class Auth:
         self.mfa: MfaService | None = mfa
         if mfa is not None:
             mfa.bind(self)
-        # Capabilities, decided once from the strategy's type (see strategies/base.py).
         self.refresher: SupportsRefresh | None = (
             strategy if isinstance(strategy, SupportsRefresh) else None
         )
@@ -189,16 +189,18 @@ class Auth:
     async def resolve(
         self, headers: RawHeaders, *, only: Collection[str] | None = None
     ) -> tuple[Identity, Transport]:
-        """Authenticate a request; returns the identity and the transport it came on."""
+        """The identity and transport of the request's credential; DPoP-bound tokens are refused."""
         transport, token = self.extract(headers, only=only)
-        return await self.strategy.authenticate(token), transport
+        identity = await self.strategy.authenticate(token)
+        if identity.jkt is not None:  # its proof needs the request: integrations/dpop.py
+            raise bound_elsewhere()
+        return identity, transport
 
     async def authenticate(
         self, headers: RawHeaders, *, only: Collection[str] | None = None
     ) -> Identity:
         """The identity behind the request's credential; raises if there is none."""
-        identity, _ = await self.resolve(headers, only=only)
-        return identity
+        return (await self.resolve(headers, only=only))[0]
 
     # --- login / logout -------------------------------------------------------------------
 
@@ -212,8 +214,7 @@ class Auth:
         raises :class:`~satchel.accounts.mfa.errors.MfaRequired` (with its ``mfa_token``).
         """
         ctx = ctx or LoginContext()
-        # Before the password is looked at: during a lockout the right password gets the
-        # same answer as a wrong one.
+        # Checked before the password: during a lockout the right one gets a wrong one's answer.
         try:
             await self.throttle.check(username, ctx.ip)
         except LoginThrottled as exc:
@@ -332,11 +333,10 @@ class Auth:
     ) -> LoginResult:
         """Change the caller's password (the current one is required) and re-issue.
 
-        Every credential of the user issued so far ends, on every strategy (the
-        user's ``valid_after`` moves to now); the caller gets a brand-new credential, so the
-        session id changes too (S02, P05). A wrong current password raises
-        :class:`satchel.errors.InvalidLogin`. The new credential keeps the caller's "remember
-        this device" choice, whichever route the change came through.
+        Every credential of the user issued so far ends, on every strategy (the user's
+        ``valid_after`` moves to now); the caller gets a brand-new credential, so the session
+        id changes too (S02, P05). A wrong current password raises ``InvalidLogin``. The new
+        credential keeps the caller's "remember this device" choice, whichever route it took.
         """
         ctx = ctx or LoginContext()
         if not ctx.remember and await self._remembered(identity):

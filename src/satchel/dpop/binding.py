@@ -8,13 +8,27 @@ bearer tokens are refused too; an unbound token under the ``DPoP`` scheme is mal
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
-from satchel.dpop.proof import challenge
 from satchel.errors import InvalidCredential
 
 Mode = Literal["off", "allowed", "required"]
 MODES: Final = ("off", "allowed", "required")
+#: Proof signature algorithms, in the order the challenge lists them.
+ALGS: Final = ("ES256", "EdDSA")
+_NOT_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def challenge(error: str | None = None, description: str | None = None) -> str:
+    """A ``WWW-Authenticate: DPoP`` challenge (RFC 9449 §7.1) listing :data:`ALGS`."""
+    parts = []
+    if error is not None:
+        parts.append(f'error="{error}"')
+        if description:
+            parts.append(f'error_description="{_NOT_QUOTABLE.sub("", description)[:200]}"')
+    parts.append(f'algs="{" ".join(ALGS)}"')
+    return "DPoP " + ", ".join(parts)
 
 
 class DPoPSchemeError(InvalidCredential):
@@ -27,6 +41,19 @@ class DPoPSchemeError(InvalidCredential):
 
     def response_headers(self) -> list[tuple[str, str]]:
         return [("WWW-Authenticate", challenge(self.code, self.detail))]
+
+
+def bound_elsewhere() -> DPoPSchemeError:
+    """The refusal of a DPoP-bound token in a cookie (any carrier but ``Authorization``)."""
+    return DPoPSchemeError(
+        "This access token is bound to a DPoP key: send it as Authorization: DPoP.",
+        "bound_as_cookie",
+    )
+
+
+def cookie_refusal(jkt: str | None) -> DPoPSchemeError | None:
+    """:func:`bound_elsewhere` for a token bound to ``jkt``; None for an unbound one."""
+    return None if jkt is None else bound_elsewhere()
 
 
 def scheme_refusal(jkt: str | None, dpop_scheme: bool, mode: Mode) -> DPoPSchemeError | None:

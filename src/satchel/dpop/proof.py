@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from satchel.dpop.binding import ALGS, challenge
 from satchel.errors import AuthenticationError, ConfigurationError, InvalidToken
 from satchel.jose import b64, jws
 from satchel.jose.jwk import SigningKey, key_from_jwk, thumbprint
 
-#: Proof signature algorithms, in the order the challenge lists them.
-ALGS: Final = ("ES256", "EdDSA")
 PROOF_TYPE: Final = "dpop+jwt"
 #: A proof is small (a header with a P-256 key and five claims); anything far larger is not one.
 MAX_PROOF_LENGTH: Final = 4096
@@ -62,18 +61,6 @@ class UseDPoPNonce(DPoPProofError):
 
     def response_headers(self) -> list[tuple[str, str]]:
         return [*super().response_headers(), ("DPoP-Nonce", self.nonce)]
-
-
-def challenge(error: str | None = None, description: str | None = None) -> str:
-    """A ``WWW-Authenticate: DPoP`` challenge (RFC 9449 §7.1) listing :data:`ALGS`."""
-    parts = []
-    if error is not None:
-        parts.append(f'error="{error}"')
-        if description:
-            safe = re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "", description)[:200]
-            parts.append(f'error_description="{safe}"')
-    parts.append(f'algs="{" ".join(ALGS)}"')
-    return "DPoP " + ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

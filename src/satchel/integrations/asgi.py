@@ -29,6 +29,7 @@ import logging
 from collections.abc import Sequence
 
 from satchel.auth import Auth
+from satchel.dpop.binding import bound_elsewhere
 from satchel.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -100,8 +101,11 @@ async def resolve_scope(auth: Auth, scope: Scope) -> Identity | None:
         if found is not None:
             name = found[0].name
             verified = await auth.strategy.authenticate(found[1])
-            if name == "bearer" and (auth.dpop is not None or verified.jkt is not None):
-                await check_scope(auth, verified, found[1], scope)  # DPoP (RFC 9449)
+            if name == "bearer":
+                if auth.dpop is not None or verified.jkt is not None:
+                    await check_scope(auth, verified, found[1], scope)  # DPoP (RFC 9449)
+            elif verified.jkt is not None:  # a DPoP-bound token copied into a cookie
+                raise bound_elsewhere()
             identity = with_transport(verified, name)
     except MissingCredential:
         pass

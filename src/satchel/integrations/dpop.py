@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from satchel.auth import Auth
-from satchel.dpop.binding import DPoPSchemeError, scheme_refusal
+from satchel.dpop.binding import DPoPSchemeError, cookie_refusal, scheme_refusal
 from satchel.identity import Identity
 from satchel.transports.base import RawHeaders, header_values
 from satchel.transports.bearer import dpop_scheme
@@ -69,11 +69,13 @@ async def check_request(
 
 
 def proofless_refusal(
-    auth: Auth, identity: Identity, headers: RawHeaders
+    auth: Auth, identity: Identity, headers: RawHeaders, transport: str = "bearer"
 ) -> DPoPSchemeError | None:
     """What refuses a bearer-transport credential whose proof is not checked (a WSGI request
     given without its method and URL): a DPoP-bound token, the ``DPoP`` scheme, or, under
     ``required``, any token."""
+    if transport != "bearer":
+        return cookie_refusal(identity.jkt)
     scheme = dpop_scheme(headers)
     refusal = scheme_refusal(identity.jkt, scheme, auth.dpop.mode if auth.dpop else "off")
     if refusal is None and scheme:

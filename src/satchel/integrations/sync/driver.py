@@ -258,8 +258,8 @@ class SyncAuth:
             except SatchelError as exc:  # refused from memory (revoked): never refreshed
                 return Resolution(None, name, exc)
             if identity is not None:
-                if name == "bearer" and (auth.dpop is not None or identity.jkt is not None):
-                    refusal = proofless_refusal(auth, identity, headers)
+                if identity.jkt is not None or (name == "bearer" and auth.dpop is not None):
+                    refusal = proofless_refusal(auth, identity, headers, name)
                     if refusal is not None:
                         return Resolution(None, name, refusal)
                 return Resolution(with_transport(identity, name), name)
@@ -343,8 +343,9 @@ async def _finish(auth: Auth, pending: _Pending) -> Resolution:
             if name == "bearer" and pending.request is not None:
                 method, url = pending.request
                 await check_request(auth, identity, pending.token, pending.headers, method, url)
-            elif name == "bearer":
-                refusal = proofless_refusal(auth, identity, pending.headers)
+            else:
+                assert name is not None
+                refusal = proofless_refusal(auth, identity, pending.headers, name)
                 if refusal is not None:
                     raise refusal
         except StoreUnavailable:
