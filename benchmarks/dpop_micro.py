@@ -1,12 +1,12 @@
 """What DPoP (RFC 9449) adds to a protected request, per configuration of the seed table.
 
-A DPoP-protected request runs, after ``authenticate()``, the proof check of
-:func:`satchel.integrations.dpop.check_scope` (what the ASGI middleware calls): the proof's
-parsing, its ES256 signature, its claims, and one insert into the replay cache of the
-sessions backend (SQLite or Redis here). A bearer request runs the same call, which for an
-unbound token is only the scheme check. Each proof is single-use, so every timed call gets
-a fresh one, signed beforehand outside the timing; the difference of the two is the row
-"DPoP proof check added to a request".
+A DPoP-protected request runs, after ``authenticate()``, what the ASGI middleware runs for
+a bearer-transport credential (:func:`checked`): for a bound token the proof check of
+:func:`satchel.integrations.dpop.check_scope` — the proof's parsing, its ES256 signature,
+its claims, and one insert into the replay cache of the sessions backend (SQLite or Redis
+here); for a plain bearer token only the test that no proof is due. Each proof is
+single-use, so every timed call gets a fresh one, signed beforehand outside the timing; the
+difference of the two is the row "DPoP proof check added to a request".
 """
 
 from __future__ import annotations
@@ -47,6 +47,14 @@ def _signer() -> tuple[str, Callable[[str], str]]:
     return thumbprint(jwk), proof
 
 
+async def checked(auth: Any, identity: Any, token: str, scope: dict[str, Any]) -> None:
+    """The DPoP step of ``satchel.integrations.asgi.resolve_scope``, as it runs there."""
+    from satchel.integrations.dpop import check_scope, proof_due
+
+    if identity.jkt is not None or proof_due(auth, scope["headers"]):
+        await check_scope(auth, identity, token, scope)
+
+
 def _scope(scheme: bytes, token: str, proof: str | None) -> dict[str, Any]:
     headers = [(b"host", b"bench"), (b"authorization", scheme + b" " + token.encode())]
     if proof is not None:
@@ -62,7 +70,6 @@ def _scope(scheme: bytes, token: str, proof: str | None) -> dict[str, Any]:
 
 async def dpop_extra(auth: Any, user: Any, settings: Settings) -> tuple[Timing, Timing] | None:
     """(bearer, DPoP) timings of the per-request binding check; None without DPoP."""
-    from satchel.integrations.dpop import check_scope
     from satchel.strategies.base import LoginContext
 
     if getattr(auth, "dpop", None) is None:
@@ -76,14 +83,14 @@ async def dpop_extra(auth: Any, user: Any, settings: Settings) -> tuple[Timing, 
     def bearer() -> Iterator[Callable[[], Awaitable[None]]]:
         scope = _scope(b"Bearer", plain_token, None)
         while True:
-            yield lambda: check_scope(auth, plain, plain_token, scope)
+            yield lambda: checked(auth, plain, plain_token, scope)
 
     # Signed before the clock starts: a client makes its proofs, the server only checks them.
     scopes = [_scope(b"DPoP", token, make_proof(token)) for _ in range(number * repeats)]
 
     def dpop() -> Iterator[Callable[[], Awaitable[None]]]:
         for scope in scopes:
-            yield lambda scope=scope: check_scope(auth, bound, token, scope)
+            yield lambda scope=scope: checked(auth, bound, token, scope)
 
     return (
         await time_each_async(bearer(), number, repeats),

@@ -262,14 +262,18 @@ async def test_refresh_tokens_are_bound_to_the_key(make_app: Apps, strategy: str
 
 
 async def test_binding_failures_are_counted(make_app: Apps) -> None:
-    app = await make_app(transports="bearer", users={"alice": []}, password=PASSWORD)
+    app = await make_app(users={"alice": []}, password=PASSWORD)
     metrics = Metrics()
     metrics.attach(app.auth)
     key = DPoPKey()
     token = (await bound(app, key))["access_token"]
     await me(app, token, key.proof("GET", f"{BASE}/x", now=app.clock(), access_token=token))
     await me(app, token, None, scheme="Bearer")
-    assert metrics.events.dpop_failures == {"htu": 1, "bound_as_bearer": 1}
+    cookie = app.auth.transport("cookie").cookie_name  # type: ignore[attr-defined]
+    async with app.fresh_client() as client:
+        await client.get("/auth/me", headers={"cookie": f"{cookie}={token}"})
+    expected = {"htu": 1, "bound_as_bearer": 1, "bound_as_cookie": 1}
+    assert metrics.events.dpop_failures == expected
 
 
 # --- modes and nonces ----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from satchel.errors import (
     StoreUnavailable,
 )
 from satchel.identity import Identity
-from satchel.integrations.dpop import check_scope
+from satchel.integrations.dpop import audited, check_scope, proof_due
 from satchel.integrations.refresh import refresh_in_place
 from satchel.integrations.scope import (
     SCOPE_AUTH,
@@ -102,10 +102,10 @@ async def resolve_scope(auth: Auth, scope: Scope) -> Identity | None:
             name = found[0].name
             verified = await auth.strategy.authenticate(found[1])
             if name == "bearer":
-                if auth.dpop is not None or verified.jkt is not None:
+                if verified.jkt is not None or proof_due(auth, scope.get("headers") or ()):
                     await check_scope(auth, verified, found[1], scope)  # DPoP (RFC 9449)
             elif verified.jkt is not None:  # a DPoP-bound token copied into a cookie
-                raise bound_elsewhere()
+                raise await audited(auth, verified, bound_elsewhere())
             identity = with_transport(verified, name)
     except MissingCredential:
         pass

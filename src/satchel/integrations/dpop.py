@@ -12,11 +12,25 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from satchel.audit import AuditEvent
 from satchel.auth import Auth
 from satchel.dpop.binding import DPoPSchemeError, cookie_refusal, scheme_refusal
 from satchel.identity import Identity
 from satchel.transports.base import RawHeaders, header_values
 from satchel.transports.bearer import dpop_scheme
+
+
+async def audited(auth: Auth, identity: Identity, refusal: DPoPSchemeError) -> DPoPSchemeError:
+    """``refusal``, once its ``dpop.failure`` audit event is out (the guard audits its own)."""
+    await auth.audit.emit(
+        AuditEvent(
+            "dpop.failure",
+            user_id=identity.user_id,
+            session=identity.session_id,
+            reason=refusal.reason,
+        )
+    )
+    return refusal
 
 
 def request_url(scope: Mapping[str, Any], public_url: str | None) -> str:
@@ -40,6 +54,14 @@ def proofs(headers: RawHeaders) -> list[str]:
     return [value.decode("latin-1") for value in header_values(headers, b"dpop")]
 
 
+def proof_due(auth: Auth, headers: RawHeaders) -> bool:
+    """Whether an unbound bearer-transport token needs :func:`check_scope` at all: only when
+    it came under the ``DPoP`` scheme or ``SATCHEL_DPOP=required`` refuses bearer tokens
+    (the plain bearer request, the common one, skips building its URL)."""
+    guard = auth.dpop
+    return guard is not None and (guard.mode == "required" or dpop_scheme(headers))
+
+
 async def check_scope(auth: Auth, identity: Identity, token: str, scope: Mapping[str, Any]) -> None:
     """Accept ``identity``'s bearer-transport ``token`` as presented, or raise.
 
@@ -61,7 +83,7 @@ async def check_request(
     if guard is None:
         refusal = scheme_refusal(identity.jkt, scheme, "off")
         if refusal is not None:
-            raise refusal
+            raise await audited(auth, identity, refusal)
         return
     if guard.public_url is not None:
         url = guard.public_url.rstrip("/") + (urlsplit(url).path or "/")

@@ -34,7 +34,7 @@ from satchel.clock import Clock, system_clock
 from satchel.errors import InvalidCredential, SatchelError, StoreUnavailable
 from satchel.identity import Identity
 from satchel.integrations.asgi import with_transport
-from satchel.integrations.dpop import check_request, proofless_refusal
+from satchel.integrations.dpop import audited, check_request, proof_due, proofless_refusal
 from satchel.integrations.http_api.messages import (
     ApiRequest,
     ApiResponse,
@@ -258,11 +258,12 @@ class SyncAuth:
             except SatchelError as exc:  # refused from memory (revoked): never refreshed
                 return Resolution(None, name, exc)
             if identity is not None:
-                if identity.jkt is not None or (name == "bearer" and auth.dpop is not None):
-                    refusal = proofless_refusal(auth, identity, headers, name)
-                    if refusal is not None:
-                        return Resolution(None, name, refusal)
-                return Resolution(with_transport(identity, name), name)
+                checked = identity.jkt is not None or (
+                    name == "bearer" and proof_due(auth, headers)
+                )
+                if not checked or proofless_refusal(auth, identity, headers, name) is None:
+                    return Resolution(with_transport(identity, name), name)
+                # A DPoP refusal: finished on the loop, where it is audited.
         return _Pending(name, token, headers, path, peer)
 
     def resolve(
@@ -347,7 +348,7 @@ async def _finish(auth: Auth, pending: _Pending) -> Resolution:
                 assert name is not None
                 refusal = proofless_refusal(auth, identity, pending.headers, name)
                 if refusal is not None:
-                    raise refusal
+                    raise await audited(auth, identity, refusal)
         except StoreUnavailable:
             raise
         except SatchelError as exc:
