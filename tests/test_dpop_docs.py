@@ -18,8 +18,9 @@ PASSWORD = "correct horse battery"
 
 
 def test_the_client_example_gets_a_dpop_token_and_uses_it(tmp_path: Path) -> None:
-    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert code is not None
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    client = [block for block in blocks if "from joserfc" in block]
+    assert len(client) == 1
     env = {
         "SATCHEL_STORE": f"sqlite:///{tmp_path / 'satchel.db'}",
         "SATCHEL_STRATEGY": "hybrid",
@@ -31,7 +32,7 @@ def test_the_client_example_gets_a_dpop_token_and_uses_it(tmp_path: Path) -> Non
     server = SatchelServer(env, "dpop-docs").start()
     try:
         server.wait_ready()
-        source = code.group(1).replace('"http://127.0.0.1:8000"', repr(server.url))
+        source = client[0].replace('"http://127.0.0.1:8000"', repr(server.url))
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             exec(compile(source, str(DOC), "exec"), {"__name__": "dpop_example"})
