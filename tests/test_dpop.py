@@ -439,3 +439,37 @@ async def test_a_bound_token_in_a_cookie_is_refused(make_app: Apps, strategy: st
 
     with pytest.raises(DPoPSchemeError):
         await app.auth.authenticate([(b"authorization", f"DPoP {token}".encode())])
+
+
+@pytest.mark.parametrize("case", ["hs256", "none_signed", "private_jwk", "iat_expired", "replay"])
+async def test_broken_proofs_at_the_token_endpoint_are_400(make_app: Apps, case: str) -> None:
+    app = await make_app(transports="bearer", users={"alice": []}, password=PASSWORD)
+    key, now = DPoPKey(), app.clock()
+    proofs = {
+        "hs256": hs256_proof(key.public_jwk, "POST", TOKEN_URL, now),
+        "none_signed": none_proof(key.public_jwk, "POST", TOKEN_URL, now) + "AAAA",
+        "private_jwk": key.proof(
+            "POST", TOKEN_URL, now=now, header={"jwk": key.key.as_dict(private=True)}
+        ),
+        "iat_expired": key.proof("POST", TOKEN_URL, now=now - 120),
+        "replay": key.proof("POST", TOKEN_URL, now=now),
+    }
+    async with app.fresh_client() as client:
+        if case == "replay":
+            first = await client.post("/auth/token", data=GRANT, headers={"DPoP": proofs[case]})
+            assert first.status_code == 200, first.text
+        response = await client.post("/auth/token", data=GRANT, headers={"DPoP": proofs[case]})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_dpop_proof"
+
+
+async def test_two_proof_headers_are_refused(make_app: Apps) -> None:
+    app = await make_app(transports="bearer", users={"alice": []}, password=PASSWORD)
+    key = DPoPKey()
+    token = (await bound(app, key))["access_token"]
+    proof = key.proof("GET", ME_URL, now=app.clock(), access_token=token)
+    other = key.proof("GET", ME_URL, now=app.clock(), access_token=token)
+    headers = [("authorization", f"DPoP {token}"), ("dpop", proof), ("dpop", other)]
+    async with app.fresh_client() as client:
+        response = await client.get("/auth/me", headers=headers)
+    assert_refused(response, "invalid_dpop_proof")
