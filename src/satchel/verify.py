@@ -16,7 +16,8 @@ good set stays in use. Symmetric (``oct``) keys in a JWKS are ignored:
 anyone who can read a JWKS could forge with them.
 
 Revocation: with ``redis_url`` the verifier subscribes to the auth server's revocation
-channel (:class:`~satchel.revocation.redis.RedisBus`, same ``prefix``) and refuses tokens of
+channel (:class:`~satchel.revocation.redis.RedisBus`, same ``prefix``; a ``redis+cluster://``
+URL subscribes over the cluster's sharded pub/sub) and refuses tokens of
 ended sessions and of users whose credentials were invalidated. It has no store to fall
 back on, so it fails closed: while the channel is down :meth:`Verifier.verify` raises
 :class:`~satchel.errors.StoreUnavailable` (503), and a token issued before the verifier last
@@ -131,9 +132,9 @@ class Verifier:
         self.cache_size = cache_size
         self.clock = clock
         if redis_url is not None:
-            from satchel.revocation.redis import RedisBus
+            from satchel.revocation import redis_bus
 
-            bus = RedisBus(redis_url, prefix=prefix)
+            bus = redis_bus(redis_url, prefix)
         self.bus = bus
         self.revoked = RevocationState(max_lifetime + leeway)
         self.keyset = KeySet.verify_only(())
