@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from satchel.auth import Auth, LoginResult
+from satchel.dbsc.enforce import offer_binding
 from satchel.errors import (
     ConfigurationError,
     InvalidInput,
@@ -148,7 +149,8 @@ async def login(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiRespons
         )
     ctx = login_context(request, proxies, body.remember)
     result = await auth.login(body.username, body.password, ctx)
-    headers = [*auth.login_headers(result, "cookie"), ("cache-control", "no-store")]
+    offer = await offer_binding(auth.dbsc, result.identity)  # DBSC, docs/dbsc.md
+    headers = [*auth.login_headers(result, "cookie"), *offer, ("cache-control", "no-store")]
     return identity_response(result.identity.with_transport("cookie"), headers)
 
 
