@@ -58,7 +58,11 @@ class SessionKey:
                 "x": b64url(numbers.x.to_bytes(32, "big")),
                 "y": b64url(numbers.y.to_bytes(32, "big")),
             }
-        return {"kty": "RSA", "n": b64url(_int_bytes(numbers.n)), "e": b64url(_int_bytes(numbers.e))}
+        return {
+            "kty": "RSA",
+            "n": b64url(_int_bytes(numbers.n)),
+            "e": b64url(_int_bytes(numbers.e)),
+        }
 
     def sign(self, data: bytes) -> bytes:
         if self.alg == "ES256":

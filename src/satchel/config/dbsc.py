@@ -38,7 +38,10 @@ async def device_binding(
     hybrid strategies' cookies are signed tokens, and DBSC is not offered with them.
     """
     cookie = next((t for t in transports if isinstance(t, CookieTransport)), None)
+    # The hybrid strategy is a SessionStrategy too, but its cookie is a signed token.
     if settings.dbsc == "off" or cookie is None or not isinstance(strategy, SessionStrategy):
+        return None
+    if strategy.name != SessionStrategy.name:
         return None
     secret = await keys.set_secret_if_absent(SECRET_NAME, secrets.token_bytes(32))
     tokens = DeadlineOneTimeStore(onetime_store_for(keys), settings.store_timeout)

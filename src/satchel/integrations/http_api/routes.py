@@ -18,6 +18,7 @@ from typing import Final
 
 from satchel.auth import Auth, LoginResult
 from satchel.dbsc.enforce import offer_binding
+from satchel.dbsc.record import bound_key
 from satchel.errors import (
     ConfigurationError,
     InvalidInput,
@@ -126,7 +127,16 @@ def session_view(record: SessionRecord, current: str | None) -> dict[str, object
         "ip": record.ip,
         "user_agent": record.user_agent,
         "current": record.id == current,
+        "device_key": device_key_view(record),
     }
+
+
+def device_key_view(record: SessionRecord) -> dict[str, object] | None:
+    """The DBSC device key of ``record`` as the API shows it (None: not bound)."""
+    key = bound_key(record)
+    if key is None:
+        return None
+    return {"alg": key.alg, "thumbprint": key.thumbprint, "registered": int(key.registered_at)}
 
 
 # --- the routes -------------------------------------------------------------------------------
