@@ -9,11 +9,13 @@ registered key only. Browsers that never register keep working as before.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from apps import Apps, RunningApp
 from dbsc_client import DbscBrowser, SessionKey, challenge_of, registration_of
@@ -327,3 +329,75 @@ async def test_the_pages_sign_in_offers_dbsc_and_binds(make_app: Apps) -> None:
     app.clock.advance(601)
     # Without the refresh the pages send the browser to sign in.
     assert (await client.get("/devices")).status_code in (302, 303)
+
+
+# --- password change, metrics, other processes -------------------------------------------------
+
+
+async def test_a_password_change_offers_dbsc_for_the_new_session(make_app: Apps) -> None:
+    app = await bound_app(make_app)
+    browser = DbscBrowser(app.client)
+    await browser.register(await app.login())
+    changed = await app.client.post(
+        "/auth/password",
+        json={"current_password": app.password, "new_password": "an entirely new passphrase"},
+        headers={"origin": app.base_url, "sec-fetch-site": "same-origin"},
+    )
+    assert changed.status_code == 200, changed.text
+    # The old session ended with the password; the new one is unbound until it registers.
+    assert (await me(app.client)).status_code == 200
+    assert (await DbscBrowser(app.client).register(changed)).status_code == 200
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+async def test_binding_outcomes_and_failures_are_counted(make_app: Apps) -> None:
+    token = "m" * 40
+    app = await bound_app(make_app, metrics_token=token, dbsc_end_on_wrong_key=False)
+    browser = DbscBrowser(app.client)
+    bad = await DbscBrowser(app.client).register(await app.login(), header={"typ": "x"})
+    assert bad.status_code == 400
+    assert (await browser.register(await app.login())).status_code == 200
+    app.clock.advance(601)
+    assert (await me(app.client)).status_code == 401
+    skipped = {"secure-session-skipped": f'unreachable;session_identifier="{browser.session_id}"'}
+    assert (await app.client.get("/auth/me", headers=skipped)).status_code == 401
+    assert (await browser.refresh(key=SessionKey())).status_code == 401
+    assert (await browser.refresh()).status_code == 200
+    scraped = await app.client.get("/metrics", headers={"authorization": f"Bearer {token}"})
+    found = samples(scraped.text)
+    for event in ("registered", "register_failed", "wrong_key", "refreshed"):
+        assert found[("satchel_dbsc_events_total", (("event", event),))] == 1, [
+            (k, v) for k, v in found.items() if "dbsc" in k[0]
+        ]
+    assert found[("satchel_dbsc_bound_cookie_rejected_total", (("reason", "missing"),))] == 1
+    assert found[("satchel_dbsc_bound_cookie_rejected_total", (("reason", "skipped"),))] == 1
+
+
+async def test_other_processes_stop_trusting_a_cached_unbound_session(make_app: Apps) -> None:
+    """Two server processes over one store and one Redis bus: the one that did not see the
+    registration has the session cached as unbound; the binding's event drops it."""
+    first = await bound_app(make_app, "redis")
+    second = await make_app(
+        first.settings.store,
+        redis_url=first.settings.redis_url,
+        key_prefix=first.settings.key_prefix,
+        clock=first.clock,
+    )
+    assert second.auth.bus is not None and second.auth.bus.covers_all_processes
+    signed_in = await first.login()
+    stolen = thief(second, first.client)
+    assert (await me(stolen)).status_code == 200  # verified, and now cached, in `second`
+    assert (await me(stolen)).status_code == 200
+    assert (await DbscBrowser(first.client).register(signed_in)).status_code == 200
+    for _ in range(200):  # the event crosses Redis pub/sub
+        if (await me(stolen)).status_code == 401:
+            break
+        await asyncio.sleep(0.01)
+    assert (await me(stolen)).json()["error"] == "device_binding_required"

@@ -38,6 +38,7 @@ from satchel.dbsc.errors import (
     WrongKey,
 )
 from satchel.dbsc.headers import (
+    SESSION_ID,
     challenge_header,
     read_proof,
     read_session_id,
@@ -54,7 +55,7 @@ from satchel.stores.base import SessionDataStore, SessionRecord
 from satchel.stores.onetime import OneTimeRecord, OneTimeTokenStore
 from satchel.strategies.session import SessionStrategy
 from satchel.strategies.session_policy import session_valid
-from satchel.transports.base import HeaderPairs, RawHeaders
+from satchel.transports.base import HeaderPairs, RawHeaders, header_values
 
 logger = logging.getLogger("satchel.dbsc")
 
@@ -323,8 +324,8 @@ class DeviceBinding:
             return
         if self.cookie.valid(headers, sid, jkt, self.clock()):
             return
-        skipped = skipped_reasons(headers)
-        self.rejected["skipped" if skipped else "missing"] += 1
+        if not header_values(headers, SESSION_ID):  # not the browser's own refresh call
+            self.rejected["skipped" if skipped_reasons(headers) else "missing"] += 1
         raise DeviceBindingRequired(
             "This session is bound to a device: the browser must refresh its bound cookie."
         )

@@ -259,7 +259,8 @@ async def change_password(auth: Auth, request: ApiRequest, proxies: Proxies) -> 
     if identity.transport != "cookie":
         return token_response(auth, result)
     response = identity_response(result.identity.with_transport("cookie"), [])
-    return response.add(auth.login_headers(result, "cookie")).add(NO_STORE)
+    offer = await offer_binding(auth.dbsc, result.identity)  # a new session (docs/dbsc.md)
+    return response.add(auth.login_headers(result, "cookie")).add(offer).add(NO_STORE)
 
 
 def csrf_token(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiResponse:
