@@ -401,3 +401,44 @@ async def test_other_processes_stop_trusting_a_cached_unbound_session(make_app: 
             break
         await asyncio.sleep(0.01)
     assert (await me(stolen)).json()["error"] == "device_binding_required"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("secure-session-response", "not-a-jwt")],
+        [("secure-session-response", '"unterminated')],
+        [("secure-session-response", '"a.b.c" trailing')],
+        [("secure-session-response", "x" * 9000)],
+        [("secure-session-response", '"a.b.c"'), ("secure-session-response", '"a.b.c"')],
+        [("secure-session-response", "\u00fc.\u00fc.\u00fc".encode())],
+        [("secure-session-response", "e30.e30.AAAA")],  # {} {} : no typ, no alg
+    ],
+)
+async def test_hostile_proofs_get_a_400(
+    make_app: Apps, headers: list[tuple[str, str | bytes]]
+) -> None:
+    app = await bound_app(make_app)
+    await app.login()
+    for path in ("/auth/dbsc/register", "/auth/dbsc/refresh"):
+        answer = await app.client.post(path, headers=httpx.Headers(headers))
+        assert 400 <= answer.status_code < 500, answer.text
+        assert "set-cookie" not in answer.headers
+        assert set(answer.json()) == {"error", "detail"}
+
+
+async def test_a_weak_rsa_key_is_refused(make_app: Apps) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    app = await bound_app(make_app)
+    weak = SessionKey("RS256", rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    refused = await DbscBrowser(app.client, key=weak).register(await app.login())
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_dbsc_proof"
+
+
+async def test_a_private_jwk_is_refused(make_app: Apps) -> None:
+    app = await bound_app(make_app)
+    browser = DbscBrowser(app.client)
+    leaky = {**browser.key.jwk(), "d": "AAAA"}
+    refused = await browser.register(await app.login(), header={"jwk": leaky})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_dbsc_proof"
