@@ -47,7 +47,13 @@ from satchel.dbsc.headers import (
 )
 from satchel.dbsc.proof import DeviceKey, Proof, verify_refresh, verify_registration
 from satchel.dbsc.record import DATA_KEY
-from satchel.errors import InvalidCredential, InvalidInput, SatchelError, StoreUnavailable
+from satchel.errors import (
+    InvalidCredential,
+    InvalidInput,
+    NotSupported,
+    SatchelError,
+    StoreUnavailable,
+)
 from satchel.identity import Identity
 from satchel.jose import b64
 from satchel.revocation.base import RevocationEvent, RevocationKind
@@ -116,21 +122,22 @@ class DeviceBinding:
     async def _challenge(self, kind: str, identity: Identity) -> str:
         challenge = b64.encode(secrets.token_bytes(32))
         now = self.clock()
-        await self.tokens.put(
-            OneTimeRecord(
-                kind=kind,
-                token_hash=self._hash(kind, challenge),
-                created_at=now,
-                expires_at=now + self.config.challenge_ttl,
-                user_id=identity.user_id,
-                data={"sid": identity.session_id},
-            )
+        record = OneTimeRecord(
+            kind=kind,
+            token_hash=self._hash(kind, challenge),
+            created_at=now,
+            expires_at=now + self.config.challenge_ttl,
+            user_id=identity.user_id,
+            data={"sid": identity.session_id},
         )
+        # Any store failure is an outage (503), never a 500: the strategy's guard.
+        await self.strategy._io(self.tokens.put(record))
         return challenge
 
     async def _consume(self, kind: str, challenge: str, session_id: str) -> bool:
         """Use up ``challenge``; True when it was live and issued to ``session_id``."""
-        record = await self.tokens.consume(kind, self._hash(kind, challenge), self.clock())
+        hashed = self._hash(kind, challenge)
+        record = await self.strategy._io(self.tokens.consume(kind, hashed, self.clock()))
         return record is not None and record.data.get("sid") == session_id
 
     # --- sign-in ----------------------------------------------------------------------------
@@ -171,6 +178,8 @@ class DeviceBinding:
                 raise NotRegistered("This session is already bound to a device key.")
             if not await self._consume(REGISTER_KIND, proof.jti, sid):
                 raise InvalidProof("The challenge is unknown, used or expired.")
+        except StoreUnavailable:
+            raise  # an outage, not a failed registration
         except SatchelError as exc:
             await self._failure("dbsc.register_failed", identity, exc)
             raise
@@ -178,9 +187,9 @@ class DeviceBinding:
         now = self.clock()
         data = {**record.data, DATA_KEY: {**key.to_data(), "at": now}}
         store = self.strategy.store
-        if not isinstance(store, SessionDataStore) or not await self.strategy._io(
-            store.update_data(sid, data)
-        ):
+        if not isinstance(store, SessionDataStore):
+            raise NotSupported("This session store cannot keep a device key.")
+        if not await self.strategy._io(store.update_data(sid, data)):
             raise InvalidCredential("Unknown or ended session.")
         await self._changed(record)
         await self.audit.emit(
