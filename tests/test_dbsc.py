@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps import Apps, RunningApp
 from dbsc_client import DbscBrowser, SessionKey, challenge_of, registration_of
+from mfahelpers import code, enroll_totp, password_step, post
 from satchel.dbsc.proof import thumbprint
 
 BOUND = "__Host-satchel-bound"
@@ -442,3 +443,21 @@ async def test_a_private_jwk_is_refused(make_app: Apps) -> None:
     leaky = {**browser.key.jwk(), "d": "AAAA"}
     refused = await browser.register(await app.login(), header={"jwk": leaky})
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_dbsc_proof"
+
+
+async def test_a_sign_in_with_a_second_factor_offers_dbsc(make_app: Apps) -> None:
+    app = await bound_app(make_app)
+    await app.login()
+    secret, _ = await enroll_totp(app)
+    other = app.fresh_client()
+    step = await password_step(app, client=other)  # no session yet, so no offer
+    done = await post(
+        app,
+        "/auth/mfa/verify",
+        {"mfa_token": step["mfa_token"], "code": code(app, secret)},
+        client=other,
+    )
+    assert done.status_code == 200, done.text
+    browser = DbscBrowser(other)
+    assert (await browser.register(done)).status_code == 200
+    assert (await me(thief(app, other))).json()["error"] == "device_binding_required"
