@@ -461,3 +461,19 @@ async def test_a_sign_in_with_a_second_factor_offers_dbsc(make_app: Apps) -> Non
     browser = DbscBrowser(other)
     assert (await browser.register(done)).status_code == 200
     assert (await me(thief(app, other))).json()["error"] == "device_binding_required"
+
+
+def test_the_bound_cookie_fits_one_session_one_key_until_it_expires() -> None:
+    from satchel.dbsc.cookie import BoundCookie
+    from satchel.transports.cookie import CookieTransport
+
+    cookie = BoundCookie(CookieTransport(), b"k" * 32, 600)
+    _, set_cookie = cookie.set_cookie("sid-a", "jkt-a", 1000.0)
+    headers = [(b"cookie", set_cookie.split(";")[0].encode())]
+    for _ in range(2):  # the second round is answered from the memo of checked values
+        assert cookie.valid(headers, "sid-a", "jkt-a", 1599.0)
+        assert not cookie.valid(headers, "sid-b", "jkt-a", 1599.0)
+        assert not cookie.valid(headers, "sid-a", "jkt-b", 1599.0)
+        assert not cookie.valid(headers, "sid-a", "jkt-a", 1600.0)
+    other = BoundCookie(CookieTransport(), b"o" * 32, 600)  # another deployment's secret
+    assert not other.valid(headers, "sid-a", "jkt-a", 1599.0)

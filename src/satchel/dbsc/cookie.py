@@ -25,6 +25,7 @@ HOST_NAME: Final = "__Host-satchel-bound"
 SECURE_NAME: Final = "__Secure-satchel-bound"
 INSECURE_NAME: Final = "satchel_bound"
 _VALUE: Final = re.compile(r"([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
+_MEMO_SIZE: Final = 4096
 
 
 def bound_name(transport: CookieTransport) -> str:
@@ -51,6 +52,9 @@ class BoundCookie:
         self._key = hashlib.sha256(b"satchel-dbsc-cookie\0" + key).digest()
         self._name_b = self.name.encode("ascii")
         self._attributes = "; ".join(transport.attributes())
+        # Values whose MAC checked out, and for what: a repeated cookie costs a dict lookup,
+        # not an HMAC. Only ever filled after a successful check; cleared when full.
+        self._verified: dict[str, tuple[str, str, int]] = {}
 
     def __repr__(self) -> str:
         return f"BoundCookie(name={self.name!r}, ttl={self.ttl})"
@@ -82,6 +86,9 @@ class BoundCookie:
         value = _find_cookie(headers, self._name_b)
         if value is None:
             return False
+        known = self._verified.get(value)
+        if known is not None:  # this exact value passed its MAC check before
+            return known[0] == session_id and known[1] == thumbprint and known[2] > now
         match = _VALUE.fullmatch(value)
         if match is None:
             return False
@@ -89,4 +96,9 @@ class BoundCookie:
         if expires <= now:
             return False
         expected = self._mac(session_id, thumbprint, expires)
-        return hmac.compare_digest(expected, match.group(2))
+        if not hmac.compare_digest(expected, match.group(2)):
+            return False
+        if len(self._verified) >= _MEMO_SIZE:
+            self._verified.clear()
+        self._verified[value] = (session_id, thumbprint, expires)
+        return True
