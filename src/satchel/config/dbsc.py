@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Final
@@ -11,6 +12,7 @@ from satchel.clock import Clock
 from satchel.config.settings import Settings
 from satchel.dbsc.binding import DbscConfig, DeviceBinding
 from satchel.dbsc.cookie import BoundCookie
+from satchel.errors import ConfigurationError
 from satchel.stores.base import KeyStore
 from satchel.stores.onetime import DeadlineOneTimeStore
 from satchel.stores.onetime_backends import onetime_store_for
@@ -18,6 +20,8 @@ from satchel.strategies.base import Strategy
 from satchel.strategies.session import SessionStrategy
 from satchel.transports.base import Transport
 from satchel.transports.cookie import CookieTransport
+
+logger = logging.getLogger("satchel.dbsc")
 
 #: Name of the DBSC secret (challenge hashes, bound cookie MACs) in the key store.
 SECRET_NAME: Final = "dbsc"  # noqa: S105 (a name, not a secret)
@@ -43,8 +47,14 @@ async def device_binding(
         return None
     if strategy.name != SessionStrategy.name:
         return None
+    try:
+        store = onetime_store_for(keys)
+    except ConfigurationError:
+        # A key store that keeps no one-time records: the default must not stop the server.
+        logger.warning("DBSC is not offered: the key store keeps no one-time challenges")
+        return None
     secret = await keys.set_secret_if_absent(SECRET_NAME, secrets.token_bytes(32))
-    tokens = DeadlineOneTimeStore(onetime_store_for(keys), settings.store_timeout)
+    tokens = DeadlineOneTimeStore(store, settings.store_timeout)
     config = DbscConfig(
         challenge_ttl=float(settings.dbsc_challenge_ttl),
         end_on_wrong_key=settings.dbsc_end_on_wrong_key,
