@@ -10,6 +10,7 @@ from satchel.accounts.throttle import LoginThrottle, LoginThrottled
 from satchel.accounts.users import UserService
 from satchel.audit import AuditEvent, AuditLog
 from satchel.clock import Clock, system_clock
+from satchel.dbsc.enforce import require_bound
 from satchel.errors import (
     AmbiguousCredentials,
     AuthenticationError,
@@ -28,6 +29,7 @@ from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, 
 
 if TYPE_CHECKING:
     from satchel.accounts.mfa.service import MfaService
+    from satchel.dbsc.binding import DeviceBinding
     from satchel.keys.manager import KeyManager
     from satchel.revocation.base import RevocationBus
     from satchel.transports.csrf import CSRFProtect
@@ -57,8 +59,8 @@ class Auth:
     :class:`~satchel.accounts.throttle.LoginThrottle`; ``csrf`` is required with the cookie
     transport (``ConfigurationError`` otherwise, never a silent skip); ``keys`` are what the
     JWKS publishes, ``bus`` the revocation channel it starts and closes, ``audit`` the log,
-    ``mfa`` second factors and step-up (:mod:`satchel.accounts.mfa`; None: password only).
-
+    ``mfa`` second factors and step-up (:mod:`satchel.accounts.mfa`; None: password only),
+    ``dbsc`` device-bound cookie sessions (:mod:`satchel.dbsc`; set by ``build_auth``).
     ``Auth`` owns its parts: :meth:`close` closes the strategy, the user store, the bus and
     the throttle.
     """
@@ -100,6 +102,7 @@ class Auth:
         self.audit: AuditLog = audit or AuditLog()
         self.clock = clock
         self.mfa: MfaService | None = mfa
+        self.dbsc: DeviceBinding | None = None
         if mfa is not None:
             mfa.bind(self)
         # Capabilities, decided once from the strategy's type (see strategies/base.py).
@@ -160,7 +163,6 @@ class Auth:
         self, headers: RawHeaders, *, only: Collection[str] | None = None
     ) -> tuple[Transport, str] | None:
         """The single credential in ``headers`` and its transport, or None when there is none.
-
         Like :meth:`extract`, but an anonymous request is not an exception: that is the
         common case of public routes, and raising costs more than the lookup itself.
         """
@@ -191,7 +193,9 @@ class Auth:
     ) -> tuple[Identity, Transport]:
         """Authenticate a request; returns the identity and the transport it came on."""
         transport, token = self.extract(headers, only=only)
-        return await self.strategy.authenticate(token), transport
+        identity = await self.strategy.authenticate(token)
+        require_bound(self.dbsc, identity, transport.name, headers)
+        return identity, transport
 
     async def authenticate(
         self, headers: RawHeaders, *, only: Collection[str] | None = None
@@ -262,9 +266,8 @@ class Auth:
     async def logout(self, identity: Identity) -> None:
         """End the caller's credential (idempotent)."""
         await self.strategy.logout(identity)
-        await self.audit.emit(
-            AuditEvent("logout", user_id=identity.user_id, session=identity.session_id)
-        )
+        sid = identity.session_id
+        await self.audit.emit(AuditEvent("logout", user_id=identity.user_id, session=sid))
 
     def login_headers(self, result: LoginResult, transport: str) -> HeaderPairs:
         """Response headers handing ``result`` to the client over ``transport``."""
@@ -290,9 +293,8 @@ class Auth:
         """End one session; with ``user_id``, only one of that user's (else NotFound)."""
         if not await self._session_keeper().revoke_session(session_id, user_id=user_id):
             raise NotFound("No such session.")
-        await self.audit.emit(
-            AuditEvent("revoke", user_id=user_id, session=session_id, actor=_actor(actor))
-        )
+        event = AuditEvent("revoke", user_id=user_id, session=session_id, actor=_actor(actor))
+        await self.audit.emit(event)
 
     async def revoke_other_sessions(self, identity: Identity) -> list[str]:
         """End every session of the caller except the current one."""
@@ -317,9 +319,8 @@ class Auth:
         """
         user = await self.users.invalidate_credentials(user_id)
         await self.strategy.user_changed(user)
-        await self.audit.emit(
-            AuditEvent("revoke", user_id=user_id, actor=_actor(actor), reason="all")
-        )
+        event = AuditEvent("revoke", user_id=user_id, actor=_actor(actor), reason="all")
+        await self.audit.emit(event)
 
     # --- account changes ------------------------------------------------------------------
 
@@ -357,9 +358,8 @@ class Auth:
         await self.strategy.user_changed(user)
         ctx = replace(ctx, amr=combine(identity.amr, {PWD}))
         issued_identity, issued = await self.strategy.issue(user, ctx)
-        await self.audit.emit(
-            AuditEvent("password.changed", user_id=user.id, session=issued_identity.session_id)
-        )
+        sid = issued_identity.session_id
+        await self.audit.emit(AuditEvent("password.changed", user_id=user.id, session=sid))
         return LoginResult(issued_identity, issued)
 
     async def _remembered(self, identity: Identity) -> bool:

@@ -29,6 +29,7 @@ import logging
 from collections.abc import Sequence
 
 from satchel.auth import Auth
+from satchel.dbsc.enforce import require_bound
 from satchel.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -95,10 +96,14 @@ async def resolve_scope(auth: Auth, scope: Scope) -> Identity | None:
     name: str | None = None
     error: SatchelError | None = None
     try:
-        found = auth.find_credential(scope.get("headers") or ())
+        headers = scope.get("headers") or ()
+        found = auth.find_credential(headers)
         if found is not None:
             name = found[0].name
-            identity = with_transport(await auth.strategy.authenticate(found[1]), name)
+            verified = await auth.strategy.authenticate(found[1])
+            if verified.device_key is not None:  # a DBSC session: its bound cookie too
+                require_bound(auth.dbsc, verified, name, headers)
+            identity = with_transport(verified, name)
     except MissingCredential:
         pass
     except StoreUnavailable:

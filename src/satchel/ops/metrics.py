@@ -151,6 +151,7 @@ class AuthEvents:
         self.refresh_rotations = 0
         self.refresh_reuse = 0
         self.password_change_failures = 0
+        self.dbsc: dict[str, int] = {}  # DBSC outcomes: registered, refreshed, wrong_key...
 
     def record(self, event: AuditEvent) -> None:
         """Count one audit event (unknown names are ignored)."""
@@ -169,6 +170,8 @@ class AuthEvents:
             _bump(self.revocations, _REVOKE_REASONS.get(event.reason, "other"))
         elif name == "password.change_failed":
             self.password_change_failures += 1
+        elif name.startswith("dbsc."):
+            _bump(self.dbsc, label(name.removeprefix("dbsc.")))
         if name == "theft":
             self.refresh_reuse += 1
         kind = _REVOCATION_KINDS.get(name)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
+from satchel.dbsc.enforce import require_bound
 from satchel.errors import InvalidCredential, SatchelError, StoreUnavailable
 from satchel.identity import Identity
 from satchel.integrations.asgi import with_transport
@@ -242,6 +243,8 @@ class SyncAuth:
         if time.monotonic() < self.runner.trusted_until:
             try:
                 identity = auth.strategy.authenticate_cached(token)
+                if identity is not None and identity.device_key is not None:
+                    require_bound(auth.dbsc, identity, name, headers)
             except SatchelError as exc:  # refused from memory (revoked): never refreshed
                 return Resolution(None, name, exc)
             if identity is not None:
@@ -310,12 +313,13 @@ async def _finish(auth: Auth, pending: _Pending) -> Resolution:
     if pending.token is not None:
         try:
             identity = await auth.strategy.authenticate(pending.token)
+            assert name is not None
+            require_bound(auth.dbsc, identity, name, pending.headers)
         except StoreUnavailable:
             raise
         except SatchelError as exc:
             error = exc
         else:
-            assert name is not None
             return Resolution(with_transport(identity, name), name)
     if auth.refresher is None or not _refresh_cookie(
         auth, pending.headers, pending.path, error, name
