@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import stepup_flow
 from api_flows import PASSWORD, Reply
 from satchel.clock import ManualClock
 
@@ -135,3 +136,8 @@ class DjangoRig:
         user = get_sync().call(lambda a: a.users.create_user(username, PASSWORD, list(roles)))
         self.users[username] = user.id
         return user.id
+
+    def reauthenticate(self, access_token: str) -> str:
+        from satchel.integrations.django import get_sync
+
+        return stepup_flow.renew(get_sync(), access_token)

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("django")
 
 import api_flows
+import stepup_flow
 from api_flows import EVIL, ORIGIN, PASSWORD, assert_error, bearer, login, token
 from backends import Backends
 from django_rig import DjangoBrowser, DjangoRig, setup_django, wipe_accounts
@@ -87,6 +88,40 @@ def test_flow(rig: DjangoRig, flow: Any) -> None:
 @pytest.mark.parametrize("strategy", ["jwt", "hybrid"])
 def test_refresh(make_rig: Any, strategy: str) -> None:
     api_flows.refresh(make_rig(strategy))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_fresh_login_required(make_rig: Any, strategy: str) -> None:
+    stepup_flow.step_up(make_rig(strategy, access_ttl=900))
+
+
+def test_fresh_login_required_follows_the_fresh_age_setting(make_rig: Any) -> None:
+    stepup_flow.fresh_age_setting(make_rig("hybrid", fresh_age=120))
+
+
+async def test_fresh_login_required_on_an_async_view(make_rig: Any) -> None:
+    from django.http import HttpRequest, JsonResponse
+    from django.test import AsyncRequestFactory
+
+    from satchel.integrations.django import fresh_login_required
+
+    rig: DjangoRig = make_rig("session", access_ttl=900)
+    rig.create_user("alice")
+    access = await asyncio.to_thread(lambda: token(DjangoBrowser())["access_token"])
+
+    @fresh_login_required(max_age=60)
+    async def view(request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"fresh": request.identity.username})
+
+    def call() -> Any:
+        request = AsyncRequestFactory().get("/x", headers=bearer(access), secure=True)
+        return view(request)
+
+    assert (await call()).status_code == 200
+    rig.clock.advance(61)
+    stale = await call()
+    assert stale.status_code == 401
+    assert stale["WWW-Authenticate"] == stepup_flow.challenge(60)
 
 
 def test_flows_with_satchels_own_user_store(make_rig: Any) -> None:

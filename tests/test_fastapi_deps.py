@@ -12,6 +12,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, WebSocket
 
+import stepup_flow
+from api_flows import Reply
 from apps import serve
 from satchel.accounts.passwords import PasswordHasher
 from satchel.accounts.users import UserService
@@ -22,8 +24,10 @@ from satchel.identity import Identity
 from satchel.integrations.asgi import AuthMiddleware
 from satchel.integrations.fastapi import (
     CurrentIdentity,
+    FreshIdentity,
     OptionalIdentity,
     document_security,
+    require_fresh,
     require_roles,
     satchel_exception_handlers,
 )
@@ -76,6 +80,14 @@ def build_app(auth: Auth, *, middleware: bool = True) -> FastAPI:
         identity: Annotated[Identity, Depends(require_roles("admin", "ops"))],
     ) -> dict[str, str]:
         return {"user": identity.username}
+
+    @app.get("/fresh")
+    async def fresh(identity: FreshIdentity) -> dict[str, str]:
+        return {"fresh": identity.username}
+
+    @app.get("/fresh-minute", dependencies=[Depends(require_fresh(max_age=60))])
+    async def fresh_minute() -> dict[str, bool]:
+        return {"fresh": True}
 
     @app.get("/boom")
     async def boom() -> None:
@@ -149,6 +161,40 @@ async def test_require_roles_needs_every_role(auth: Auth) -> None:
         assert denied.json()["error"] == "forbidden"
         anonymous = await client.get("/admin")
         assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("middleware", [True, False])
+async def test_require_fresh_without_an_mfa_service(auth: Auth, middleware: bool) -> None:
+    """An Auth built by hand has no MFA service: the default age (300 s) applies."""
+    assert auth.mfa is None
+    clock = auth.clock
+    assert isinstance(clock, ManualClock)
+
+    def reply(response: httpx.Response) -> Reply:
+        return Reply(response.status_code, list(response.headers.multi_items()), response.content)
+
+    async with client_for(build_app(auth, middleware=middleware)) as client:
+        headers = await bearer(auth, "alice")
+        assert (await client.get("/fresh", headers=headers)).json() == {"fresh": "alice"}
+        assert (await client.get("/fresh-minute", headers=headers)).status_code == 200
+        clock.advance(61)
+        stepup_flow.assert_stale(reply(await client.get("/fresh-minute", headers=headers)), 60)
+        clock.advance(240)
+        stepup_flow.assert_stale(reply(await client.get("/fresh", headers=headers)), 300)
+        anonymous = await client.get("/fresh")
+        assert anonymous.status_code == 401 and anonymous.json()["error"] == "not_authenticated"
+        assert anonymous.headers["www-authenticate"] == 'Bearer realm="satchel"'
+        # The session strategy records a renewed authentication on the same session.
+        identity = await auth.strategy.authenticate(headers["authorization"].split()[1])
+        await auth.strategy.reauthenticated(identity, {"pwd"})
+        assert (await client.get("/fresh", headers=headers)).json() == {"fresh": "alice"}
+        assert (await client.get("/fresh-minute", headers=headers)).status_code == 200
+
+
+def test_require_fresh_refuses_a_bad_max_age() -> None:
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ConfigurationError):
+            require_fresh(bad)  # type: ignore[arg-type]
 
 
 def test_require_roles_without_roles_is_a_configuration_error() -> None:

@@ -16,16 +16,19 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 import api_flows
+import stepup_flow
 from api_flows import BASE, EVIL, ORIGIN, PASSWORD, Reply, assert_error, bearer, login, token
 from apps import Apps
 from backends import Backends
 from satchel.accounts.passwords import PasswordHasher
 from satchel.clock import ManualClock
 from satchel.config.settings import Settings
+from satchel.errors import ConfigurationError
 from satchel.integrations.flask import (
     Satchel,
     csrf_exempt,
     current_identity,
+    fresh_login_required,
     login_required,
     optional_identity,
     roles_required,
@@ -83,6 +86,16 @@ def make_app(ext: Satchel) -> Flask:
     def admin() -> dict[str, str]:
         return {"admin": current_identity.username}
 
+    @app.get("/fresh")
+    @fresh_login_required()
+    def fresh() -> dict[str, str]:
+        return {"fresh": current_identity.username}
+
+    @app.get("/fresh-minute")
+    @fresh_login_required(max_age=60)
+    def fresh_minute() -> dict[str, str]:
+        return {"fresh": current_identity.username}
+
     @app.get("/public")
     def public() -> dict[str, str | None]:
         identity = optional_identity()
@@ -120,6 +133,9 @@ class FlaskRig:
         user = self.ext.sync.call(lambda a: a.users.create_user(username, PASSWORD, list(roles)))
         self.users[username] = user.id
         return user.id
+
+    def reauthenticate(self, access_token: str) -> str:
+        return stepup_flow.renew(self.ext.sync, access_token)
 
 
 @pytest.fixture
@@ -169,6 +185,22 @@ def test_flow(rig: FlaskRig, flow: Any) -> None:
 @pytest.mark.parametrize("strategy", ["jwt", "hybrid"])
 def test_refresh(make_rig: Any, strategy: str) -> None:
     api_flows.refresh(make_rig(strategy))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_fresh_login_required(make_rig: Any, strategy: str) -> None:
+    stepup_flow.step_up(make_rig(strategy, access_ttl=900))
+
+
+def test_fresh_login_required_follows_the_fresh_age_setting(make_rig: Any) -> None:
+    stepup_flow.fresh_age_setting(make_rig("hybrid", fresh_age=120))
+
+
+def test_fresh_login_required_needs_its_parentheses() -> None:
+    with pytest.raises(ConfigurationError, match=r"@fresh_login_required\(\)"):
+        fresh_login_required(lambda: None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="non-negative"):
+        fresh_login_required(max_age=-1)
 
 
 # --- the app's own views -----------------------------------------------------------------------

@@ -89,6 +89,22 @@ def test_roundtrip(alg: str, keys: dict[str, SigningKey], keyset: KeySet) -> Non
     )
 
 
+@pytest.mark.parametrize("alg", ["EdDSA", "HS256"])
+def test_remembered_header_never_stands_in_for_a_signature(
+    alg: str, keys: dict[str, SigningKey], keyset: KeySet
+) -> None:
+    # The first token's header is remembered after its signature verified; a second token
+    # with the very same header still needs its own valid signature.
+    first = jws.encode({"typ": "at+jwt"}, PAYLOAD, keys[alg])
+    header, _ = jws.decode(first, keyset, NOW)
+    header["kid"] = "changed by the caller"  # callers get their own copy
+    second = jws.encode({"typ": "at+jwt"}, {**PAYLOAD, "sub": "someone-else"}, keys[alg])
+    assert second.split(".")[0] == first.split(".")[0]
+    head, body, _ = second.split(".")
+    assert "signature" in rejected(f"{head}.{body}.{first.split('.')[2]}", keyset).detail
+    assert jws.decode(second, keyset, NOW)[0]["kid"] == keys[alg].kid
+
+
 def test_encode_refuses_header_overrides(keys: dict[str, SigningKey]) -> None:
     for extra in ({"alg": "none"}, {"kid": "x"}, {"jku": "http://x"}, {"crit": ["exp"]}):
         with pytest.raises(ConfigurationError):

@@ -30,6 +30,7 @@ from satchel.keys.schedule import (
     describe,
     jwks_max_age,
     key_statuses,
+    next_change,
     signing_record,
 )
 from satchel.stores.base import KeyState, StoredKey
@@ -329,6 +330,41 @@ def test_F14_signing_record_rule() -> None:
     assert signing_record([gone], 10.0, 120) is None
     expired = _record("k1", 0.0, KeyState.PREVIOUS, 5.0)
     assert signing_record([expired, new], 10.0, 120) is new
+
+
+def test_F14_next_change_is_the_first_instant_the_signer_can_change() -> None:
+    old = _record("k1", 0.0, KeyState.PREVIOUS, 190.0)
+    new = _record("k2", 10.0, KeyState.ACTIVE)
+    # k1 passes its own delay at 120, k2 at 130, k1 stops verifying at 190.
+    assert next_change([old, new], 10.0, 120) == 120.0
+    assert next_change([old, new], 120.0, 120) == 130.0
+    assert next_change([old, new], 130.0, 120) == 190.0
+    assert next_change([old, new], 190.0, 120) == math.inf
+    # Between two changes the signer is the same at every instant.
+    for start in (10.0, 120.0, 130.0):
+        until = next_change([old, new], start, 120)
+        assert signing_record([old, new], start, 120) is signing_record(
+            [old, new], min(until, 1e9) - 0.001, 120
+        )
+
+
+async def test_F14_keyset_switches_signer_when_the_publish_delay_passes(
+    manual_clock: ManualClock,
+) -> None:
+    store = MemoryStore()
+    manager = KeyManager(store, manual_clock, publish_delay=120)
+    first = (await manager.load_or_create()).active.kid
+    assert manager.keyset.active.kid == first  # cached from here on
+    await manager.rotate()
+    second = manager.keyset
+    assert second.active.kid == first and len(second.kids()) == 2
+    manual_clock.advance(119.9)
+    assert manager.keyset.active.kid == first
+    manual_clock.advance(0.1)
+    assert manager.keyset.active.kid != first
+    # A clock set back is answered afresh, not from the cache.
+    manual_clock.advance(-60)
+    assert manager.keyset.active.kid == first
 
 
 def test_F14_key_statuses_name_signing_and_pending() -> None:

@@ -20,11 +20,18 @@ from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
 from litestar.testing import AsyncTestClient
 
+import stepup_flow
+from api_flows import Reply
 from apps import PASSWORD, Apps
 from satchel.clock import ManualClock
 from satchel.config.build import build_auth
 from satchel.identity import Identity
-from satchel.integrations.litestar import SatchelAuth, login_required, roles_required
+from satchel.integrations.litestar import (
+    SatchelAuth,
+    login_required,
+    require_fresh,
+    roles_required,
+)
 
 BASE = "https://testserver.local"
 SAME_ORIGIN = {"origin": BASE, "sec-fetch-site": "same-origin"}
@@ -62,12 +69,22 @@ async def members(identity: NamedDependency[Identity]) -> dict[str, str]:
     return {"member": identity.username}
 
 
+@get("/fresh", guards=[require_fresh()])
+async def fresh(identity: NamedDependency[Identity]) -> dict[str, str]:
+    return {"fresh": identity.username}
+
+
+@get("/fresh-minute", guards=[require_fresh(max_age=60)])
+async def fresh_minute(identity: NamedDependency[Identity]) -> dict[str, str]:
+    return {"fresh": identity.username}
+
+
 @get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret detail that must not leak")
 
 
-ROUTES = [hello, admin, add_note, who, open_route, members, boom]
+ROUTES = [hello, admin, add_note, who, open_route, members, fresh, fresh_minute, boom]
 
 
 @dataclass
@@ -328,6 +345,60 @@ async def test_password_change_ends_other_credentials(ls: LitestarApp) -> None:
     assert (await ls.client.get("/hello")).status_code == 200  # the caller got a new cookie
     async with ls.fresh() as api:
         assert (await api.get("/hello", headers=bearer)).status_code == 401
+
+
+def as_reply(response: httpx.Response) -> Reply:
+    return Reply(response.status_code, list(response.headers.multi_items()), response.content)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_require_fresh(make_app: Apps, strategy: str) -> None:
+    async with litestar_app(make_app, strategy=strategy, access_ttl=900) as ls:
+        access = (await ls.token())["access_token"]
+        await ls.login()  # the cookie browser: ls.client
+
+        async def get(path: str, token: str | None = None) -> Reply:
+            headers = {"authorization": f"Bearer {token}"} if token else {}
+            async with ls.fresh() as client:
+                return as_reply(await client.get(path, headers=headers))
+
+        for path in ("/fresh", "/fresh-minute"):
+            assert (await get(path, access)).json() == {"fresh": "alice"}
+        assert (await ls.client.get("/fresh")).json() == {"fresh": "alice"}
+        ls.clock.advance(61)
+        stepup_flow.assert_stale(await get("/fresh-minute", access), 60)
+        assert (await get("/fresh", access)).status == 200
+        ls.clock.advance(240)
+        stepup_flow.assert_stale(await get("/fresh", access), 300)
+        stepup_flow.assert_stale(as_reply(await ls.client.get("/fresh")), 300)
+        assert (await get("/hello", access)).status == 200
+        assert (await ls.client.get("/hello")).status_code == 200
+
+        anonymous, usual = await get("/fresh"), await get("/hello")
+        assert anonymous.status == 401 and anonymous.json()["error"] == "not_authenticated"
+        assert anonymous.header("www-authenticate") == usual.header("www-authenticate")
+        assert "insufficient" not in (anonymous.header("www-authenticate") or "")
+        assert (await get("/fresh", "not-a-token")).json()["error"] == "invalid_token"
+
+        auth = ls.config.running_auth
+        renewed = in_app(ls.client, stepup_flow.reauthenticate, auth, access)
+        for path in ("/fresh", "/fresh-minute"):
+            assert (await get(path, renewed)).json() == {"fresh": "alice"}
+        if renewed != access:
+            stepup_flow.assert_stale(await get("/fresh", access), 300)
+        ls.clock.advance(61)
+        stepup_flow.assert_stale(await get("/fresh-minute", renewed), 60)
+
+
+async def test_require_fresh_follows_the_fresh_age_setting(make_app: Apps) -> None:
+    async with litestar_app(make_app, strategy="hybrid", fresh_age=120) as ls:
+        bearer = {"authorization": f"Bearer {(await ls.token())['access_token']}"}
+        ls.clock.advance(100)
+        assert (await ls.client.get("/fresh", headers=bearer)).status_code == 200
+        stale = as_reply(await ls.client.get("/fresh-minute", headers=bearer))
+        stepup_flow.assert_stale(stale, 60)
+        ls.clock.advance(21)
+        stepup_flow.assert_stale(as_reply(await ls.client.get("/fresh", headers=bearer)), 120)
 
 
 @pytest.mark.parametrize("strategy", ["jwt", "hybrid"])

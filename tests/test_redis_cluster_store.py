@@ -222,3 +222,40 @@ async def test_scripts_run_on_a_promoted_replica_whose_script_cache_is_empty(
     finally:
         redis_cluster.restart(victim)
         redis_cluster.wait_ok(30)
+
+
+async def test_login_throttle_counts_across_processes_on_the_cluster(
+    redis_cluster: LocalCluster, manual_clock: ManualClock
+) -> None:
+    from satchel.accounts.throttle import LoginThrottle, LoginThrottled, ThrottlePolicy
+
+    policy = ThrottlePolicy(account_limit=5, ip_limit=3)
+    prefix = f"thr{uuid.uuid4().hex[:8]}"
+    a = LoginThrottle.from_url(redis_cluster.url, policy, clock=manual_clock, prefix=prefix)
+    b = LoginThrottle.from_url(redis_cluster.url, policy, clock=manual_clock, prefix=prefix)
+    try:
+        # Accounts and addresses hash to different slots; every counter is one key.
+        for n in range(5):
+            await (a if n % 2 else b).failure(f"user{n}", "192.0.2.7")
+        with pytest.raises(LoginThrottled) as info:
+            await a.check("someone", "192.0.2.7")
+        assert info.value.scope == "ip"
+        for _ in range(5):
+            await b.failure("Alice", None)
+        with pytest.raises(LoginThrottled) as info:
+            await a.check("ALICE", "198.51.100.1")
+        assert info.value.scope == "account"
+        await a.check("bob", "198.51.100.1")
+        manual_clock.advance(7201)
+        await a.check("alice", "192.0.2.7")
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_throttle_cluster_url_errors_never_show_the_password() -> None:
+    from satchel.accounts.throttle import LoginThrottle
+
+    with pytest.raises(ConfigurationError) as info:
+        LoginThrottle.from_url("redis+cluster://:hunter2@host-without-port")
+    assert "hunter2" not in str(info.value)

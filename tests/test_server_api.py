@@ -437,7 +437,9 @@ async def test_sessions_list_revoke_one_and_revoke_others(server: Server) -> Non
                 "ip",
                 "user_agent",
                 "current",
+                "device_key",  # the DBSC key, null for these unbound sessions
             }
+            assert entry["device_key"] is None
         cookie_token = server.client.cookies.get(COOKIE)
         assert cookie_token and cookie_token not in listing.text
 

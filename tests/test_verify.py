@@ -33,8 +33,8 @@ from satchel.jose.claims import ClaimsPolicy, build_claims, sign
 from satchel.jose.jwk import HS256Key, SigningKey, generate_key
 from satchel.jose.jws import UnknownKey
 from satchel.jose.keyset import KeySet
+from satchel.revocation import redis_bus
 from satchel.revocation.base import RevocationEvent, RevocationKind
-from satchel.revocation.redis import RedisBus
 from satchel.verify import Verifier, cache_max_age
 
 ISSUER, AUDIENCE = "https://auth.test", "api"
@@ -221,9 +221,14 @@ async def test_start_fails_closed_without_a_jwks() -> None:
         await verifier.start()
 
 
+@pytest.mark.parametrize("deployment", ["redis", "redis-cluster"])
 async def test_R02_revocations_arrive_over_the_redis_channel(
-    jwks_server: JWKSServer, redis_url: str, run_id: str
+    jwks_server: JWKSServer, run_id: str, deployment: str, request: pytest.FixtureRequest
 ) -> None:
+    if deployment == "redis":
+        redis_url: str = request.getfixturevalue("redis_url")
+    else:
+        redis_url = request.getfixturevalue("redis_cluster").url
     key = generate_key("EdDSA")
     jwks_server.publish(key)
     prefix = f"verify-{run_id}"
@@ -232,7 +237,8 @@ async def test_R02_revocations_arrive_over_the_redis_channel(
         jwks_server.url, issuer=ISSUER, audience=AUDIENCE, redis_url=redis_url, prefix=prefix
     )
     await verifier.start()
-    publisher = RedisBus(redis_url, prefix=prefix)
+    # The auth server's side of the channel, as make_bus builds it for that deployment.
+    publisher = redis_bus(redis_url, prefix)
     await publisher.start()
     try:
         # Issued before the subscription: a revocation of it may have been missed.

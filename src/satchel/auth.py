@@ -10,7 +10,8 @@ from satchel.accounts.throttle import LoginThrottle, LoginThrottled
 from satchel.accounts.users import UserService
 from satchel.audit import AuditEvent, AuditLog
 from satchel.clock import Clock, system_clock
-from satchel.dpop.binding import bound_elsewhere
+from satchel.dbsc.enforce import require_bound
+from satchel.dpop.binding import require_unbound
 from satchel.errors import (
     AmbiguousCredentials,
     AuthenticationError,
@@ -29,6 +30,7 @@ from satchel.transports.base import HeaderPairs, IssuedCredentials, RawHeaders, 
 
 if TYPE_CHECKING:
     from satchel.accounts.mfa.service import MfaService
+    from satchel.dbsc.binding import DeviceBinding
     from satchel.dpop.guard import DPoPGuard
     from satchel.keys.manager import KeyManager
     from satchel.revocation.base import RevocationBus
@@ -60,6 +62,7 @@ class Auth:
     transport (``ConfigurationError`` otherwise, never a silent skip); ``keys`` are what the
     JWKS publishes, ``bus`` the revocation channel it starts and closes, ``audit`` the log,
     ``mfa`` second factors and step-up (:mod:`satchel.accounts.mfa`; None: password only),
+    ``dbsc`` device-bound cookie sessions (:mod:`satchel.dbsc`; set by ``build_auth``),
     ``dpop`` DPoP proofs (:mod:`satchel.dpop`; None: no DPoP). ``Auth`` owns its parts:
     :meth:`close` closes the strategy, the user store, the bus and the throttle.
     """
@@ -103,6 +106,7 @@ class Auth:
         self.audit: AuditLog = audit or AuditLog()
         self.clock = clock
         self.mfa: MfaService | None = mfa
+        self.dbsc: DeviceBinding | None = None
         if mfa is not None:
             mfa.bind(self)
         self.refresher: SupportsRefresh | None = (
@@ -192,8 +196,8 @@ class Auth:
         """The identity and transport of the request's credential; DPoP-bound tokens are refused."""
         transport, token = self.extract(headers, only=only)
         identity = await self.strategy.authenticate(token)
-        if identity.jkt is not None:  # its proof needs the request: integrations/dpop.py
-            raise bound_elsewhere()
+        require_bound(self.dbsc, identity, transport.name, headers)
+        require_unbound(identity.jkt)  # a DPoP proof needs the request: integrations/dpop.py
         return identity, transport
 
     async def authenticate(
@@ -263,9 +267,8 @@ class Auth:
     async def logout(self, identity: Identity) -> None:
         """End the caller's credential (idempotent)."""
         await self.strategy.logout(identity)
-        await self.audit.emit(
-            AuditEvent("logout", user_id=identity.user_id, session=identity.session_id)
-        )
+        sid = identity.session_id
+        await self.audit.emit(AuditEvent("logout", user_id=identity.user_id, session=sid))
 
     def login_headers(self, result: LoginResult, transport: str) -> HeaderPairs:
         """Response headers handing ``result`` to the client over ``transport``."""
@@ -291,9 +294,8 @@ class Auth:
         """End one session; with ``user_id``, only one of that user's (else NotFound)."""
         if not await self._session_keeper().revoke_session(session_id, user_id=user_id):
             raise NotFound("No such session.")
-        await self.audit.emit(
-            AuditEvent("revoke", user_id=user_id, session=session_id, actor=_actor(actor))
-        )
+        event = AuditEvent("revoke", user_id=user_id, session=session_id, actor=_actor(actor))
+        await self.audit.emit(event)
 
     async def revoke_other_sessions(self, identity: Identity) -> list[str]:
         """End every session of the caller except the current one."""
@@ -318,9 +320,8 @@ class Auth:
         """
         user = await self.users.invalidate_credentials(user_id)
         await self.strategy.user_changed(user)
-        await self.audit.emit(
-            AuditEvent("revoke", user_id=user_id, actor=_actor(actor), reason="all")
-        )
+        event = AuditEvent("revoke", user_id=user_id, actor=_actor(actor), reason="all")
+        await self.audit.emit(event)
 
     # --- account changes ------------------------------------------------------------------
 
@@ -357,9 +358,8 @@ class Auth:
         await self.strategy.user_changed(user)
         ctx = replace(ctx, amr=combine(identity.amr, {PWD}))
         issued_identity, issued = await self.strategy.issue(user, ctx)
-        await self.audit.emit(
-            AuditEvent("password.changed", user_id=user.id, session=issued_identity.session_id)
-        )
+        sid = issued_identity.session_id
+        await self.audit.emit(AuditEvent("password.changed", user_id=user.id, session=sid))
         return LoginResult(issued_identity, issued)
 
     async def _remembered(self, identity: Identity) -> bool:

@@ -23,6 +23,8 @@ class Identity:
     :mod:`satchel.strategies.application_claims`) in every strategy; for the jwt and hybrid
     strategies it is the whole verified token payload, registered claims included. Treat it
     as read-only: one identity may be shared by the requests that present the same token.
+    ``device_key`` is the RFC 7638 thumbprint of the device key a DBSC session is bound to
+    (:mod:`satchel.dbsc`): its cookie requests also need the bound cookie. None otherwise.
     """
 
     user_id: str
@@ -35,6 +37,7 @@ class Identity:
     transport: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
     amr: frozenset[str] = frozenset()
+    device_key: str | None = None
 
     @property
     def jkt(self) -> str | None:
@@ -67,6 +70,7 @@ class Identity:
             transport=transport,
             claims=self.claims,
             amr=self.amr,
+            device_key=self.device_key,
         )
 
     def to_public_dict(self) -> dict[str, Any]:

@@ -16,7 +16,8 @@ good set stays in use. Symmetric (``oct``) keys in a JWKS are ignored:
 anyone who can read a JWKS could forge with them.
 
 Revocation: with ``redis_url`` the verifier subscribes to the auth server's revocation
-channel (:class:`~satchel.revocation.redis.RedisBus`, same ``prefix``) and refuses tokens of
+channel (:class:`~satchel.revocation.redis.RedisBus`, same ``prefix``; a ``redis+cluster://``
+URL subscribes over the cluster's sharded pub/sub) and refuses tokens of
 ended sessions and of users whose credentials were invalidated. It has no store to fall
 back on, so it fails closed: while the channel is down :meth:`Verifier.verify` raises
 :class:`~satchel.errors.StoreUnavailable` (503), and a token issued before the verifier last
@@ -105,6 +106,18 @@ def parse_jwks(body: bytes | str) -> list[SigningKey]:
     return keys
 
 
+def _replay_client(url: str) -> Any:
+    """The Redis (or Redis Cluster) client of the DPoP replay cache."""
+    from satchel.stores import redis_client, redis_cluster_client
+
+    if redis_cluster_client.is_cluster_url(url):
+        timeout = redis_client.DEFAULT_TIMEOUT
+        return redis_cluster_client.connect(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+    return redis_client.connect(url)
+
+
 class Verifier:
     """Checks access tokens of one satchel issuer; see the module docstring."""
 
@@ -142,15 +155,13 @@ class Verifier:
         self.cache_size = cache_size
         self.clock = clock
         if redis_url is not None:
-            from satchel.revocation.redis import RedisBus
+            from satchel.revocation import redis_bus
 
-            bus = RedisBus(redis_url, prefix=prefix)
+            bus = redis_bus(redis_url, prefix)
             if dpop_replay is None:
-                import redis.asyncio as aioredis
-
                 from satchel.stores.redis_onetime import RedisOneTimeStore
 
-                self._redis: Any = aioredis.Redis.from_url(redis_url)
+                self._redis: Any = _replay_client(redis_url)
                 dpop_replay = RedisOneTimeStore(self._redis, prefix=prefix)
         self.bus = bus
         replay = dpop_replay if dpop_replay is not None else MemoryOneTimeStore()
@@ -193,7 +204,9 @@ class Verifier:
             await self.bus.close()
         client = getattr(self, "_redis", None)
         if client is not None:
-            await client.aclose()
+            from satchel.stores.redis_client import close
+
+            await close(client)
 
     async def refresh_keys(self, *, force: bool = False) -> bool:
         """Re-fetch the JWKS (rate limited unless ``force``); False when it failed."""

@@ -8,7 +8,7 @@ import os
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 
-from satchel.integrations.django import login_required, roles_required
+from satchel.integrations.django import fresh_login_required, login_required, roles_required
 
 
 @login_required
@@ -28,6 +28,17 @@ def whoami(request: HttpRequest) -> JsonResponse:
 @roles_required("admin")
 def admin_only(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"admin": request.identity.username})
+
+
+@fresh_login_required()
+def fresh(request: HttpRequest) -> JsonResponse:
+    """A sensitive view: a sign-in within SATCHEL_FRESH_AGE, else 401 reauthentication_required."""
+    return JsonResponse({"fresh": request.identity.username})
+
+
+@fresh_login_required(max_age=60)
+def fresh_minute(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"fresh": request.identity.username})
 
 
 def public(request: HttpRequest) -> JsonResponse:

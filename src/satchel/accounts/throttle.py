@@ -94,6 +94,25 @@ def account_key(username: object) -> str:
         return str(username)[:1024]
 
 
+def _cluster_target(url: str, options: dict[str, Any]) -> str:
+    """limits' URL for a ``redis+cluster://`` URL; credentials and TLS go into ``options``.
+
+    Parsed by the cluster store's own parser, so both accept the same URLs and neither
+    echoes a password in its errors. Every counter is one key, so no command crosses slots.
+    """
+    from satchel.stores.redis_cluster_client import parse
+
+    parsed = parse(url)
+    if parsed.username is not None:
+        options["username"] = parsed.username
+    if parsed.password is not None:
+        options["password"] = parsed.password
+    if parsed.tls:
+        options["ssl"] = True
+    hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in parsed.nodes)
+    return f"async+redis+cluster://{hosts}"
+
+
 def retry_after(prev: int, cur: int, limit: int, window: float, elapsed: float) -> float:
     """Seconds until the sliding window count ``prev*(1-e/W)+cur`` drops below ``limit``."""
     if cur >= limit:
@@ -144,15 +163,20 @@ class LoginThrottle:
         prefix: str = "satchel",
     ) -> LoginThrottle:
         """A throttle on ``url``: None or ``memory://`` for this process, ``redis://``,
-        ``rediss://`` or ``async+redis://`` for a shared Redis."""
+        ``rediss://`` or ``async+redis://`` for a shared Redis, ``redis+cluster://`` (or
+        ``rediss+cluster://``) for a Redis Cluster."""
         if url is None or url.startswith(("memory:", "async+memory:")):
             return cls(MemoryStorage(), policy, clock=clock, prefix=prefix)
         target = url
-        if url.startswith(("redis://", "rediss://", "redis+unix://")):
-            target = "async+" + url
-        if not target.startswith(("async+redis://", "async+rediss://", "async+redis+unix://")):
-            raise ConfigurationError("The throttle storage must be memory:// or a Redis URL.")
         options: dict[str, Any] = {"implementation": "redispy", "key_prefix": f"{prefix}:thr"}
+        if url.lower().startswith(("redis+cluster://", "rediss+cluster://")):
+            target = _cluster_target(url, options)
+        elif url.startswith(("redis://", "rediss://", "redis+unix://")):
+            target = "async+" + url
+        if not target.startswith(
+            ("async+redis://", "async+rediss://", "async+redis+unix://", "async+redis+cluster://")
+        ):
+            raise ConfigurationError("The throttle storage must be memory:// or a Redis URL.")
         try:
             storage = storage_from_string(target, **options)
         except Exception as exc:

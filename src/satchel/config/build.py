@@ -16,6 +16,7 @@ from satchel.accounts.users import UserService
 from satchel.audit import AuditLog
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
+from satchel.config.dbsc import device_binding
 from satchel.config.dpop import dpop_guard
 from satchel.config.keys import key_manager, key_timing
 from satchel.config.mfa import mfa_service
@@ -249,6 +250,9 @@ async def build_auth(
             clock=clock,
         )
         configured.bounded = bounded
+        configured.dbsc = await device_binding(
+            settings, stores.keys, strategy, transports, configured.audit, clock
+        )
         configured.dpop = await dpop_guard(settings, stores, clock, configured.audit)
         return configured
     except BaseException:

@@ -256,6 +256,18 @@ class Settings(BaseSettings):
     #: localhost also http://localhost:PORT).
     webauthn_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- device bound session credentials (docs/dbsc.md) -----------------------------------
+    #: ``allowed``: cookie sign-ins of the session strategy offer DBSC (W3C draft dbsc-1);
+    #: browsers without it ignore the offer. ``off``: never offered, and no bound cookie is
+    #: asked of sessions bound earlier.
+    dbsc: Literal["off", "allowed"] = "allowed"
+    #: Seconds a bound cookie lives; a DBSC browser renews it with a fresh proof.
+    dbsc_cookie_ttl: int = Field(default=600, ge=10, le=86_400)
+    #: Seconds a registration or refresh challenge stays usable (once).
+    dbsc_challenge_ttl: int = Field(default=300, ge=10, le=3600)
+    #: End the session when a refresh proof is signed by a key other than the registered one.
+    dbsc_end_on_wrong_key: bool = True
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)

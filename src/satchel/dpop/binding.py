@@ -51,6 +51,12 @@ def bound_elsewhere() -> DPoPSchemeError:
     )
 
 
+def require_unbound(jkt: str | None) -> None:
+    """Raise :func:`bound_elsewhere` for a token bound to ``jkt`` where no proof is checked."""
+    if jkt is not None:
+        raise bound_elsewhere()
+
+
 def cookie_refusal(jkt: str | None) -> DPoPSchemeError | None:
     """:func:`bound_elsewhere` for a token bound to ``jkt``; None for an unbound one."""
     return None if jkt is None else bound_elsewhere()

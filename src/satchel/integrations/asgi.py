@@ -29,6 +29,7 @@ import logging
 from collections.abc import Sequence
 
 from satchel.auth import Auth
+from satchel.dbsc.enforce import require_bound
 from satchel.dpop.binding import bound_elsewhere
 from satchel.errors import (
     AuthenticationError,
@@ -97,15 +98,18 @@ async def resolve_scope(auth: Auth, scope: Scope) -> Identity | None:
     name: str | None = None
     error: SatchelError | None = None
     try:
-        found = auth.find_credential(scope.get("headers") or ())
+        headers = scope.get("headers") or ()
+        found = auth.find_credential(headers)
         if found is not None:
             name = found[0].name
             verified = await auth.strategy.authenticate(found[1])
             if name == "bearer":
-                if verified.jkt is not None or proof_due(auth, scope.get("headers") or ()):
+                if verified.jkt is not None or proof_due(auth, headers):
                     await check_scope(auth, verified, found[1], scope)  # DPoP (RFC 9449)
             elif verified.jkt is not None:  # a DPoP-bound token copied into a cookie
                 raise await audited(auth, verified, bound_elsewhere())
+            if verified.device_key is not None:  # a DBSC session: its bound cookie too
+                require_bound(auth.dbsc, verified, name, headers)
             identity = with_transport(verified, name)
     except MissingCredential:
         pass

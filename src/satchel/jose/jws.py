@@ -66,6 +66,11 @@ FORBIDDEN_HEADERS = frozenset(
 _TOKEN_RE = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
 
 
+#: Parsed headers of tokens whose signature verified, by their encoded header segment.
+_verified_headers: dict[str, dict[str, Any]] = {}
+_HEADER_CACHE_SIZE = 64
+
+
 class UnknownKey(InvalidToken):
     """The token names a key id this key set does not hold (or no longer accepts)."""
 
@@ -141,7 +146,12 @@ def decode_raw(token: object, keyset: KeySet, now: float) -> tuple[dict[str, Any
     end_header, end_payload = match.end(1), match.end(2)
     raw = token.encode("ascii")
     std = raw.translate(b64.TO_STANDARD)
-    header = _object(_segment(std[:end_header], token[end_header - 1], "header"), "header")
+    segment = token[:end_header]
+    known = _verified_headers.get(segment)
+    if known is not None:
+        header = dict(known)
+    else:
+        header = _object(_segment(std[:end_header], token[end_header - 1], "header"), "header")
     if not FORBIDDEN_HEADERS.isdisjoint(header):
         raise InvalidToken("Token header carries an unsupported member.")
     kid = header.get("kid")
@@ -156,6 +166,12 @@ def decode_raw(token: object, keyset: KeySet, now: float) -> tuple[dict[str, Any
     signature = _segment(std[end_payload + 1 :], token[-1], "signature")
     if not key.verify(raw[:end_payload], signature):
         raise InvalidToken("Token signature is invalid.")
+    if known is None:
+        # Every token of one key shares its header; parsing it is a third of a first-seen
+        # verify. Only headers under a valid signature go in, so no one else can fill this.
+        if len(_verified_headers) >= _HEADER_CACHE_SIZE:
+            _verified_headers.clear()
+        _verified_headers[segment] = dict(header)
     return header, _segment(std[end_header + 1 : end_payload], token[end_payload - 1], "payload")
 
 

@@ -31,6 +31,7 @@ from satchel.keys.schedule import (
     is_usable,
     jwks_max_age,
     key_statuses,
+    next_change,
     rollout_order,
     signing_record,
 )
@@ -124,6 +125,7 @@ class KeyManager:
         self._records: list[StoredKey] | None = None
         self._keys: dict[str, SigningKey] = {}
         self._keyset: KeySet | None = None
+        self._keyset_from = self._keyset_until = -math.inf
         self._fingerprint: tuple[Any, ...] = ()
         self._reported: tuple[Any, ...] | None = None
         self._loaded_at = -math.inf
@@ -135,7 +137,10 @@ class KeyManager:
         """The last loaded keys, signing with the key that signs now (no store read)."""
         if self._records is None:
             raise ConfigurationError("Signing keys are not loaded; call load_or_create().")
-        signer = signing_record(self._records, self.clock(), self.publish_delay)
+        now = self.clock()
+        if self._keyset is not None and self._keyset_from <= now < self._keyset_until:
+            return self._keyset
+        signer = signing_record(self._records, now, self.publish_delay)
         if signer is None:
             raise ConfigurationError("No usable signing key is loaded; rotate the keys.")
         if self._keyset is None or self._keyset.active.kid != signer.kid:
@@ -144,6 +149,9 @@ class KeyManager:
                 ((self._keys[r.kid], r.not_after) for r in self._records if r is not signer),
                 active_not_after=signer.not_after,
             )
+        # Read on every verified token: keep the answer until the signer can change.
+        self._keyset_from = now
+        self._keyset_until = next_change(self._records, now, self.publish_delay)
         return self._keyset
 
     @property
@@ -345,6 +353,7 @@ class KeyManager:
                 continue
             records.append(record)
         self._records, self._keys, self._keyset = records, keys, None
+        self._keyset_from = self._keyset_until = -math.inf
         self._fingerprint = _fingerprint(stored)
         if self._reported is None:
             self._reported = self._fingerprint

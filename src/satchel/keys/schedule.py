@@ -99,6 +99,20 @@ def signing_record(
     return min(usable, key=rollout_order)
 
 
+def next_change(records: Iterable[StoredKey], now: float, publish_delay: float) -> float:
+    """The first instant after ``now`` at which :func:`signing_record` may answer differently.
+
+    The signer only changes when a key passes its publish delay or its ``not_after``, so a
+    caller may keep its answer until then instead of recomputing it on every request.
+    """
+    until = math.inf
+    for record in records:
+        for instant in (record.created_at + publish_delay, record.not_after):
+            if instant is not None and now < instant < until:
+                until = instant
+    return until
+
+
 def key_statuses(records: Sequence[StoredKey], now: float, publish_delay: float) -> list[KeyStatus]:
     """The role of every record at ``now`` (same order as ``records``)."""
     signer = signing_record(records, now, publish_delay)

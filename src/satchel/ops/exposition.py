@@ -67,6 +67,16 @@ class SatchelCollector(Collector):
         auth = self.metrics.auth
         if auth is not None:
             yield from self._cache(auth.strategy.counters)
+            if auth.dbsc is not None:
+                rejected = _counter(
+                    "satchel_dbsc_bound_cookie_rejected",
+                    "Requests of device-bound sessions without a live bound cookie (skipped: "
+                    "the browser said why, in Secure-Session-Skipped).",
+                    ["reason"],
+                )
+                for reason, n in sorted(auth.dbsc.rejected.items()):
+                    rejected.add_metric([reason], n)
+                yield rejected
             if auth.bus is not None:
                 yield from self._bus(auth.bus)
 
@@ -111,6 +121,15 @@ class SatchelCollector(Collector):
         )
         changes.add_metric([], events.password_change_failures)
         yield changes
+        dbsc = _counter(
+            "satchel_dbsc_events",
+            "Device bound session outcomes (registered, refreshed, register_failed, "
+            "refresh_failed, wrong_key).",
+            ["event"],
+        )
+        for event, n in sorted(events.dbsc.items()):
+            dbsc.add_metric([event], n)
+        yield dbsc
         dpop = _counter(
             "satchel_dpop_failures",
             "DPoP proofs and key bindings refused, by reason (htm, htu, ath, iat, replay, ...).",

@@ -151,6 +151,7 @@ class AuthEvents:
         self.refresh_rotations = 0
         self.refresh_reuse = 0
         self.password_change_failures = 0
+        self.dbsc: dict[str, int] = {}  # DBSC outcomes: registered, refreshed, wrong_key...
         self.dpop_failures: dict[str, int] = {}  # by reason: htu, ath, replay, ...
 
     def record(self, event: AuditEvent) -> None:
@@ -170,6 +171,8 @@ class AuthEvents:
             _bump(self.revocations, _REVOKE_REASONS.get(event.reason, "other"))
         elif name == "password.change_failed":
             self.password_change_failures += 1
+        elif name.startswith("dbsc."):
+            _bump(self.dbsc, label(name.removeprefix("dbsc.")))
         elif name == "dpop.failure":
             _bump(self.dpop_failures, label(event.reason))
         if name == "theft":

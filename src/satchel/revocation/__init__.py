@@ -33,7 +33,7 @@ from satchel.revocation.remote import BusBase, BusCounters
 from satchel.revocation.sqlite import DEFAULT_POLL_INTERVAL
 from satchel.stores.base import SessionStore
 
-__all__ = ["BusBase", "BusCounters", "bus_kind_for", "make_bus"]
+__all__ = ["BusBase", "BusCounters", "bus_kind_for", "make_bus", "redis_bus"]
 
 BUS_KINDS = ("auto", "redis", "postgres", "sqlite", "local", "none")
 
@@ -149,6 +149,11 @@ def _redis_bus(
 
     if isinstance(sessions_backend, RedisStore):
         prefix = sessions_backend.prefix
+    return redis_bus(url, prefix)
+
+
+def redis_bus(url: str, prefix: str) -> RevocationBus:
+    """The revocation channel named by ``prefix`` on a single Redis or a Redis Cluster."""
     if url.split(":", 1)[0].lower().endswith("+cluster"):
         from satchel.revocation.redis_cluster import RedisClusterBus
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from satchel.accounts.service import AccountService
 from satchel.auth import Auth, LoginResult
+from satchel.dbsc.enforce import offer_binding
 from satchel.errors import ConfigurationError, InvalidInput, NotSupported
 from satchel.integrations.fastapi import CurrentIdentity, FreshIdentity, get_auth
 from satchel.integrations.fastapi.routes import CSRFChecked, TokenOut, login_context
@@ -56,7 +57,7 @@ def done(status: str) -> JSONResponse:
     return JSONResponse({"status": status}, headers=NO_STORE)
 
 
-def credential_response(
+async def credential_response(
     request: Request, auth: Auth, result: LoginResult, mode: str | None
 ) -> JSONResponse:
     """The identity and a cookie, or an OAuth 2.0 token response (``mode="token"``)."""
@@ -65,7 +66,8 @@ def credential_response(
         mode = "cookie" if cookie else "token"
     if mode == "cookie":
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
-        for name, value in auth.login_headers(result, "cookie"):
+        offer = await offer_binding(auth.dbsc, result.identity)  # DBSC, docs/dbsc.md
+        for name, value in [*auth.login_headers(result, "cookie"), *offer]:
             if name.lower() != "cache-control":
                 response.headers.append(name, value)
     else:
@@ -252,7 +254,7 @@ async def consume_sign_in_link(request: Request, body: ConsumeBody) -> JSONRespo
         result = await service.links.use_code(body.email, body.code, ctx)
     else:
         raise InvalidInput("Send either token, or email and code.")
-    return credential_response(request, auth, result, body.mode)
+    return await credential_response(request, auth, result, body.mode)
 
 
 @router.post(
@@ -298,7 +300,7 @@ async def setup(request: Request, body: SetupBody) -> JSONResponse:
     result = await accounts(request).signup.create_first_admin(
         body.token, body.username, body.password, login_context(request)
     )
-    return credential_response(request, auth, result, body.mode)
+    return await credential_response(request, auth, result, body.mode)
 
 
 __all__ = ["STATE_ACCOUNTS", "accounts", "router"]

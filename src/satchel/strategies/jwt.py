@@ -208,7 +208,7 @@ class JWTStrategy(Strategy):
         keyset = self.keyset
         token = claims_mod.sign(keyset, self.policy, claims)
         identity = self._identity(claims)
-        self._remember(token, identity, keyset.active.kid)
+        self._remember(token, identity, keyset.not_after(keyset.active.kid))
         return identity, token
 
     # --- verifying ------------------------------------------------------------------------
@@ -275,7 +275,7 @@ class JWTStrategy(Strategy):
             header, claims = jws.decode(token, keyset, now)
         claims_mod.check_claims(header, claims, self.policy, now)
         identity = self._identity(claims)
-        self._remember(token, identity, header["kid"])
+        self._remember(token, identity, keyset.not_after(header["kid"]))
         return identity
 
     def _identity(self, claims: dict[str, Any]) -> Identity:
@@ -300,10 +300,10 @@ class JWTStrategy(Strategy):
             amr=methods_from(claims.get(AMR_CLAIM)),
         )
 
-    def _remember(self, token: str, identity: Identity, kid: str) -> None:
+    def _remember(self, token: str, identity: Identity, key_not_after: float) -> None:
         if self.cache_size == 0:
             return
-        until = min(identity.expires_at + self.policy.leeway, self.keyset.not_after(kid))
+        until = min(identity.expires_at + self.policy.leeway, key_not_after)
         if self.policy.max_age is not None:
             issued_at = identity.claims["iat"]
             until = min(until, issued_at + self.policy.max_age + self.policy.leeway)

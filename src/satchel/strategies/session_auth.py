@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
+from satchel.dbsc.record import device_key_of
 from satchel.errors import InvalidCredential, NotSupported
 from satchel.identity import Identity
 from satchel.stores.base import SessionDataStore, SessionRecord, SessionStore, UserRecord
@@ -53,6 +54,7 @@ def session_identity(
         session_id=record.id,
         claims=claims,
         amr=amr,
+        device_key=device_key_of(record.data),
     )
 
 
@@ -69,6 +71,7 @@ def with_expiry(identity: Identity, expires_at: float) -> Identity:
         transport=identity.transport,
         claims=identity.claims,
         amr=identity.amr,
+        device_key=identity.device_key,
     )
 
 

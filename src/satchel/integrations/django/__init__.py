@@ -12,6 +12,7 @@ over the project's own ``auth_user``.
 
 - :class:`SatchelMiddleware` — authenticates every request (WSGI and ASGI);
 - :func:`login_required`, :func:`roles_required` — 401 / 403 as JSON; :func:`identity_of`;
+  :func:`fresh_login_required` — step-up: 401 ``reauthentication_required`` (RFC 9470);
 - :func:`get_sync` — the process's :class:`~satchel.integrations.sync.SyncAuth`
   (``get_sync().call(lambda auth: ...)`` runs any coroutine of the core);
 - :class:`~satchel.integrations.django.users.DjangoUserStore` — accounts in ``auth_user``.
@@ -26,13 +27,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from satchel.integrations.django.conf import get_sync
-    from satchel.integrations.django.decorators import identity_of, login_required, roles_required
+    from satchel.integrations.django.decorators import (
+        fresh_login_required,
+        identity_of,
+        login_required,
+        roles_required,
+    )
     from satchel.integrations.django.middleware import SatchelMiddleware
 
 _EXPORTS = {
     "SatchelMiddleware": "satchel.integrations.django.middleware",
     "login_required": "satchel.integrations.django.decorators",
     "roles_required": "satchel.integrations.django.decorators",
+    "fresh_login_required": "satchel.integrations.django.decorators",
     "identity_of": "satchel.integrations.django.decorators",
     "get_sync": "satchel.integrations.django.conf",
 }
@@ -47,4 +54,11 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["SatchelMiddleware", "get_sync", "identity_of", "login_required", "roles_required"]
+__all__ = [
+    "SatchelMiddleware",
+    "fresh_login_required",
+    "get_sync",
+    "identity_of",
+    "login_required",
+    "roles_required",
+]

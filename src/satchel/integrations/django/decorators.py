@@ -1,4 +1,5 @@
-"""View decorators: :func:`login_required` (401) and :func:`roles_required` (403), as JSON.
+"""View decorators: :func:`login_required` (401), :func:`roles_required` (403) and
+:func:`fresh_login_required` (401 ``reauthentication_required``, RFC 9470), as JSON.
 
 They read what :class:`~satchel.integrations.django.SatchelMiddleware` found (and
 authenticate the request themselves when it is not installed); they work on sync and async
@@ -20,23 +21,28 @@ from satchel.integrations.asgi import as_auth_failure
 from satchel.integrations.django.conf import get_sync
 from satchel.integrations.django.middleware import aresolve, attach, resolve
 from satchel.integrations.django.responses import to_django
+from satchel.integrations.fresh import checked_max_age, stale_error
 from satchel.integrations.sync import Resolution
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _refusal(found: Resolution, roles: frozenset[str]) -> HttpResponse | None:
+def _refusal(
+    found: Resolution, roles: frozenset[str], fresh: bool, max_age: int | None
+) -> HttpResponse | None:
     error: SatchelError | None = None
     if found.identity is None:
         error = as_auth_failure(found.error)
     elif roles and not roles <= found.identity.roles:
         error = PermissionDenied("This action needs another role.")
+    elif fresh:
+        error = stale_error(get_sync().auth, found.identity, max_age)
     if error is None:
         return None
     return to_django(get_sync().error_response(error, found.transport))
 
 
-def _guard(view: F, roles: frozenset[str]) -> F:
+def _guard(view: F, roles: frozenset[str], *, fresh: bool = False, max_age: int | None = None) -> F:
     if iscoroutinefunction(view):
 
         @functools.wraps(view)
@@ -48,7 +54,7 @@ def _guard(view: F, roles: frozenset[str]) -> F:
                 except StoreUnavailable as exc:
                     return to_django(get_sync().error_response(exc))
                 attach(request, found)
-            refusal = _refusal(found, roles)
+            refusal = _refusal(found, roles, fresh, max_age)
             return refusal if refusal is not None else await view(request, *args, **kwargs)
 
         return cast(F, async_wrapper)
@@ -62,7 +68,7 @@ def _guard(view: F, roles: frozenset[str]) -> F:
             except StoreUnavailable as exc:
                 return to_django(get_sync().error_response(exc))
             attach(request, found)
-        refusal = _refusal(found, roles)
+        refusal = _refusal(found, roles, fresh, max_age)
         return refusal if refusal is not None else view(request, *args, **kwargs)
 
     return cast(F, wrapper)
@@ -80,6 +86,14 @@ def roles_required(*roles: str) -> Callable[[F], F]:
     if not needed:
         raise ConfigurationError("roles_required() needs at least one role.")
     return lambda view: _guard(view, needed)
+
+
+def fresh_login_required(max_age: int | None = None) -> Callable[[F], F]:
+    """401 without an identity; 401 ``reauthentication_required`` with the RFC 9470
+    challenge unless it authenticated within ``max_age`` seconds (None:
+    ``SATCHEL_FRESH_AGE``). Used with parentheses: ``@fresh_login_required()``."""
+    limit = checked_max_age(max_age)
+    return lambda view: _guard(view, frozenset(), fresh=True, max_age=limit)
 
 
 def identity_of(request: HttpRequest) -> Identity | None:

@@ -6,9 +6,8 @@ authentication is older than ``max_age`` seconds gets 401 with ``WWW-Authenticat
 error="insufficient_user_authentication", max_age="..."`` (RFC 9470) and the JSON error
 ``reauthentication_required``, and comes back after ``POST /auth/reauthenticate``.
 
-Outside FastAPI, :meth:`satchel.accounts.mfa.MfaService.check_fresh` (or the pure
-:func:`satchel.accounts.mfa.is_fresh`) is the same check; its
-:class:`~satchel.accounts.mfa.ReauthenticationRequired` carries the header and body.
+The decision and the answer are the framework-free :mod:`satchel.integrations.fresh`,
+shared with Flask's and Django's ``fresh_login_required`` and Litestar's ``require_fresh``.
 """
 
 from __future__ import annotations
@@ -18,15 +17,18 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from satchel.accounts.mfa.errors import ReauthenticationRequired
-from satchel.accounts.mfa.policy import is_fresh
-from satchel.errors import ConfigurationError
 from satchel.identity import Identity
 from satchel.integrations.fastapi.deps import IdentityDependency, get_auth
 from satchel.integrations.fastapi.errors import SatchelHTTPException
+from satchel.integrations.fresh import DEFAULT_FRESH_AGE, checked_max_age, stale_error
 
-#: Without an MFA service (an Auth built by hand), this is how fresh "fresh" is.
-DEFAULT_FRESH_AGE = 300
+__all__ = [
+    "DEFAULT_FRESH_AGE",
+    "FreshIdentity",
+    "FreshIdentityDependency",
+    "fresh_identity",
+    "require_fresh",
+]
 
 
 class FreshIdentityDependency(IdentityDependency):
@@ -37,9 +39,7 @@ class FreshIdentityDependency(IdentityDependency):
 
     def __init__(self, max_age: int | None = None, *, roles: frozenset[str] = frozenset()) -> None:
         super().__init__(required=True, roles=roles)
-        if max_age is not None and (isinstance(max_age, bool) or max_age < 0):
-            raise ConfigurationError("max_age must be a non-negative number of seconds.")
-        self.max_age = max_age
+        self.max_age = checked_max_age(max_age)
 
     def __repr__(self) -> str:
         return f"FreshIdentityDependency(max_age={self.max_age!r})"
@@ -47,12 +47,8 @@ class FreshIdentityDependency(IdentityDependency):
     async def __call__(self, conn: HTTPConnection) -> Identity | None:
         identity = await super().__call__(conn)
         assert identity is not None  # required=True
-        auth = get_auth(conn)
-        limit = self.max_age
-        if limit is None:
-            limit = auth.mfa.config.fresh_age if auth.mfa is not None else DEFAULT_FRESH_AGE
-        if not is_fresh(identity.auth_time, auth.clock(), limit):
-            error = ReauthenticationRequired(limit)
+        error = stale_error(get_auth(conn), identity, self.max_age)
+        if error is not None:
             raise SatchelHTTPException(error, error.response_headers())
         return identity
 

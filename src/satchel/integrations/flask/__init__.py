@@ -15,6 +15,8 @@ the ``/auth/*`` JSON API as a blueprint.
 - :data:`current_identity` — the caller's :class:`~satchel.Identity` (a proxy; reading it
   without one raises the 401); :func:`optional_identity` — the identity or None;
 - :func:`login_required`, :func:`roles_required` — 401 / 403 as JSON;
+  :func:`fresh_login_required` — step-up: 401 ``reauthentication_required`` (RFC 9470) when
+  the latest authentication is too old;
 - :func:`csrf_exempt` — skip the CSRF check of unsafe cookie requests for one view.
 
 See ``docs/frameworks.md``.
@@ -38,6 +40,7 @@ from satchel.integrations.flask.extension import (
     identity_or_none,
 )
 from satchel.integrations.flask.glue import csrf_exempt, to_response
+from satchel.integrations.fresh import checked_max_age, ensure_fresh
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,11 +90,30 @@ def roles_required(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
+def fresh_login_required(max_age: int | None = None) -> Callable[[F], F]:
+    """401 without an identity; 401 ``reauthentication_required`` with the RFC 9470
+    challenge unless it authenticated within ``max_age`` seconds (None:
+    ``SATCHEL_FRESH_AGE``). Used with parentheses: ``@fresh_login_required()``."""
+    limit = checked_max_age(max_age)
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            identity = _required_identity()  # the usual 401 first
+            ensure_fresh(extension().sync.auth, identity, limit)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
 __all__ = [
     "Satchel",
     "csrf_exempt",
     "current_identity",
     "extension",
+    "fresh_login_required",
     "login_required",
     "optional_identity",
     "roles_required",

@@ -17,9 +17,13 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from satchel.auth import Auth, LoginResult
+from satchel.dbsc.binding import DeviceBinding
+from satchel.dbsc.enforce import offer_binding
+from satchel.dbsc.record import bound_key
 from satchel.errors import (
     ConfigurationError,
     InvalidInput,
+    MissingCredential,
     NotFound,
     NotSupported,
     SatchelError,
@@ -55,6 +59,7 @@ from satchel.integrations.http_api.token import (
 from satchel.integrations.refresh import cookie_transport, presented_token, rotate
 from satchel.keys.manager import jwks_cache_control
 from satchel.stores.base import SessionRecord
+from satchel.transports.base import RawHeaders
 from satchel.transports.client_ip import IPNetwork
 from satchel.transports.csrf import FORM_FIELD, binding_for, needs_check
 
@@ -126,7 +131,16 @@ def session_view(record: SessionRecord, current: str | None) -> dict[str, object
         "ip": record.ip,
         "user_agent": record.user_agent,
         "current": record.id == current,
+        "device_key": device_key_view(record),
     }
+
+
+def device_key_view(record: SessionRecord) -> dict[str, object] | None:
+    """The DBSC device key of ``record`` as the API shows it (None: not bound)."""
+    key = bound_key(record)
+    if key is None:
+        return None
+    return {"alg": key.alg, "thumbprint": key.thumbprint, "registered": int(key.registered_at)}
 
 
 # --- the routes -------------------------------------------------------------------------------
@@ -149,7 +163,8 @@ async def login(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiRespons
         )
     ctx = login_context(request, proxies, body.remember)
     result = await auth.login(body.username, body.password, ctx)
-    headers = [*auth.login_headers(result, "cookie"), ("cache-control", "no-store")]
+    offer = await offer_binding(auth.dbsc, result.identity)  # DBSC, docs/dbsc.md
+    headers = [*auth.login_headers(result, "cookie"), *offer, ("cache-control", "no-store")]
     return identity_response(result.identity.with_transport("cookie"), headers)
 
 
@@ -260,7 +275,8 @@ async def change_password(auth: Auth, request: ApiRequest, proxies: Proxies) -> 
     if identity.transport != "cookie":
         return token_response(auth, result)
     response = identity_response(result.identity.with_transport("cookie"), [])
-    return response.add(auth.login_headers(result, "cookie")).add(NO_STORE)
+    offer = await offer_binding(auth.dbsc, result.identity)  # a new session (docs/dbsc.md)
+    return response.add(auth.login_headers(result, "cookie")).add(offer).add(NO_STORE)
 
 
 def csrf_token(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiResponse:
@@ -296,6 +312,32 @@ def healthz(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiResponse:
     return ApiResponse(200, {"status": "ok"}, [("cache-control", "no-store")])
 
 
+async def dbsc_session(auth: Auth, headers: RawHeaders) -> tuple[DeviceBinding, Identity]:
+    """DBSC and the session of the request's session cookie alone: the DBSC endpoints are
+    called when the bound cookie is missing or expired (docs/dbsc.md)."""
+    if auth.dbsc is None:
+        raise NotFound("Device bound sessions are not enabled here.")
+    cookie = auth.transport_by_name.get("cookie")
+    token = cookie.extract(headers) if cookie is not None else None
+    if token is None:
+        raise MissingCredential("Device bound session requests need the session cookie.")
+    return auth.dbsc, (await auth.strategy.authenticate(token)).with_transport("cookie")
+
+
+async def dbsc_register(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiResponse:
+    """``POST /auth/dbsc/register``: bind the session to the key of the browser's proof."""
+    binding, identity = await dbsc_session(auth, request.headers)
+    body, headers = await binding.register(identity, request.headers, request.origin)
+    return ApiResponse(200, body, headers)
+
+
+async def dbsc_refresh(auth: Auth, request: ApiRequest, proxies: Proxies) -> ApiResponse:
+    """``POST /auth/dbsc/refresh``: 403 and a challenge, then a new bound cookie."""
+    binding, identity = await dbsc_session(auth, request.headers)
+    body, headers = await binding.refresh(identity, request.headers, request.origin)
+    return ApiResponse(200, body, headers)
+
+
 # --- the table and the dispatcher -------------------------------------------------------------
 
 
@@ -325,6 +367,8 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("DELETE", "/auth/sessions/{session_id}", "revoke_session", revoke_session),
     Route("POST", "/auth/password", "password", change_password),
     Route("GET", "/auth/csrf", "csrf", csrf_token),
+    Route("POST", "/auth/dbsc/register", "dbsc_register", dbsc_register),
+    Route("POST", "/auth/dbsc/refresh", "dbsc_refresh", dbsc_refresh),
     Route("GET", "/.well-known/jwks.json", "jwks", jwks),
     Route("GET", "/healthz", "healthz", healthz),
 )

@@ -15,7 +15,8 @@
 - :mod:`.config` — :class:`SatchelAuth` (middleware, guards, dependencies, OpenAPI schemes,
   the JSON error handlers, the ``/auth/*`` routes, the Auth's life cycle);
 - :mod:`.middleware` — :class:`SatchelMiddleware`, over satchel's pure ASGI authentication;
-- :mod:`.guards` — :func:`roles_required`, :func:`login_required`, :func:`csrf_guard`, and
+- :mod:`.guards` — :func:`roles_required`, :func:`login_required`, :func:`require_fresh`
+  (step-up, RFC 9470), :func:`csrf_guard`, and
   :func:`current_identity` / :func:`optional_identity` for handlers and guards of your own;
 - :mod:`.routes` — the JSON API (the shared :mod:`satchel.integrations.http_api` handlers);
   :mod:`.responses` — responses and error handlers.
@@ -34,6 +35,7 @@ from satchel.integrations.litestar.guards import (
     current_identity,
     login_required,
     optional_identity,
+    require_fresh,
     roles_required,
 )
 from satchel.integrations.litestar.middleware import SatchelMiddleware
@@ -52,5 +54,6 @@ __all__ = [
     "exception_handlers",
     "login_required",
     "optional_identity",
+    "require_fresh",
     "roles_required",
 ]

@@ -22,6 +22,7 @@ from satchel.auth import Auth
 from satchel.errors import ConfigurationError, PermissionDenied
 from satchel.identity import Identity
 from satchel.integrations.asgi import as_auth_failure, resolve_scope
+from satchel.integrations.fresh import checked_max_age, ensure_fresh
 from satchel.integrations.http_api import cookie_names
 from satchel.integrations.http_api.messages import FORM_TYPES
 from satchel.integrations.scope import SCOPE_AUTH, SCOPE_ERROR, SCOPE_IDENTITY, STATE_KEY
@@ -97,6 +98,20 @@ def roles_required(*roles: str) -> Guard:
             raise PermissionDenied("This action needs another role.")
 
     guard.__name__ = f"roles_required({', '.join(sorted(needed))})"
+    return guard
+
+
+def require_fresh(max_age: int | None = None) -> Guard:
+    """A guard answering 401 ``reauthentication_required`` with the RFC 9470 challenge
+    unless the caller authenticated within ``max_age`` seconds (None: ``SATCHEL_FRESH_AGE``);
+    401 without an identity."""
+    limit = checked_max_age(max_age)
+
+    async def guard(connection: Connection, _: BaseRouteHandler) -> None:
+        identity = await current_identity(connection)
+        ensure_fresh(auth_of(connection), identity, limit)
+
+    guard.__name__ = f"require_fresh({'' if limit is None else limit})"
     return guard
 
 

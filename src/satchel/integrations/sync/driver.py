@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from satchel.auth import Auth
 from satchel.clock import Clock, system_clock
+from satchel.dbsc.enforce import require_bound
 from satchel.errors import InvalidCredential, SatchelError, StoreUnavailable
 from satchel.identity import Identity
 from satchel.integrations.asgi import with_transport
@@ -255,6 +256,8 @@ class SyncAuth:
         if time.monotonic() < self.runner.trusted_until:
             try:
                 identity = auth.strategy.authenticate_cached(token)
+                if identity is not None and identity.device_key is not None:
+                    require_bound(auth.dbsc, identity, name, headers)
             except SatchelError as exc:  # refused from memory (revoked): never refreshed
                 return Resolution(None, name, exc)
             if identity is not None:
@@ -341,11 +344,12 @@ async def _finish(auth: Auth, pending: _Pending) -> Resolution:
     if pending.token is not None:
         try:
             identity = await auth.strategy.authenticate(pending.token)
+            assert name is not None
+            require_bound(auth.dbsc, identity, name, pending.headers)
             if name == "bearer" and pending.request is not None:
                 method, url = pending.request
                 await check_request(auth, identity, pending.token, pending.headers, method, url)
             else:
-                assert name is not None
                 refusal = proofless_refusal(auth, identity, pending.headers, name)
                 if refusal is not None:
                     raise await audited(auth, identity, refusal)
@@ -354,7 +358,6 @@ async def _finish(auth: Auth, pending: _Pending) -> Resolution:
         except SatchelError as exc:
             error = exc
         else:
-            assert name is not None
             return Resolution(with_transport(identity, name), name)
     if auth.refresher is None or not _refresh_cookie(
         auth, pending.headers, pending.path, error, name

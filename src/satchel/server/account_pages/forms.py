@@ -12,6 +12,7 @@ from starlette.datastructures import FormData
 from satchel.accounts.account_policy import AddressTaken, SignupClosed
 from satchel.accounts.tokens import InvalidOneTimeToken
 from satchel.auth import Auth, LoginResult
+from satchel.dbsc.enforce import offer_binding
 from satchel.errors import (
     CSRFError,
     InvalidInput,
@@ -109,10 +110,11 @@ def problem(exc: SatchelError) -> tuple[int, str, list[tuple[str, str]]]:
     return exc.status, exc.detail, []
 
 
-def signed_in_redirect(
+async def signed_in_redirect(
     request: Request, auth: Auth, result: LoginResult, previous: Identity | None
 ) -> Response:
-    return redirect("/", auth.login_headers(result, "cookie"))
+    offer = await offer_binding(auth.dbsc, result.identity)  # DBSC, docs/dbsc.md
+    return redirect("/", [*auth.login_headers(result, "cookie"), *offer])
 
 
 def confirm_page(

@@ -161,4 +161,4 @@ async def link_submit(request: Request, identity: OptionalIdentity) -> Response:
     previous = signed_in(identity)
     if previous is not None:
         await auth.logout(previous)
-    return signed_in_redirect(request, auth, result, previous)
+    return await signed_in_redirect(request, auth, result, previous)

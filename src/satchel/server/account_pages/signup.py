@@ -138,4 +138,4 @@ async def setup_submit(request: Request) -> Response:
         )
     except (*EXPECTED, Throttled) as exc:
         return again(*problem(exc))
-    return signed_in_redirect(request, get_auth(request), result, None)
+    return await signed_in_redirect(request, get_auth(request), result, None)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Response
 from starlette.requests import Request
 
 from satchel.auth import Auth
+from satchel.dbsc.record import BoundKey, bound_key
 from satchel.errors import NotFound
 from satchel.identity import Identity
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
@@ -35,6 +36,8 @@ class SessionRow:
     current: bool
     remembered: bool
     username: str
+    #: The DBSC device key the session is bound to (docs/dbsc.md), if any.
+    device_key: BoundKey | None = None
 
 
 def session_row(record: SessionRecord, viewer: Identity, username: str = "") -> SessionRow:
@@ -45,6 +48,7 @@ def session_row(record: SessionRecord, viewer: Identity, username: str = "") -> 
         current=record.id == viewer.session_id,
         remembered=is_remembered(record),
         username=username,
+        device_key=bound_key(record),
     )
 
 

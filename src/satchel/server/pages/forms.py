@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from satchel.accounts.mfa.policy import is_fresh
 from satchel.auth import Auth
 from satchel.errors import CSRFError, InvalidInput
 from satchel.identity import Identity
 from satchel.integrations.fastapi import get_auth
+from satchel.integrations.fresh import stale_error
 from satchel.server.pages.access import csrf_for, page_identity, to_login
 from satchel.server.pages.notices import notice_text
 from satchel.server.pages.render import ADMIN_ROLE, error_page, redirect
@@ -109,8 +109,7 @@ async def accept_post(
 def fresh_enough(auth: Auth, identity: Identity) -> bool:
     """True when the caller signed in (or confirmed it is them) recently enough for a
     sensitive action (``SATCHEL_FRESH_AGE``)."""
-    age = auth.mfa.config.fresh_age if auth.mfa is not None else 300
-    return is_fresh(identity.auth_time, auth.clock(), age)
+    return stale_error(auth, identity) is None
 
 
 async def page_context(request: Request, auth: Auth, identity: Identity) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from starlette.requests import Request
 
+from satchel.dbsc.enforce import offer_binding
 from satchel.errors import InvalidInput, InvalidLogin
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
 from satchel.integrations.fastapi.routes import login_context
@@ -56,4 +57,6 @@ async def password_submit(request: Request, identity: OptionalIdentity) -> Respo
         return await again(400, "The current password is incorrect.")
     except InvalidInput as exc:
         return await again(exc.status, exc.detail)
-    return redirect(with_notice("/", "password-changed"), auth.login_headers(result, "cookie"))
+    offer = await offer_binding(auth.dbsc, result.identity)  # a new session (docs/dbsc.md)
+    target = with_notice("/", "password-changed")
+    return redirect(target, [*auth.login_headers(result, "cookie"), *offer])

@@ -24,6 +24,7 @@ from satchel.accounts.mfa.errors import InvalidCode, InvalidMfaToken, MfaRequire
 from satchel.accounts.mfa.policy import methods_of
 from satchel.accounts.mfa.service import MfaService
 from satchel.auth import Auth, LoginResult
+from satchel.dbsc.enforce import offer_binding
 from satchel.errors import CSRFError, InvalidLogin, NotSupported, SatchelError, Throttled
 from satchel.identity import Identity
 from satchel.integrations.fastapi import OptionalIdentity, get_auth
@@ -105,8 +106,9 @@ async def _pending_form(request: Request) -> tuple[Auth, str, str, dict[str, str
     return auth, field(form, "mfa_token"), target, values
 
 
-def _signed_in(auth: Auth, result: LoginResult, target: str) -> Response:
-    return redirect(target, auth.login_headers(result, "cookie"))
+async def _signed_in(auth: Auth, result: LoginResult, target: str) -> Response:
+    offer = await offer_binding(auth.dbsc, result.identity)  # DBSC, docs/dbsc.md
+    return redirect(target, [*auth.login_headers(result, "cookie"), *offer])
 
 
 async def _again(
@@ -138,7 +140,7 @@ async def second_step_submit(request: Request) -> Response:
     except Throttled as exc:
         wait = retry_text(exc.retry_after)
         return await _again(request, auth, token, target, f"Too many attempts. Wait {wait}.", 429)
-    return _signed_in(auth, finished.result, target)
+    return await _signed_in(auth, finished.result, target)
 
 
 @router.post("/login/enroll")
@@ -199,7 +201,8 @@ async def enroll_confirm(request: Request) -> Response:
         return await _setup_page(
             request, auth, token, target, secret, uri, "That code is not valid. Try again."
         )
-    headers = auth.login_headers(finished.result, "cookie")
+    offer = await offer_binding(auth.dbsc, finished.result.identity)
+    headers = [*auth.login_headers(finished.result, "cookie"), *offer]
     return render(
         "recovery_codes.html",
         headers=headers,

@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from satchel.accounts.mfa.errors import MfaRequired
 from satchel.auth import Auth
+from satchel.dbsc.enforce import offer_binding
 from satchel.errors import (
     CSRFError,
     InvalidInput,
@@ -228,7 +229,8 @@ async def login_submit(request: Request, identity: OptionalIdentity) -> Response
     if previous is not None:
         # Signing in again replaces the browser's session; do not leave the old one alive.
         await auth.logout(previous)
-    return redirect(target, auth.login_headers(result, "cookie"))
+    offer = await offer_binding(auth.dbsc, result.identity)  # DBSC, docs/dbsc.md
+    return redirect(target, [*auth.login_headers(result, "cookie"), *offer])
 
 
 @router.get(REFRESH_ROUTE)

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 
 from satchel.integrations.fastapi.routes import (
     csrf,
+    dbsc,
     keys,
     login,
     mfa,
@@ -46,6 +47,7 @@ for _module in (login, token, refresh, sessions, password, csrf, keys):
 router.include_router(mfa.router)  # second factors (docs/mfa.md)
 router.include_router(passkeys.router)  # WebAuthn
 router.include_router(reauth.router)  # step-up
+router.include_router(dbsc.router)  # device bound sessions (docs/dbsc.md)
 
 __all__ = [
     "CSRFChecked",

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from satchel.dbsc.enforce import offer_binding
 from satchel.errors import NotSupported
 from satchel.integrations.fastapi.deps import CurrentIdentity, get_auth
 from satchel.integrations.fastapi.openapi import error_responses
@@ -53,6 +54,7 @@ async def login(request: Request, response: Response) -> dict[str, Any]:
     ctx = login_context(request, body.remember, transport="cookie")
     result = await auth.login(body.username, body.password, ctx)
     apply_headers(response, auth.login_headers(result, "cookie"))
+    apply_headers(response, await offer_binding(auth.dbsc, result.identity))  # docs/dbsc.md
     response.headers["Cache-Control"] = "no-store"
     return result.identity.with_transport("cookie").to_public_dict()
 

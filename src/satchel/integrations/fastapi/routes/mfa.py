@@ -83,7 +83,7 @@ async def verify(request: Request) -> Response:
     finished = await service.verify(
         body.mfa_token, login_context(request), code=body.code, recovery_code=body.recovery_code
     )
-    return finished_response(auth, finished)
+    return await finished_response(auth, finished)
 
 
 @router.post(
@@ -123,7 +123,7 @@ async def totp_confirm(request: Request, identity: OptionalIdentity) -> Response
     if body.mfa_token is not None:
         check_login_csrf(request, auth)
         finished = await service.finish_enrollment(body.mfa_token, code, login_context(request))
-        return finished_response(auth, finished)
+        return await finished_response(auth, finished)
     codes = await service.confirm_totp(_signed_in(request, identity), code)
     return _no_store({"enabled": True, "recovery_codes": codes})
 

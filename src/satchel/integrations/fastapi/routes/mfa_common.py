@@ -14,6 +14,7 @@ from satchel.accounts.mfa.errors import MfaDisabled
 from satchel.accounts.mfa.pending import Finished
 from satchel.accounts.mfa.service import MfaService
 from satchel.auth import Auth
+from satchel.dbsc.enforce import offer_binding
 from satchel.errors import NotSupported
 from satchel.integrations.fastapi.deps import get_auth
 from satchel.integrations.fastapi.routes.models import TokenOut
@@ -109,7 +110,7 @@ def check_login_csrf(request: Request, auth: Auth) -> None:
     )
 
 
-def finished_response(auth: Auth, finished: Finished) -> Response:
+async def finished_response(auth: Auth, finished: Finished) -> Response:
     """Hand the credential over on the transport the login began with: a cookie and the
     identity, or a token response (plus any recovery codes, shown once)."""
     transport = finished.transport
@@ -124,6 +125,7 @@ def finished_response(auth: Auth, finished: Finished) -> Response:
         body = result.identity.with_transport("cookie").to_public_dict()
         response = JSONResponse({**body, **extra})
         apply_headers(response, auth.login_headers(result, "cookie"))
+        apply_headers(response, await offer_binding(auth.dbsc, result.identity))  # dbsc.md
     else:
         token = TokenOut.of(result, auth.clock()).body()
         response = JSONResponse({**token, **extra})

@@ -75,6 +75,15 @@ class TokenOut(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class DeviceKeyOut(BaseModel):
+    """The device key a DBSC session is bound to (docs/dbsc.md): its algorithm, RFC 7638
+    thumbprint and when it was registered."""
+
+    alg: str
+    thumbprint: str
+    registered: int
+
+
 class SessionOut(BaseModel):
     """One of the caller's sessions; never the secret or its hash."""
 
@@ -85,6 +94,7 @@ class SessionOut(BaseModel):
     ip: str | None
     user_agent: str | None
     current: bool
+    device_key: DeviceKeyOut | None = None
 
 
 class CSRFOut(BaseModel):

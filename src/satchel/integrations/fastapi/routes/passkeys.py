@@ -114,7 +114,7 @@ async def register(request: Request, identity: OptionalIdentity) -> Response:
         ctx=login_context(request),
     )
     if finished is not None:
-        return finished_response(auth, finished)
+        return await finished_response(auth, finished)
     return _json(passkey_out(key), 201)
 
 
@@ -146,7 +146,7 @@ async def login(request: Request) -> Response:
         transport = "cookie" if "cookie" in auth.transport_by_name else "bearer"
     ctx = login_context(request, transport=transport)
     finished = await service.passkeys.login(body.credential, ctx, mfa_token=body.mfa_token)
-    return finished_response(auth, finished)
+    return await finished_response(auth, finished)
 
 
 @router.post(

@@ -7,6 +7,7 @@ from dataclasses import replace
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from satchel.dbsc.enforce import offer_binding
 from satchel.integrations.fastapi.deps import get_auth
 from satchel.integrations.fastapi.fresh import FreshIdentity
 from satchel.integrations.fastapi.openapi import error_responses
@@ -39,6 +40,8 @@ async def change_password(
     if identity.transport == "cookie":
         response = JSONResponse(result.identity.with_transport("cookie").to_public_dict())
         apply_headers(response, auth.login_headers(result, "cookie"))
+        # A new session: a DBSC browser may bind it too (docs/dbsc.md).
+        apply_headers(response, await offer_binding(auth.dbsc, result.identity))
     else:
         response = JSONResponse(TokenOut.of(result, auth.clock()).body())
     response.headers.update(NO_STORE)
