@@ -117,3 +117,19 @@ def test_a_proof_used_on_one_process_is_refused_on_another(servers: list[Satchel
     fresh = key.proof("GET", f"{public}/auth/me", now=time.time(), access_token=token)
     ok = httpx.get(f"{b.url}/auth/me", headers={**headers, "DPoP": fresh})
     assert ok.status_code == 200, ok.text
+
+
+async def test_the_replay_cache_is_purged_as_it_goes() -> None:
+    from satchel.clock import ManualClock
+    from satchel.dpop.guard import PURGE_INTERVAL, DPoPGuard
+    from satchel.stores.onetime import MemoryOneTimeStore
+
+    clock, store, key = ManualClock(), MemoryOneTimeStore(), DPoPKey()
+    guard = DPoPGuard(store, clock=clock)
+    url = "https://api.example.com/token"
+    for _ in range(5):
+        await guard.token_request([key.proof("POST", url, now=clock())], "POST", url)
+    assert repr(store) == "MemoryOneTimeStore(records=5)"
+    clock.advance(PURGE_INTERVAL)
+    await guard.token_request([key.proof("POST", url, now=clock())], "POST", url)
+    assert repr(store) == "MemoryOneTimeStore(records=1)"  # only the proof still in its window

@@ -3,13 +3,17 @@
 One :class:`DPoPGuard` per :class:`~satchel.Auth` (``auth.dpop``). The replay cache is the
 store's one-time token table (:meth:`~satchel.stores.onetime.OneTimeTokenStore.add`, an
 atomic insert-if-absent): every process sharing the store refuses a proof any of them has
-seen, for as long as its ``iat`` is acceptable. Each refusal emits a ``dpop.failure``
-audit event (counted as ``satchel_dpop_failures_total{reason}``).
+seen, for as long as its ``iat`` is acceptable. Expired entries are purged at most every
+:data:`PURGE_INTERVAL` seconds by the request that finds one due (Redis expires its own), so
+the cache never outgrows the proofs of the last ``max_age`` seconds by much, whichever
+backend keeps it. Each refusal emits a ``dpop.failure`` audit event (counted as
+``satchel_dpop_failures_total{reason}``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from typing import Final
 
@@ -24,6 +28,10 @@ from satchel.stores.onetime import OneTimeRecord, OneTimeTokenStore
 
 #: One-time record kind of a seen proof.
 REPLAY_KIND: Final = "dpop_jti"
+#: Seconds between purges of expired replay-cache entries.
+PURGE_INTERVAL: Final = 300.0
+
+logger = logging.getLogger("satchel.dpop")
 
 
 class DPoPGuard:
@@ -59,6 +67,7 @@ class DPoPGuard:
         self.public_url = public_url
         self.max_age = float(max_age)
         self.future_skew = float(future_skew)
+        self._purge_at = clock() + PURGE_INTERVAL
 
     def __repr__(self) -> str:
         return f"DPoPGuard(mode={self.mode!r}, nonces={self.nonces is not None})"
@@ -131,7 +140,16 @@ class DPoPGuard:
         )
         if not await self.replay.add(seen, now):
             raise DPoPProofError("This DPoP proof was already used.", "replay")
+        if now >= self._purge_at:
+            await self._purge(now)
         return proof
+
+    async def _purge(self, now: float) -> None:
+        self._purge_at = now + PURGE_INTERVAL
+        try:
+            await self.replay.purge_expired(now)
+        except Exception as exc:  # housekeeping: the proof was fine, retried next interval
+            logger.warning("DPoP replay-cache purge failed: %s", type(exc).__name__)
 
     async def _failed(self, exc: Exception, identity: Identity | None, reason: str) -> None:
         if isinstance(exc, UseDPoPNonce):
