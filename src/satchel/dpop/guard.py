@@ -29,7 +29,7 @@ from satchel.stores.onetime import OneTimeRecord, OneTimeTokenStore
 #: One-time record kind of a seen proof.
 REPLAY_KIND: Final = "dpop_jti"
 #: Seconds between purges of expired replay-cache entries.
-PURGE_INTERVAL: Final = 300.0
+PURGE_INTERVAL: Final = 60.0
 
 logger = logging.getLogger("satchel.dpop")
 
