@@ -473,3 +473,19 @@ async def test_two_proof_headers_are_refused(make_app: Apps) -> None:
     async with app.fresh_client() as client:
         response = await client.get("/auth/me", headers=headers)
     assert_refused(response, "invalid_dpop_proof")
+
+
+async def test_auth_refresh_refuses_a_bound_refresh_token(make_app: Apps) -> None:
+    app = await make_app(
+        strategy="hybrid", transports="bearer", users={"alice": []}, password=PASSWORD
+    )
+    key = DPoPKey()
+    first = await bound(app, key)
+    async with app.fresh_client() as client:
+        response = await client.post(
+            "/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+    assert response.status_code == 401, response.text
+    # ...and the token endpoint still rotates it for the key's holder.
+    refresh = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    assert (await dpop_token(app, key, **refresh)).status_code == 200
