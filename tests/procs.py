@@ -135,6 +135,13 @@ class TcpProxy:
         )
         self._ready.set()
         self._loop.run_forever()
+        # Finish the connections' tasks on this loop before closing it: left pending, they
+        # are collected later, inside whichever test runs then, and fail on a closed loop.
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == "cut":

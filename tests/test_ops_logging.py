@@ -13,12 +13,14 @@ import httpx
 import pytest
 
 from apps import Apps
+from dbsc_client import DbscBrowser, SessionKey
 from procs import PrivateRedis, SatchelServer, TcpProxy, satchel_cli
 from satchel.audit import AuditEvent
 from satchel.ops.logging import JsonFormatter, TextFormatter, scrub
 from satchel.strategies.base import LoginContext
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "satchel"
+DBSC = "dbsc."
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a different long passphrase"
 
@@ -108,6 +110,12 @@ async def test_every_audit_event_is_a_json_line_without_secrets(
         return body
 
     first = await token("alice")
+    unproven = await client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        headers={"dpop": "not.a.proof"},
+    )
+    assert unproven.status_code == 400 and unproven.json()["error"] == "invalid_dpop_proof"
     for _ in range(3):  # two failures, then throttled
         await client.post(
             "/auth/token",
@@ -150,13 +158,37 @@ async def test_every_audit_event_is_a_json_line_without_secrets(
 
     records = capture.parsed()
     seen = {str(r["event"]) for r in records if r["logger"] == "satchel.audit"}
-    expected = audit_event_names()
+    # Device binding needs the session strategy: the DBSC test below drives those.
+    expected = {name for name in audit_event_names() if not name.startswith(DBSC)}
     assert expected, "no audit event found in the source"
     assert expected <= seen, f"not driven by this test: {sorted(expected - seen)}"
     login = next(r for r in records if r["event"] == "login.success")
     assert login["request_id"] == "req-login-1"
     assert login["username"] == "alice" and login["level"] == "info"
     assert {"user_id", "session", "ip"} <= set(login)
+    capture.assert_clean(secrets)
+
+
+async def test_every_device_binding_event_is_a_json_line_without_secrets(
+    make_app: Apps, capture: Capture
+) -> None:
+    app = await make_app("memory", log_format="json", users={"alice": []}, password=PASSWORD)
+    browser = DbscBrowser(app.client)
+    signed_in = await app.login()
+    json_only = {"accept": "application/json"}
+    unanswered = await app.client.post("/auth/dbsc/register", headers=json_only)
+    assert unanswered.status_code == 400
+    assert (await browser.register(signed_in)).status_code == 200
+    assert (await browser.refresh_request("not.a.proof")).status_code in (400, 403)
+    assert (await browser.refresh()).status_code == 200
+    stolen = await browser.refresh(key=SessionKey())  # another key: the session ends
+    assert stolen.status_code == 401
+    records = capture.parsed()
+    seen = {str(r["event"]) for r in records if r["logger"] == "satchel.audit"}
+    expected = {name for name in audit_event_names() if name.startswith(DBSC)}
+    assert expected, "no device-binding audit event found in the source"
+    assert expected <= seen, f"not driven by this test: {sorted(expected - seen)}"
+    secrets = [PASSWORD, *(value for value in app.client.cookies.values() if len(value) > 8)]
     capture.assert_clean(secrets)
 
 
