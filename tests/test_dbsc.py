@@ -178,6 +178,18 @@ async def test_a_revoked_session_cannot_refresh(make_app: Apps) -> None:
     assert ended.status_code == 401 and "set-cookie" not in ended.headers
 
 
+async def test_signing_out_clears_the_bound_cookie_too(make_app: Apps) -> None:
+    app = await bound_app(make_app)
+    browser = DbscBrowser(app.client)
+    await browser.register(await app.login())
+    assert app.client.cookies.get(BOUND)
+    signed_out = await post(app, "/auth/logout")
+    assert signed_out.status_code in (200, 204), signed_out.text
+    cleared = signed_out.headers.get_list("set-cookie")
+    assert any(c.startswith(f"{BOUND}=;") and "Max-Age=0" in c for c in cleared), cleared
+    assert not app.client.cookies.get(BOUND)
+
+
 async def test_a_refresh_proof_must_not_carry_a_key(make_app: Apps) -> None:
     app = await bound_app(make_app)
     browser = DbscBrowser(app.client)

@@ -52,6 +52,7 @@ class BoundCookie:
         self._key = hashlib.sha256(b"satchel-dbsc-cookie\0" + key).digest()
         self._name_b = self.name.encode("ascii")
         self._attributes = "; ".join(transport.attributes())
+        transport.clear_with_logout(self.clear())
         # Values whose MAC checked out, and for what: a repeated cookie costs a dict lookup,
         # not an HMAC. Only ever filled after a successful check; cleared when full.
         self._verified: dict[str, tuple[str, str, int]] = {}

@@ -98,6 +98,9 @@ class CookieTransport(Transport):
         self._name_b = name.encode("ascii")
         self._refresh_name_b = refresh_name.encode("ascii")
         self._access_tail = "; " + "; ".join(self.attributes())
+        # Cookies that only mean something beside ours (DBSC's bound cookie): sign-out
+        # clears them too, wherever it happens.
+        self._companions: list[tuple[str, str]] = []
         self._refresh_tail = "; " + "; ".join(self.attributes(refresh=True))
 
     def __repr__(self) -> str:
@@ -144,8 +147,14 @@ class CookieTransport(Transport):
         return [
             ("set-cookie", f"{self.cookie_name}=; Max-Age=0{self._access_tail}"),
             ("set-cookie", f"{self.refresh_name}=; Max-Age=0{self._refresh_tail}"),
+            *self._companions,
             _NO_STORE,
         ]
+
+    def clear_with_logout(self, header: tuple[str, str]) -> None:
+        """Add a companion cookie's clearing ``Set-Cookie`` to :meth:`logout_headers`."""
+        if header not in self._companions:
+            self._companions.append(header)
 
     def set_cookie_value(self, issued: IssuedCredentials) -> str:
         """The ``Set-Cookie`` value for the access credential alone."""
