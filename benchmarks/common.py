@@ -123,7 +123,8 @@ def _calibrate(run_once: Callable[[int], float], min_time: float, max_seconds: f
         number = max(number + 1, min(number * 10, int(number * factor * 1.2) + 1))
 
 
-def _summarise(times: list[float], number: int) -> Timing:
+def summarise(times: list[float], number: int) -> Timing:
+    """Best and median per operation of repeats of ``number`` operations each."""
     per_op = [t / number * 1e9 for t in times]
     return Timing(min(per_op), statistics.median(per_op), number, len(per_op))
 
@@ -146,7 +147,7 @@ def time_sync(fn: Callable[[], object], settings: Settings, *, number: int | Non
         times.append(run_once(number))
         if time.perf_counter() > deadline:
             break
-    return _summarise(times, number)
+    return summarise(times, number)
 
 
 def time_group(fns: dict[str, Callable[[], object]], settings: Settings) -> dict[str, Timing]:
@@ -178,7 +179,7 @@ def time_group(fns: dict[str, Callable[[], object]], settings: Settings) -> dict
             times[name].append(run(numbers[name]))
         if time.perf_counter() > deadline:
             break
-    return {name: _summarise(times[name], numbers[name]) for name in fns}
+    return {name: summarise(times[name], numbers[name]) for name in fns}
 
 
 async def time_async(
@@ -210,7 +211,7 @@ async def time_async(
         times.append(await run_once(number))
         if time.perf_counter() > deadline:
             break
-    return _summarise(times, number)
+    return summarise(times, number)
 
 
 async def time_group_async(
@@ -262,7 +263,7 @@ async def time_group_async(
             times[name].append(await run(numbers[name]))
         if time.perf_counter() > deadline:
             break
-    return {name: _summarise(times[name], numbers[name]) for name in fns}
+    return {name: summarise(times[name], numbers[name]) for name in fns}
 
 
 async def time_each_async(
@@ -277,7 +278,7 @@ async def time_each_async(
         for op in batch:
             await op()
         times.append(perf() - t0)
-    return _summarise(times, number)
+    return summarise(times, number)
 
 
 def percentiles(samples_ns: list[float]) -> dict[str, float]:
